@@ -1,0 +1,138 @@
+//! The admin API, on its own listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`.
+//!
+//! Reads are open to whoever can reach the admin address, which is loopback unless the
+//! operator chose otherwise (and then config validation demands an `admin_token`).
+//! Writes (`/reload`) always need `Authorization: Bearer <admin_token>`, compared in
+//! constant time; with no token configured, writes are refused. Errors are problem+json
+//! like the gateway's own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::ctx::RequestId;
+use crate::errors::problem_response;
+use crate::server::Shared;
+
+/// Serves the admin API until `stopped` turns true.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let app = router(shared);
+    let shutdown = async move {
+        let _ = stopped.changed().await;
+    };
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        tracing::error!(event = "admin_failed", error = %error);
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/reload", post(reload))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// Liveness: the process is up and its runtime answers.
+async fn healthz() -> Response {
+    json(StatusCode::OK, serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: a config is loaded and every upstream accepts a TCP connection.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let gateway = shared.current();
+    let checks = gateway.upstreams().iter().map(|upstream| async move {
+        let reachable = upstream.reachable(Duration::from_secs(1)).await;
+        (upstream.name.to_string(), reachable)
+    });
+    let results = futures_util::future::join_all(checks).await;
+    let ready = results.iter().all(|(_, reachable)| *reachable);
+    let upstreams: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, reachable)| (name, serde_json::Value::from(if reachable { "up" } else { "down" })))
+        .collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(
+        status,
+        serde_json::json!({ "status": if ready { "ready" } else { "not ready" }, "config": "loaded", "upstreams": upstreams }),
+    )
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        shared.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn reload(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(denied) = require_token(&shared, &headers) {
+        return denied;
+    }
+    match shared.reload().await {
+        Ok(()) => json(StatusCode::OK, serde_json::json!({ "status": "reloaded" })),
+        // The operator asked, so the operator sees why: the message names file, line and key.
+        Err(error) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({ "status": "failed", "error": error.to_string(), "running": "previous config" }),
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "not-found", "Not found", None)
+}
+
+/// Checks `Authorization: Bearer <admin_token>` in constant time.
+#[allow(clippy::result_large_err)]
+fn require_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let gateway = shared.current();
+    let Some(expected) = gateway.config.server.admin_token.as_ref() else {
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            Some("set server.admin_token to enable admin writes"),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        Ok(())
+    } else {
+        let mut response = problem(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", None);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"palisade-admin\""));
+        Err(response)
+    }
+}
+
+fn problem(status: StatusCode, slug: &str, title: &str, detail: Option<&str>) -> Response {
+    let id = RequestId::next();
+    let response = problem_response(status, slug, title, detail, id.as_str());
+    let (mut parts, body) = response.into_parts();
+    if let Ok(value) = header::HeaderValue::from_str(id.as_str()) {
+        parts.headers.insert(crate::headers::X_REQUEST_ID, value);
+    }
+    Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response {
+    (status, axum::Json(value)).into_response()
+}

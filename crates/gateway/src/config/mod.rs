@@ -1,0 +1,152 @@
+//! The config loader: `palisade.toml` → one validated, immutable [`Config`].
+//!
+//! Input: a TOML file, or its text and its path. Output: a [`Config`] (see [`model`]) whose
+//! values are resolved, typed, defaulted and consistent with each other. Failure: a
+//! [`ConfigError`] naming the file, the line and the key; the first problem found wins.
+//!
+//! The stages, one module each:
+//!
+//! 1. `toml` parses the text into a tree with byte spans; `locate` indexes its key paths
+//!    (`route[1].upstream`) by line, so that any later stage can name a line.
+//! 2. serde fills the `raw` structs: what the user writes, `deny_unknown_fields` throughout,
+//!    defaults included. Its schema is `palisade config schema`.
+//! 3. `validate` resolves `${env:…}`/`${file:…}` references (`refs`) in every string,
+//!    parses addresses, URLs, networks and methods, resolves paths against the config
+//!    file's directory, and checks what serde cannot see (a route naming an unknown
+//!    upstream, duplicate names, TLS without an https listener, …).
+//!
+//! To add a key: a field with a doc comment in `raw`, a field in `model`, one line in
+//! `validate`.
+
+pub(crate) mod locate;
+pub mod model;
+mod raw;
+mod refs;
+mod units;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::env::VarError;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use model::*;
+pub use units::{ByteSize, HumanDuration};
+
+use locate::KeyIndex;
+
+/// A config problem, located: `palisade.toml:12: key `route[1].upstream`: no upstream named
+/// `ordrs` (known: orders, billing)`.
+///
+/// Messages quote what the user wrote (a reference such as `${env:TOKEN}`), never the
+/// secret a reference resolved to.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    /// The config file, as given to [`Config::load`] or [`Config::from_str`].
+    pub file: PathBuf,
+    /// 1-based line, when the problem has one.
+    pub line: Option<usize>,
+    /// Key path such as `server.tls.cert`, `route[1].upstream`, `server.trusted_proxies[0]`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `key`, at `line` of `file`.
+    pub fn at(file: &Path, line: Option<usize>, key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            key: Some(key.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the file as a whole (it cannot be read, say).
+    pub fn new(file: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+}
+
+// Handwritten rather than derived: the parts that are `None` are left out.
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, format!("cannot read the config file: {e}")))?;
+        Config::from_str(&source, path)
+    }
+
+    /// Validates `source`, the text of the config file at `path`. Relative paths in it
+    /// (TLS files, CAs, `${file:…}`) are resolved against `path`'s directory; `${env:…}`
+    /// against this process's environment.
+    #[allow(clippy::should_implement_trait)] // it needs the path, so it cannot be `FromStr`
+    pub fn from_str(source: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::from_str_with_env(source, path, &|name| std::env::var(name))
+    }
+
+    /// `from_str` with `env` in place of the process environment (tests, and callers
+    /// that must not depend on it).
+    pub(crate) fn from_str_with_env(
+        source: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Result<String, VarError>,
+    ) -> Result<Config, ConfigError> {
+        let tree =
+            toml::de::DeTable::parse(source).map_err(|e| locate::parse_error(&e, path, source))?;
+        let keys = KeyIndex::build(source, tree.get_ref());
+        let raw = raw::RawConfig::deserialize(toml::de::Deserializer::from(tree))
+            .map_err(|e| locate::toml_error(&e, path, &keys))?;
+        validate::validate(&raw, path, keys, env)
+    }
+
+    /// The JSON Schema of `palisade.toml` as the user writes it (`palisade config schema`),
+    /// with every key's documentation and default.
+    pub fn json_schema() -> serde_json::Value {
+        let mut schema = schemars::schema_for!(raw::RawConfig);
+        schema.insert("title".to_owned(), "palisade.toml".into());
+        schema.to_value()
+    }
+}
+
+/// What validation needs besides the raw config: where errors point, where relative paths
+/// start, and where `${env:…}` looks.
+pub(crate) struct LoadCtx<'a> {
+    /// The config file, as given (error messages show it so).
+    pub file: &'a Path,
+    /// The config file's directory: relative paths and `${file:…}` start here.
+    pub dir: &'a Path,
+    pub keys: &'a KeyIndex,
+    pub env: &'a dyn Fn(&str) -> Result<String, VarError>,
+}
+
+impl LoadCtx<'_> {
+    /// An error about `key`, on its line (or its nearest parent's).
+    pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.file, self.keys.line_of(key), key, message)
+    }
+}

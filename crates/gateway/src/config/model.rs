@@ -1,0 +1,136 @@
+//! The validated configuration: what the rest of the gateway reads.
+//!
+//! Values here are already checked, resolved (`${env:…}`, `${file:…}`), typed and
+//! defaulted. Nothing outside `config` sees the raw TOML structs; nothing inside the
+//! gateway re-validates these values. A `Config` is immutable: a reload builds a new one.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::ConfigError;
+use super::locate::KeyIndex;
+
+/// One loaded, validated config file.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this config was read from (used in error messages and for reloads).
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub limits: LimitsConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// Maps key paths such as `route[2].path` to lines, so that errors found after
+    /// validation (for example a route conflict found while building the router) still
+    /// name the file, the line and the key.
+    pub(crate) keys: KeyIndex,
+}
+
+impl Config {
+    /// An error about `key` (a path such as `route[1].path`), located in the source file.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(&self.source, self.keys.line_of(key), key, message)
+    }
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// Plain-HTTP listener. With `tls` configured it only redirects (308) to https.
+    pub http: Option<SocketAddr>,
+    /// HTTPS listener; present exactly when `tls` is.
+    pub https: Option<SocketAddr>,
+    /// Admin listener (/healthz, /readyz, /metrics, /reload). Absent: no admin listener.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token for the admin API's write endpoints. Required when `admin` is not loopback.
+    pub admin_token: Option<SecretString>,
+    pub tls: Option<TlsConfig>,
+    /// Peers whose `X-Forwarded-*` headers are trusted and extended rather than replaced.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub source: TlsSource,
+    /// The `Strict-Transport-Security` value sent on every https response.
+    pub hsts: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// PEM files, paths already resolved against the config file's directory.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A certificate generated at start for development (`check` flags it).
+    SelfSigned,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes (413 above it). Default 1 MiB.
+    pub max_body: u64,
+    /// Time allowed for the upstream to answer (connect + response head). Default 30 s.
+    pub request_timeout: Duration,
+    /// Time allowed for a client to send the request head (and the TLS handshake). Default 10 s.
+    pub header_timeout: Duration,
+    /// Largest request head (request line + headers) accepted, in bytes (431 above it). Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// How long SIGTERM waits for in-flight requests before exiting. Default 10 s.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// `http://` or `https://` URL; its path (if any) is a prefix put before the canonical path.
+    pub url: http::Uri,
+    /// Overrides `limits.request_timeout` for this upstream.
+    pub timeout: Option<Duration>,
+    /// Extra CA certificate (PEM) trusted for an https upstream, resolved against the config dir.
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// matchit syntax: `/api/orders/{id}`, `/static/{*rest}`.
+    pub path: String,
+    /// Allowed methods, never empty. `GET` implies `HEAD`.
+    pub methods: Vec<http::Method>,
+    /// Index into `Config::upstreams`.
+    pub upstream: usize,
+    /// Lower-case host name (no port) this route is limited to; `None` matches any host.
+    pub host: Option<String>,
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The config exactly as the user writes it.
+//!
+//! Input: a TOML document. Output: these structs, through serde. Failure: toml's error for
+//! a syntax error, an unknown key (`deny_unknown_fields` everywhere: a typo is an error,
+//! never a silently ignored key), a missing required key or a wrongly typed value.
+//!
+//! Strings stay strings here: addresses, URLs, names and paths may contain `${env:…}` and
+//! `${file:…}` references, which `validate` resolves before parsing them. Defaults live
+//! here, next to their keys, so that the JSON Schema shows them.
+//!
+//! The doc comment on every field is that key's documentation: it becomes the schema's
+//! description (`palisade config schema`) and the README's config reference.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::units::{ByteSize, HumanDuration};
+
+/// Palisade gateway configuration.
+///
+/// Any string value may be, or contain, a reference resolved at load: `${env:NAME}` (an
+/// environment variable) or `${file:PATH}` (a file relative to this file's directory, one
+/// trailing newline removed). `$${` is a literal `${`. Keep secrets out of the file this way.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "palisade.toml")]
+pub(crate) struct RawConfig {
+    /// Listeners, the admin API and TLS.
+    pub server: RawServer,
+    /// Size and time limits applied to every request.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// The services requests are forwarded to; routes refer to them by name.
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<RawUpstream>,
+    /// The requests palisade accepts; anything not matched by a route answers 404.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RawRoute>,
+}
+
+/// Listeners, the admin API and TLS. At least one of `http` and `https` is required.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Server")]
+pub(crate) struct RawServer {
+    /// Plain-HTTP listener, `IP:port` (e.g. `127.0.0.1:8080`, `[::1]:8080`). With
+    /// `[server.tls]` it only redirects (308) to https.
+    pub http: Option<String>,
+    /// HTTPS listener, `IP:port`. Required exactly when `[server.tls]` is present.
+    pub https: Option<String>,
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`, `/reload`), `IP:port`. Absent: no
+    /// admin listener. Keep it on a loopback or private address.
+    pub admin: Option<String>,
+    /// Bearer token for the admin API's write endpoints. A secret: write it as a reference,
+    /// e.g. `${env:PALISADE_ADMIN_TOKEN}`. Required when `admin` is not a loopback address.
+    pub admin_token: Option<String>,
+    /// Peers whose `X-Forwarded-*` headers are trusted and extended rather than replaced:
+    /// CIDR networks (`10.0.0.0/8`) or bare addresses (`::1`). A network must not have host
+    /// bits set (`10.0.0.1/8` is an error). Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// TLS for the `https` listener.
+    pub tls: Option<RawTls>,
+}
+
+/// TLS for the `https` listener: `cert` and `key`, or `self_signed = true`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Tls")]
+pub(crate) struct RawTls {
+    /// Certificate chain (PEM), relative to this file's directory. Requires `key`.
+    pub cert: Option<String>,
+    /// Private key (PEM), relative to this file's directory. Requires `cert`.
+    pub key: Option<String>,
+    /// Generate a self-signed certificate at start, for development (`palisade check`
+    /// flags it). Exclusive with `cert` and `key`.
+    #[serde(default)]
+    pub self_signed: bool,
+    /// The `Strict-Transport-Security` header sent on every https response. Must start with
+    /// `max-age=` and a number of seconds.
+    #[serde(default = "default_hsts")]
+    pub hsts: String,
+}
+
+fn default_hsts() -> String {
+    "max-age=31536000".to_owned()
+}
+
+/// Size and time limits applied to every request.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Limits")]
+pub(crate) struct RawLimits {
+    /// Largest request body accepted; larger bodies answer 413.
+    pub max_body: ByteSize,
+    /// Time allowed for the upstream to answer (connect and response head); then 504.
+    pub request_timeout: HumanDuration,
+    /// Time allowed for a client to send the request head, TLS handshake included.
+    pub header_timeout: HumanDuration,
+    /// Largest request head (request line and headers) accepted; larger heads answer 431.
+    pub max_header_bytes: ByteSize,
+    /// How long a shutdown (SIGTERM) waits for in-flight requests before exiting.
+    pub drain_timeout: HumanDuration,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let secs = |s| HumanDuration(std::time::Duration::from_secs(s));
+        RawLimits {
+            max_body: ByteSize(1 << 20),
+            request_timeout: secs(30),
+            header_timeout: secs(10),
+            max_header_bytes: ByteSize(16 << 10),
+            drain_timeout: secs(10),
+        }
+    }
+}
+
+/// A service requests are forwarded to.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Upstream")]
+pub(crate) struct RawUpstream {
+    /// Unique name that routes refer to: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// `http://` or `https://` URL with a host. A path is a prefix put before the request
+    /// path (`http://10.0.0.5:3000/v1`); no query, fragment or credentials.
+    pub url: String,
+    /// Overrides `limits.request_timeout` for this upstream.
+    pub timeout: Option<HumanDuration>,
+    /// Extra CA certificate (PEM) trusted for this upstream, relative to this file's
+    /// directory. Only for `https://` URLs.
+    pub ca: Option<String>,
+}
+
+/// A request palisade accepts and the upstream it goes to.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Route")]
+pub(crate) struct RawRoute {
+    /// Unique name, used in logs and metrics: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Path pattern, starting with `/`: `/api/orders/{id}` binds a segment, `/static/{*rest}`
+    /// the rest of the path. Matched against the normalized request path.
+    pub path: String,
+    /// Allowed methods, e.g. `["GET", "PUT"]`; at least one, no duplicates. `GET` implies
+    /// `HEAD`. Another method on a matching path answers 405.
+    pub methods: Vec<String>,
+    /// Name of the `[[upstream]]` requests are forwarded to.
+    pub upstream: String,
+    /// Host name (no scheme, no port) this route is limited to, compared case-insensitively.
+    /// Absent: any host.
+    pub host: Option<String>,
+}

@@ -1,0 +1,243 @@
+//! `${env:NAME}` and `${file:PATH}` references in config strings.
+//!
+//! Secrets never sit in the config file: it names where they are. Any string value may be,
+//! or contain, a reference, resolved once at load.
+//!
+//! Input: a string as written in the config and the key it was written at. Output: the
+//! string with each reference replaced by its value. `${file:PATH}` is relative to the
+//! config file's directory and loses one trailing newline (`\n` or `\r\n`), so a secret
+//! written with `echo` works. `$${` is a literal `${`; a `$` not followed by `{` is itself.
+//!
+//! Failure: a `ConfigError` at that key naming the reference: an unset, empty or
+//! non-UTF-8 variable, an unreadable or empty file, an unknown scheme (`${foo:x}`), an
+//! unclosed `${`. A reference never silently becomes an empty string. Substituted values are
+//! not scanned again, so a value from the environment cannot smuggle in a reference, and
+//! messages quote the reference, never the value it resolved to.
+
+use std::env::VarError;
+use std::path::Path;
+
+use super::{ConfigError, LoadCtx};
+
+/// How to write a reference, appended to the messages about malformed ones.
+const SYNTAX: &str =
+    "a reference is `${env:NAME}` or `${file:PATH}`; write `$${` for a literal `${`";
+
+/// `value` (written at `key`) with its references resolved.
+pub(crate) fn resolve(value: &str, key: &str, ctx: &LoadCtx<'_>) -> Result<String, ConfigError> {
+    resolve_in(value, ctx.dir, ctx.env).map_err(|message| ctx.error(key, message))
+}
+
+/// The resolver proper; errors are bare messages that the caller locates.
+fn resolve_in(
+    value: &str,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Result<String, VarError>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let tail = &rest[dollar..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(body) = tail.strip_prefix("${") {
+            // Don't quote the text after an unclosed `${`: it may be a literal secret.
+            let close = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{`: {SYNTAX}"))?;
+            out.push_str(&lookup(&body[..close], dir, env)?);
+            rest = &body[close + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The value of one reference; `inner` is what is between `${` and `}`.
+fn lookup(
+    inner: &str,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Result<String, VarError>,
+) -> Result<String, String> {
+    let reference = format!("`${{{inner}}}`");
+    let value = match inner.split_once(':') {
+        Some(("env", name)) => {
+            let portable =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !portable {
+                return Err(format!(
+                    "{reference}: a variable name is letters, digits and `_`"
+                ));
+            }
+            match env(name) {
+                Ok(v) => v,
+                Err(VarError::NotPresent) => return Err(format!("{reference} is not set")),
+                Err(VarError::NotUnicode(_)) => {
+                    return Err(format!("{reference} is not valid UTF-8"));
+                }
+            }
+        }
+        Some(("file", path)) => {
+            if path.is_empty() {
+                return Err(format!("{reference}: the file path is empty"));
+            }
+            let full = dir.join(path);
+            let text = std::fs::read_to_string(&full)
+                .map_err(|e| format!("{reference} cannot be read ({}): {e}", full.display()))?;
+            // One trailing newline is how files end, not part of the secret.
+            let text = text
+                .strip_suffix("\r\n")
+                .or_else(|| text.strip_suffix('\n'))
+                .unwrap_or(&text);
+            text.to_owned()
+        }
+        _ => return Err(format!("unknown reference {reference}: {SYNTAX}")),
+    };
+    // An empty secret is as good as none; say so rather than run without one.
+    if value.is_empty() {
+        return Err(format!("{reference} is empty"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn env(name: &str) -> Result<String, VarError> {
+        match name {
+            "TOKEN" => Ok("s3cret".into()),
+            "HOST" => Ok("example.com".into()),
+            "EMPTY" => Ok(String::new()),
+            "SNEAKY" => Ok("${env:TOKEN}".into()),
+            _ => Err(VarError::NotPresent),
+        }
+    }
+
+    fn resolve(value: &str) -> Result<String, String> {
+        resolve_in(value, Path::new("/nonexistent-dir"), &env)
+    }
+
+    fn resolve_with_dir(value: &str, dir: &Path) -> Result<String, String> {
+        resolve_in(value, dir, &env)
+    }
+
+    #[test]
+    fn plain_strings_are_unchanged() {
+        for s in ["", "abc", "$", "a$b", "$$", "price: $5", "{}", "}$"] {
+            assert_eq!(resolve(s).as_deref(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn env_references() {
+        assert_eq!(resolve("${env:TOKEN}").unwrap(), "s3cret");
+        assert_eq!(
+            resolve("https://${env:HOST}/x").unwrap(),
+            "https://example.com/x"
+        );
+        assert_eq!(
+            resolve("${env:HOST}${env:HOST}").unwrap(),
+            "example.comexample.com"
+        );
+    }
+
+    #[test]
+    fn missing_env_names_the_reference() {
+        let err = resolve("${env:PALISADE_ADMIN_TOKEN}").unwrap_err();
+        assert_eq!(err, "`${env:PALISADE_ADMIN_TOKEN}` is not set");
+        assert_eq!(
+            resolve("${env:EMPTY}").unwrap_err(),
+            "`${env:EMPTY}` is empty"
+        );
+        assert!(resolve("${env:}").unwrap_err().contains("variable name"));
+        assert!(resolve("${env:A B}").unwrap_err().contains("variable name"));
+    }
+
+    #[test]
+    fn values_are_not_rescanned() {
+        assert_eq!(resolve("${env:SNEAKY}").unwrap(), "${env:TOKEN}");
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(resolve("$${env:TOKEN}").unwrap(), "${env:TOKEN}");
+        assert_eq!(resolve("a$${b").unwrap(), "a${b");
+        assert_eq!(resolve("$${").unwrap(), "${");
+    }
+
+    #[test]
+    fn malformed_references() {
+        let err = resolve("${foo:x}").unwrap_err();
+        assert!(err.starts_with("unknown reference `${foo:x}`"), "{err}");
+        assert!(
+            resolve("${TOKEN}")
+                .unwrap_err()
+                .starts_with("unknown reference `${TOKEN}`")
+        );
+        let err = resolve("abc${env:TOKEN").unwrap_err();
+        assert!(err.starts_with("unclosed `${`"), "{err}");
+        assert!(!err.contains("TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn file_references() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("lf"), "token-lf\n").unwrap();
+        std::fs::write(dir.path().join("crlf"), "token-crlf\r\n").unwrap();
+        std::fs::write(dir.path().join("two"), "two\n\n").unwrap();
+        std::fs::write(dir.path().join("none"), "bare").unwrap();
+        std::fs::write(dir.path().join("nl"), "\n").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/x"), "in-sub\n").unwrap();
+
+        let r = |v: &str| resolve_with_dir(v, dir.path());
+        assert_eq!(r("${file:lf}").unwrap(), "token-lf");
+        assert_eq!(r("${file:crlf}").unwrap(), "token-crlf");
+        assert_eq!(
+            r("${file:two}").unwrap(),
+            "two\n",
+            "only one newline is trimmed"
+        );
+        assert_eq!(r("${file:none}").unwrap(), "bare");
+        assert_eq!(r("${file:sub/x}").unwrap(), "in-sub");
+        assert_eq!(r("Bearer ${file:lf}").unwrap(), "Bearer token-lf");
+        assert_eq!(r("${file:nl}").unwrap_err(), "`${file:nl}` is empty");
+        let abs: PathBuf = dir.path().join("lf");
+        assert_eq!(
+            r(&format!("${{file:{}}}", abs.display())).unwrap(),
+            "token-lf"
+        );
+
+        let err = r("${file:missing.txt}").unwrap_err();
+        assert!(
+            err.starts_with("`${file:missing.txt}` cannot be read"),
+            "{err}"
+        );
+        assert!(r("${file:}").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn errors_are_located_at_the_key() {
+        let keys = super::super::locate::KeyIndex::default();
+        let ctx = LoadCtx {
+            file: Path::new("palisade.toml"),
+            dir: Path::new("."),
+            keys: &keys,
+            env: &env,
+        };
+        let err = super::resolve("${env:NOPE}", "server.admin_token", &ctx).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("server.admin_token"));
+        assert_eq!(
+            err.to_string(),
+            "palisade.toml: key `server.admin_token`: `${env:NOPE}` is not set"
+        );
+    }
+}

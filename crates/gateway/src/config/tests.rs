@@ -1,0 +1,580 @@
+//! The loader end to end: source text in, `Config` or a located `ConfigError` out.
+
+use std::env::VarError;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const FILE: &str = "/etc/palisade/palisade.toml";
+
+fn env(name: &str) -> Result<String, VarError> {
+    match name {
+        "PALISADE_ADMIN_TOKEN" => Ok("admin-t0ken".into()),
+        "ORDERS_HOST" => Ok("orders.internal".into()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn load(source: &str) -> Result<Config, ConfigError> {
+    Config::from_str_with_env(source, Path::new(FILE), &env)
+}
+
+fn load_err(source: &str) -> ConfigError {
+    match load(source) {
+        Ok(_) => panic!("expected an error for:\n{source}"),
+        Err(e) => e,
+    }
+}
+
+/// The 1-based line of the first line of `source` containing `needle`.
+fn line(source: &str, needle: &str) -> usize {
+    source
+        .lines()
+        .position(|l| l.contains(needle))
+        .expect(needle)
+        + 1
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const MINIMAL: &str = r#"
+[server]
+http = "127.0.0.1:8080"
+
+[[upstream]]
+name = "orders"
+url = "http://127.0.0.1:3000"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "orders"
+"#;
+
+const FULL: &str = r#"
+[server]
+http = "127.0.0.1:8080"
+https = "127.0.0.1:8443"
+admin = "0.0.0.0:9090"
+admin_token = "${env:PALISADE_ADMIN_TOKEN}"
+trusted_proxies = ["10.0.0.0/8", "::1", "192.168.1.7"]
+
+[server.tls]
+cert = "certs/server.pem"
+key = "/abs/server.key"
+hsts = "max-age=63072000; includeSubDomains"
+
+[limits]
+max_body = "2MiB"
+request_timeout = "5s"
+header_timeout = "500ms"
+max_header_bytes = 8192
+drain_timeout = "1m"
+
+[[upstream]]
+name = "orders"
+url = "http://${env:ORDERS_HOST}:3000/v1"
+timeout = "2s"
+
+[[upstream]]
+name = "billing"
+url = "https://billing.internal"
+ca = "certs/billing-ca.pem"
+
+[[route]]
+name = "order"
+path = "/api/orders/{id}"
+methods = ["get", "PUT"]
+upstream = "orders"
+host = "API.Example.com"
+
+[[route]]
+name = "invoices"
+path = "/api/invoices"
+methods = ["GET"]
+upstream = "billing"
+"#;
+
+#[test]
+fn full_config() {
+    let c = load(FULL).unwrap();
+    assert_eq!(c.source, PathBuf::from(FILE));
+
+    let s = &c.server;
+    assert_eq!(s.http, Some(addr("127.0.0.1:8080")));
+    assert_eq!(s.https, Some(addr("127.0.0.1:8443")));
+    assert_eq!(s.admin, Some(addr("0.0.0.0:9090")));
+    assert_eq!(
+        s.admin_token.as_ref().unwrap().expose_secret(),
+        "admin-t0ken"
+    );
+    let proxies: Vec<String> = s
+        .trusted_proxies
+        .iter()
+        .map(|n| format!("{}/{}", n.addr, n.prefix))
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+    assert!(s.trusted_proxies[0].contains("10.9.8.7".parse().unwrap()));
+
+    let tls = s.tls.as_ref().unwrap();
+    assert_eq!(
+        tls.source,
+        TlsSource::Files {
+            cert: PathBuf::from("/etc/palisade/certs/server.pem"),
+            key: PathBuf::from("/abs/server.key"),
+        }
+    );
+    assert_eq!(tls.hsts, "max-age=63072000; includeSubDomains");
+
+    let l = &c.limits;
+    assert_eq!(l.max_body, 2 << 20);
+    assert_eq!(l.request_timeout, Duration::from_secs(5));
+    assert_eq!(l.header_timeout, Duration::from_millis(500));
+    assert_eq!(l.max_header_bytes, 8192);
+    assert_eq!(l.drain_timeout, Duration::from_secs(60));
+
+    assert_eq!(c.upstreams.len(), 2);
+    let orders = &c.upstreams[0];
+    assert_eq!(orders.name, "orders");
+    assert_eq!(orders.url.to_string(), "http://orders.internal:3000/v1");
+    assert_eq!(orders.timeout, Some(Duration::from_secs(2)));
+    assert_eq!(orders.ca, None);
+    assert_eq!(
+        c.upstreams[1].ca,
+        Some(PathBuf::from("/etc/palisade/certs/billing-ca.pem"))
+    );
+
+    let order = &c.routes[0];
+    assert_eq!(order.name, "order");
+    assert_eq!(order.path, "/api/orders/{id}");
+    assert_eq!(order.methods, [http::Method::GET, http::Method::PUT]);
+    assert_eq!(order.upstream, 0);
+    assert_eq!(order.host.as_deref(), Some("api.example.com"));
+    assert_eq!(c.routes[1].upstream, 1);
+    assert_eq!(c.routes[1].host, None);
+
+    // Errors found after loading are located too.
+    let err = c.error_at("route[1].path", "conflicts with `route[0]`");
+    assert_eq!(err.line, Some(line(FULL, "/api/invoices")));
+}
+
+#[test]
+fn defaults_applied() {
+    let c = load(MINIMAL).unwrap();
+    let s = &c.server;
+    assert_eq!((s.https, s.admin, s.tls.is_none()), (None, None, true));
+    assert!(s.admin_token.is_none());
+    assert!(s.trusted_proxies.is_empty());
+    let l = &c.limits;
+    assert_eq!(l.max_body, 1 << 20);
+    assert_eq!(l.request_timeout, Duration::from_secs(30));
+    assert_eq!(l.header_timeout, Duration::from_secs(10));
+    assert_eq!(l.max_header_bytes, 16 << 10);
+    assert_eq!(l.drain_timeout, Duration::from_secs(10));
+    assert_eq!(c.upstreams[0].timeout, None);
+
+    // A partial [limits] keeps the defaults of the keys it leaves out.
+    let c = load(&format!("{MINIMAL}\n[limits]\nmax_body = \"10MB\"\n")).unwrap();
+    assert_eq!(c.limits.max_body, 10_000_000);
+    assert_eq!(c.limits.request_timeout, Duration::from_secs(30));
+
+    let c =
+        load("[server]\nhttps = \"127.0.0.1:8443\"\n[server.tls]\nself_signed = true\n").unwrap();
+    let tls = c.server.tls.unwrap();
+    assert_eq!(tls.source, TlsSource::SelfSigned);
+    assert_eq!(tls.hsts, "max-age=31536000");
+    assert!(c.routes.is_empty() && c.upstreams.is_empty());
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let src = format!("{MINIMAL}\n[servr]\nhttp = \"x\"\n");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("servr"));
+    assert_eq!(err.line, Some(line(&src, "[servr]")));
+    assert!(
+        err.message
+            .starts_with("unknown field `servr`, expected one of"),
+        "{err}"
+    );
+    assert!(err.message.contains("`server`"), "{err}");
+}
+
+#[test]
+fn unknown_nested_key() {
+    let src = "[server]\nhttp = \"127.0.0.1:8080\"\nhtps = \"127.0.0.1:8443\"\n";
+    let err = load_err(src);
+    assert_eq!(err.key.as_deref(), Some("server.htps"));
+    assert_eq!(err.line, Some(3));
+    assert!(
+        err.message
+            .starts_with("unknown field `htps`, expected one of `http`, `https`"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("{FILE}:3: key `server.htps`: {}", err.message)
+    );
+
+    // Deeper, in an array of tables.
+    let src = MINIMAL.replace(
+        "methods = [\"GET\"]",
+        "methods = [\"GET\"]\nmethod = \"GET\"",
+    );
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[0].method"));
+    assert_eq!(err.line, Some(line(&src, "method =")));
+
+    // In a subtable.
+    let src =
+        "[server]\nhttps = \"127.0.0.1:8443\"\n[server.tls]\nself_signed = true\nself_sign = 1\n";
+    let err = load_err(src);
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.tls.self_sign"), Some(5))
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let src = format!("{MINIMAL}\n[limits]\nmax_body = true\n");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("limits.max_body"));
+    assert_eq!(err.line, Some(line(&src, "max_body")));
+    assert!(
+        err.message.contains("invalid type: boolean `true`"),
+        "{err}"
+    );
+
+    let src = MINIMAL.replace("methods = [\"GET\"]", "methods = \"GET\"");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[0].methods"));
+
+    let src = MINIMAL.replace("methods = [\"GET\"]", "methods = [\"GET\", 7]");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[0].methods[1]"));
+}
+
+#[test]
+fn bad_duration() {
+    let src = format!("{MINIMAL}\n[limits]\nrequest_timeout = \"30 s\"\n");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("limits.request_timeout"));
+    assert_eq!(err.line, Some(line(&src, "request_timeout")));
+    assert!(err.message.starts_with("invalid duration `30 s`"), "{err}");
+
+    let src = MINIMAL.replace(
+        "url = \"http://127.0.0.1:3000\"",
+        "url = \"http://127.0.0.1:3000\"\ntimeout = \"0s\"",
+    );
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("upstream[0].timeout"));
+    assert!(err.message.contains("greater than zero"), "{err}");
+}
+
+#[test]
+fn missing_env_reference() {
+    let src = MINIMAL.replace(
+        "http = \"127.0.0.1:8080\"",
+        "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\nadmin_token = \"${env:NOT_SET_ANYWHERE}\"",
+    );
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("server.admin_token"));
+    assert_eq!(err.line, Some(line(&src, "admin_token")));
+    assert_eq!(err.message, "`${env:NOT_SET_ANYWHERE}` is not set");
+}
+
+#[test]
+fn file_reference_with_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/admin"), "from-a-file\n").unwrap();
+    let src = MINIMAL.replace(
+        "http = \"127.0.0.1:8080\"",
+        "http = \"127.0.0.1:8080\"\nadmin = \"[::]:9090\"\nadmin_token = \"${file:secrets/admin}\"",
+    );
+    let path = dir.path().join("palisade.toml");
+    std::fs::write(&path, &src).unwrap();
+    let c = Config::load(&path).unwrap();
+    assert_eq!(
+        c.server.admin_token.as_ref().unwrap().expose_secret(),
+        "from-a-file"
+    );
+    // Secrets don't show in Debug output.
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("from-a-file"), "{debug}");
+}
+
+#[test]
+fn route_naming_an_unknown_upstream() {
+    let src = format!(
+        "{MINIMAL}\n[[upstream]]\nname = \"billing\"\nurl = \"http://127.0.0.1:4000\"\n\n\
+         [[route]]\nname = \"typo\"\npath = \"/x\"\nmethods = [\"GET\"]\nupstream = \"ordrs\"\n"
+    );
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[1].upstream"));
+    assert_eq!(err.line, Some(line(&src, "\"ordrs\"")));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{FILE}:{}: key `route[1].upstream`: no upstream named `ordrs` (known: orders, billing)",
+            line(&src, "\"ordrs\"")
+        )
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    let src = format!(
+        "{MINIMAL}\n[[route]]\nname = \"orders\"\npath = \"/y\"\nmethods = [\"POST\"]\nupstream = \"orders\"\n"
+    );
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[1].name"));
+    let second = src
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "name = \"orders\"")
+        .nth(2);
+    assert_eq!(err.line, second.map(|(i, _)| i + 1));
+    assert!(
+        err.message.starts_with("duplicate route name `orders`"),
+        "{err}"
+    );
+
+    let src = format!("{MINIMAL}\n[[upstream]]\nname = \"orders\"\nurl = \"http://h\"\n");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("upstream[1].name"));
+}
+
+#[test]
+fn https_without_tls() {
+    let err = load_err("[server]\nhttps = \"127.0.0.1:8443\"\n");
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.https"), Some(2))
+    );
+    assert!(err.message.contains("[server.tls]"), "{err}");
+
+    let err = load_err("[server]\nhttp = \"127.0.0.1:8080\"\n[server.tls]\nself_signed = true\n");
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.tls"), Some(3))
+    );
+}
+
+#[test]
+fn tls_forms() {
+    let base = "[server]\nhttps = \"127.0.0.1:8443\"\n[server.tls]\n";
+    let err = load_err(&format!(
+        "{base}cert = \"c.pem\"\nkey = \"k.pem\"\nself_signed = true\n"
+    ));
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.tls.self_signed"), Some(6))
+    );
+    assert!(err.message.contains("exclude each other"), "{err}");
+
+    let err = load_err(&format!("{base}cert = \"c.pem\"\n"));
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.tls.key"), Some(3))
+    );
+    let err = load_err(&format!("{base}hsts = \"max-age=1\"\n"));
+    assert_eq!(err.key.as_deref(), Some("server.tls"));
+    let err = load_err(&format!(
+        "{base}self_signed = true\nhsts = \"includeSubDomains\"\n"
+    ));
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.tls.hsts"), Some(5))
+    );
+
+    // `self_signed = false` beside cert and key is fine.
+    let c = load(&format!(
+        "{base}cert = \"c.pem\"\nkey = \"k.pem\"\nself_signed = false\n"
+    ))
+    .unwrap();
+    assert!(matches!(
+        c.server.tls.unwrap().source,
+        TlsSource::Files { .. }
+    ));
+}
+
+#[test]
+fn admin_off_loopback_needs_a_token() {
+    let src = "[server]\nhttp = \"127.0.0.1:8080\"\nadmin = \"0.0.0.0:9090\"\n";
+    let err = load_err(src);
+    assert_eq!(
+        (err.key.as_deref(), err.line),
+        (Some("server.admin"), Some(3))
+    );
+    assert!(err.message.contains("admin_token"), "{err}");
+
+    assert!(load("[server]\nhttp = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\n").is_ok());
+    assert!(load("[server]\nhttp = \"127.0.0.1:8080\"\nadmin = \"[::1]:9090\"\n").is_ok());
+    let with_token = format!("{src}admin_token = \"${{env:PALISADE_ADMIN_TOKEN}}\"\n");
+    assert!(load(&with_token).is_ok());
+}
+
+#[test]
+fn server_needs_a_listener() {
+    let err = load_err("[server]\nadmin = \"127.0.0.1:9090\"\n");
+    assert_eq!((err.key.as_deref(), err.line), (Some("server"), Some(1)));
+
+    let err = load_err("[limits]\nmax_body = 1\n");
+    assert_eq!(err.key.as_deref(), Some("server"));
+    assert_eq!(err.message, "missing field `server`");
+    assert_eq!(
+        err.to_string(),
+        format!("{FILE}: key `server`: missing field `server`")
+    );
+}
+
+#[test]
+fn missing_required_key_reports_its_table() {
+    let src = MINIMAL.replace("upstream = \"orders\"\n", "");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[0].upstream"));
+    assert_eq!(err.line, Some(line(&src, "[[route]]")));
+    assert_eq!(err.message, "missing field `upstream`");
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let src = "[server]\nhttp = 127.0.0.1:8080\n";
+    let err = load_err(src);
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(!err.message.contains('\n'), "{err}");
+}
+
+#[test]
+fn invalid_values_are_located() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "http = \"127.0.0.1:8080\"",
+            "http = \"localhost:8080\"",
+            "server.http",
+        ),
+        (
+            "http = \"127.0.0.1:8080\"",
+            "http = \"127.0.0.1:8080\"\ntrusted_proxies = [\"10.0.0.0/8\", \"10.1.2.3/8\"]",
+            "server.trusted_proxies[1]",
+        ),
+        (
+            "url = \"http://127.0.0.1:3000\"",
+            "url = \"ftp://127.0.0.1\"",
+            "upstream[0].url",
+        ),
+        (
+            "url = \"http://127.0.0.1:3000\"",
+            "url = \"http://127.0.0.1:3000\"\nca = \"ca.pem\"",
+            "upstream[0].ca",
+        ),
+        (
+            "path = \"/api/orders\"",
+            "path = \"api/orders\"",
+            "route[0].path",
+        ),
+        ("methods = [\"GET\"]", "methods = []", "route[0].methods"),
+        (
+            "methods = [\"GET\"]",
+            "methods = [\"GET\", \"get\"]",
+            "route[0].methods[1]",
+        ),
+        (
+            "methods = [\"GET\"]",
+            "methods = [\"GE T\"]",
+            "route[0].methods[0]",
+        ),
+        (
+            "upstream = \"orders\"",
+            "upstream = \"orders\"\nhost = \"a.com:443\"",
+            "route[0].host",
+        ),
+        (
+            "name = \"orders\"\npath",
+            "name = \"my route\"\npath",
+            "route[0].name",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let src = MINIMAL.replacen(from, to, 1);
+        assert_ne!(src, MINIMAL, "{from}");
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(*key), "{err}");
+        // The changed line: the one naming the key's last field.
+        let field = key.rsplit('.').next().unwrap().split('[').next().unwrap();
+        let needle = to.lines().find(|l| l.starts_with(field)).unwrap();
+        assert_eq!(err.line, Some(line(&src, needle)), "{err}");
+    }
+}
+
+#[test]
+fn two_listeners_on_one_address() {
+    let err = load_err("[server]\nhttp = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:8080\"\n");
+    assert_eq!(err.key.as_deref(), Some("server.admin"));
+    // Port 0 asks for any free port: no clash.
+    assert!(load("[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n").is_ok());
+}
+
+#[test]
+fn references_work_in_any_string() {
+    let src = MINIMAL.replace("/api/orders", "/$${literal}/${env:ORDERS_HOST}");
+    let c = load(&src).unwrap();
+    assert_eq!(c.routes[0].path, "/${literal}/orders.internal");
+}
+
+#[test]
+fn error_display_omits_missing_parts() {
+    let e = ConfigError::new(Path::new("p.toml"), "cannot read");
+    assert_eq!(e.to_string(), "p.toml: cannot read");
+    let e = ConfigError::at(Path::new("p.toml"), None, "server", "bad");
+    assert_eq!(e.to_string(), "p.toml: key `server`: bad");
+    let e = ConfigError::at(Path::new("p.toml"), Some(12), "route[1].upstream", "bad");
+    assert_eq!(e.to_string(), "p.toml:12: key `route[1].upstream`: bad");
+}
+
+#[test]
+fn load_reports_an_unreadable_file() {
+    let err = Config::load(Path::new("/nonexistent/palisade.toml")).unwrap_err();
+    assert_eq!(err.line, None);
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/palisade.toml: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_describes_the_raw_config() {
+    let schema = Config::json_schema();
+    assert_eq!(schema["title"], "palisade.toml");
+    assert_eq!(schema["additionalProperties"], false);
+    let server = &schema["properties"]["server"];
+    assert!(server.is_object(), "{schema:#}");
+    let text = schema.to_string();
+    for key in [
+        "trusted_proxies",
+        "self_signed",
+        "max_header_bytes",
+        "drain_timeout",
+        "ca",
+        "host",
+    ] {
+        assert!(
+            text.contains(&format!("\"{key}\"")),
+            "{key} missing from the schema"
+        );
+    }
+    // Defaults and unit patterns are in it.
+    assert!(text.contains("\"max-age=31536000\""), "{schema:#}");
+    assert!(text.contains("\"1MiB\""), "{schema:#}");
+    assert!(text.contains("\"pattern\""), "{schema:#}");
+}

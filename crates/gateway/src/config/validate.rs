@@ -1,0 +1,540 @@
+//! Raw config → validated config.
+//!
+//! Input: the `RawConfig` serde produced, the config file's path, its `KeyIndex` and an
+//! environment for `${env:…}`. Output: a `model::Config`: every string's references
+//! resolved, addresses, URLs, networks and methods parsed, paths resolved against the config
+//! file's directory, defaults applied. Failure: the first problem, as a `ConfigError` naming
+//! the file, the line and the key. Sections are checked in file order (server, limits,
+//! upstreams, routes), so the first error reported is near the top of the file.
+//!
+//! Each key is one line here: `ctx.parse(key, raw, parser)` resolves references, runs a
+//! plain `fn(&str) -> Result<T, String>` and locates any error at `key`.
+
+use std::env::VarError;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use http::uri::{Authority, Uri};
+use secrecy::SecretString;
+
+use super::locate::KeyIndex;
+use super::model::{
+    Config, IpNet, LimitsConfig, RouteConfig, ServerConfig, TlsConfig, TlsSource, UpstreamConfig,
+};
+use super::raw::{RawConfig, RawLimits, RawRoute, RawServer, RawTls, RawUpstream};
+use super::{ConfigError, LoadCtx, refs};
+
+pub(super) fn validate(
+    raw: &RawConfig,
+    file: &Path,
+    keys: KeyIndex,
+    env: &dyn Fn(&str) -> Result<String, VarError>,
+) -> Result<Config, ConfigError> {
+    let dir = config_dir(file);
+    let ctx = LoadCtx {
+        file,
+        dir: &dir,
+        keys: &keys,
+        env,
+    };
+
+    let server = server(&raw.server, &ctx)?;
+    let limits = limits(&raw.limits, &ctx)?;
+    let mut upstreams: Vec<UpstreamConfig> = Vec::with_capacity(raw.upstreams.len());
+    for (i, u) in raw.upstreams.iter().enumerate() {
+        let u = upstream(i, u, &ctx)?;
+        if let Some(first) = upstreams.iter().position(|other| other.name == u.name) {
+            return Err(duplicate(&ctx, "upstream", &u.name, i, first));
+        }
+        upstreams.push(u);
+    }
+    let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let r = route(i, r, &upstreams, &ctx)?;
+        if let Some(first) = routes.iter().position(|other| other.name == r.name) {
+            return Err(duplicate(&ctx, "route", &r.name, i, first));
+        }
+        routes.push(r);
+    }
+
+    Ok(Config {
+        source: file.to_path_buf(),
+        server,
+        limits,
+        upstreams,
+        routes,
+        keys,
+    })
+}
+
+/// The directory relative paths start from, made absolute so that they stay right if the
+/// process changes directory later.
+fn config_dir(file: &Path) -> PathBuf {
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+fn server(s: &RawServer, ctx: &LoadCtx<'_>) -> Result<ServerConfig, ConfigError> {
+    let http = ctx.parse_opt("server.http", s.http.as_deref(), socket_addr)?;
+    let https = ctx.parse_opt("server.https", s.https.as_deref(), socket_addr)?;
+    let admin = ctx.parse_opt("server.admin", s.admin.as_deref(), socket_addr)?;
+    let admin_token = ctx.parse_opt("server.admin_token", s.admin_token.as_deref(), token)?;
+    let trusted_proxies = (s.trusted_proxies.iter().enumerate())
+        .map(|(i, p)| ctx.parse(&format!("server.trusted_proxies[{i}]"), p, ip_net))
+        .collect::<Result<_, _>>()?;
+    let tls = s.tls.as_ref().map(|t| tls(t, ctx)).transpose()?;
+
+    if http.is_none() && https.is_none() {
+        return Err(ctx.error("server", "no listener: set `http`, `https` or both"));
+    }
+    match (&tls, https) {
+        (Some(_), None) => {
+            return Err(ctx.error(
+                "server.tls",
+                "TLS needs an https listener: set `https` in [server], e.g. `https = \"127.0.0.1:8443\"`",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ctx.error(
+                "server.https",
+                "an https listener needs [server.tls]: `cert` and `key`, or `self_signed = true`",
+            ));
+        }
+        _ => {}
+    }
+    // Two listeners on one address would fail at bind time, far from the cause.
+    let listeners = [
+        ("server.http", http),
+        ("server.https", https),
+        ("server.admin", admin),
+    ];
+    for (i, &(key, addr)) in listeners.iter().enumerate() {
+        let Some(addr) = addr.filter(|a| a.port() != 0) else {
+            continue;
+        };
+        if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| *a == Some(addr)) {
+            return Err(ctx.error(key, format!("`{addr}` is already the address of `{other}`")));
+        }
+    }
+    // The admin API can reload config and manage keys: off loopback, it needs a token.
+    if let Some(admin) = admin
+        && !admin.ip().to_canonical().is_loopback()
+        && admin_token.is_none()
+    {
+        return Err(ctx.error(
+            "server.admin",
+            format!(
+                "the admin listener `{admin}` is not on a loopback address, so `admin_token` \
+                 is required (e.g. `admin_token = \"${{env:PALISADE_ADMIN_TOKEN}}\"`)"
+            ),
+        ));
+    }
+    Ok(ServerConfig {
+        http,
+        https,
+        admin,
+        admin_token,
+        tls,
+        trusted_proxies,
+    })
+}
+
+fn tls(t: &RawTls, ctx: &LoadCtx<'_>) -> Result<TlsConfig, ConfigError> {
+    let source = match (&t.cert, &t.key, t.self_signed) {
+        (None, None, true) => TlsSource::SelfSigned,
+        (Some(cert), Some(key), false) => TlsSource::Files {
+            cert: ctx.path("server.tls.cert", cert)?,
+            key: ctx.path("server.tls.key", key)?,
+        },
+        (Some(_), _, true) | (_, Some(_), true) => {
+            return Err(ctx.error(
+                "server.tls.self_signed",
+                "`self_signed = true` and `cert`/`key` exclude each other: keep one",
+            ));
+        }
+        (Some(_), None, false) => {
+            return Err(ctx.error("server.tls.key", "`cert` is set, so `key` is required"));
+        }
+        (None, Some(_), false) => {
+            return Err(ctx.error("server.tls.cert", "`key` is set, so `cert` is required"));
+        }
+        (None, None, false) => {
+            return Err(ctx.error(
+                "server.tls",
+                "set `cert` and `key`, or `self_signed = true`",
+            ));
+        }
+    };
+    let hsts = ctx.parse("server.tls.hsts", &t.hsts, hsts)?;
+    Ok(TlsConfig { source, hsts })
+}
+
+fn limits(l: &RawLimits, ctx: &LoadCtx<'_>) -> Result<LimitsConfig, ConfigError> {
+    let max_header_bytes = usize::try_from(l.max_header_bytes.0)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| ctx.error("limits.max_header_bytes", "must be greater than zero"))?;
+    Ok(LimitsConfig {
+        max_body: l.max_body.0,
+        request_timeout: l.request_timeout.0,
+        header_timeout: l.header_timeout.0,
+        max_header_bytes,
+        drain_timeout: l.drain_timeout.0,
+    })
+}
+
+fn upstream(i: usize, u: &RawUpstream, ctx: &LoadCtx<'_>) -> Result<UpstreamConfig, ConfigError> {
+    let at = |field: &str| format!("upstream[{i}].{field}");
+    let name = ctx.parse(&at("name"), &u.name, name)?;
+    let url = ctx.parse(&at("url"), &u.url, upstream_url)?;
+    let ca = ctx.path_opt(&at("ca"), u.ca.as_deref())?;
+    if ca.is_some() && url.scheme_str() != Some("https") {
+        return Err(ctx.error(
+            &at("ca"),
+            "`ca` is only for https upstreams, and `url` is not https",
+        ));
+    }
+    Ok(UpstreamConfig {
+        name,
+        url,
+        timeout: u.timeout.map(|t| t.0),
+        ca,
+    })
+}
+
+fn route(
+    i: usize,
+    r: &RawRoute,
+    upstreams: &[UpstreamConfig],
+    ctx: &LoadCtx<'_>,
+) -> Result<RouteConfig, ConfigError> {
+    let at = |field: &str| format!("route[{i}].{field}");
+    let name = ctx.parse(&at("name"), &r.name, name)?;
+    let path = ctx.parse(&at("path"), &r.path, route_path)?;
+    if r.methods.is_empty() {
+        return Err(ctx.error(
+            &at("methods"),
+            "at least one method is required, e.g. `[\"GET\"]`",
+        ));
+    }
+    let mut methods = Vec::with_capacity(r.methods.len());
+    for (j, m) in r.methods.iter().enumerate() {
+        let key = format!("route[{i}].methods[{j}]");
+        let m = ctx.parse(&key, m, method)?;
+        if methods.contains(&m) {
+            return Err(ctx.error(&key, format!("`{m}` is listed twice")));
+        }
+        methods.push(m);
+    }
+    let upstream_name = ctx.string(&at("upstream"), &r.upstream)?;
+    let upstream = upstreams
+        .iter()
+        .position(|u| u.name == upstream_name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+            let known = if known.is_empty() {
+                "no [[upstream]] is defined".to_owned()
+            } else {
+                format!("known: {}", known.join(", "))
+            };
+            ctx.error(
+                &at("upstream"),
+                format!("no upstream named `{upstream_name}` ({known})"),
+            )
+        })?;
+    let host = ctx.parse_opt(&at("host"), r.host.as_deref(), host)?;
+    Ok(RouteConfig {
+        name,
+        path,
+        methods,
+        upstream,
+        host,
+    })
+}
+
+fn duplicate(ctx: &LoadCtx<'_>, kind: &str, name: &str, i: usize, first: usize) -> ConfigError {
+    let first_key = format!("{kind}[{first}].name");
+    let line = ctx
+        .keys
+        .line_of(&first_key)
+        .map(|l| format!(", line {l}"))
+        .unwrap_or_default();
+    ctx.error(
+        &format!("{kind}[{i}].name"),
+        format!("duplicate {kind} name `{name}` (first used by `{kind}[{first}]`{line})"),
+    )
+}
+
+/// One key = one call: resolve references, parse, locate the error.
+impl LoadCtx<'_> {
+    /// `raw`, written at `key`, with its references resolved.
+    fn string(&self, key: &str, raw: &str) -> Result<String, ConfigError> {
+        refs::resolve(raw, key, self)
+    }
+
+    /// `raw`, written at `key`, resolved and then parsed by `parse`.
+    fn parse<T>(
+        &self,
+        key: &str,
+        raw: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        parse(&self.string(key, raw)?).map_err(|message| self.error(key, message))
+    }
+
+    fn parse_opt<T>(
+        &self,
+        key: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        raw.map(|raw| self.parse(key, raw, parse)).transpose()
+    }
+
+    /// A file path, relative to the config file's directory.
+    fn path(&self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
+        self.parse(key, raw, |s| match s {
+            "" => Err("the path is empty".to_owned()),
+            s => Ok(self.dir.join(s)),
+        })
+    }
+
+    fn path_opt(&self, key: &str, raw: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
+        raw.map(|raw| self.path(key, raw)).transpose()
+    }
+}
+
+// Parsers: plain functions from the resolved string to the value, or a message. A message
+// quotes the value, except where it may be a secret.
+
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("invalid address `{s}`: expected IP:port such as `127.0.0.1:8080` or `[::1]:8443`")
+    })
+}
+
+fn token(s: &str) -> Result<SecretString, String> {
+    // Never quote the value: it is the secret.
+    if s.is_empty() {
+        return Err("the token is empty".to_owned());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the token contains whitespace or control characters".to_owned());
+    }
+    Ok(SecretString::from(s))
+}
+
+/// A CIDR network or a bare address (a /32 or /128). Host bits must be clear: `10.0.0.1/8`
+/// most likely means a typo, and trusting a wider network than meant is the unsafe way to
+/// guess.
+fn ip_net(s: &str) -> Result<IpNet, String> {
+    let usage = "expected an address (`10.1.2.3`, `::1`) or a network (`10.0.0.0/8`, `fd00::/8`)";
+    let (addr, prefix) = match s.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("invalid network `{s}`: {usage}"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|&n| n <= max && p.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                format!("invalid network `{s}`: the prefix length must be 0 to {max}")
+            })?,
+    };
+    let masked = mask(addr, prefix);
+    if masked != addr {
+        return Err(format!(
+            "invalid network `{s}`: host bits are set (did you mean `{masked}/{prefix}`?)"
+        ));
+    }
+    Ok(IpNet { addr, prefix })
+}
+
+fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+fn hsts(s: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "invalid HSTS value `{s}`: expected `max-age=<seconds>[; includeSubDomains][; preload]`"
+        )
+    };
+    http::HeaderValue::from_str(s).map_err(|_| bad())?;
+    let lower = s.to_ascii_lowercase();
+    let seconds = lower.strip_prefix("max-age=").ok_or_else(bad)?;
+    if !seconds.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    Ok(s.to_owned())
+}
+
+/// Upstream and route names show up in logs and metric labels: keep them plain.
+fn name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name is empty".to_owned());
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "invalid name `{s}`: use letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn upstream_url(s: &str) -> Result<Uri, String> {
+    // Don't quote a URL with credentials or a query: either may carry a secret.
+    if s.contains('@') {
+        return Err("credentials in an upstream URL are not supported".to_owned());
+    }
+    if s.contains('?') || s.contains('#') {
+        return Err("an upstream URL has no query or fragment".to_owned());
+    }
+    let uri: Uri = s.parse().map_err(|e| format!("invalid URL `{s}`: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!(
+            "invalid URL `{s}`: expected `http://` or `https://`"
+        ));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("invalid URL `{s}`: it has no host"));
+    }
+    Ok(uri)
+}
+
+fn route_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("invalid path `{s}`: it must start with `/`"));
+    }
+    if s.contains(['?', '#']) || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "invalid path `{s}`: a path has no query, fragment, whitespace or control characters"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn method(s: &str) -> Result<http::Method, String> {
+    http::Method::from_bytes(s.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("invalid method `{s}`: expected a method such as `GET` or `POST`"))
+}
+
+fn host(s: &str) -> Result<String, String> {
+    if s.contains("://") {
+        return Err(format!(
+            "invalid host `{s}`: write the host name alone, without a scheme"
+        ));
+    }
+    let authority: Authority = s.parse().map_err(|_| format!("invalid host `{s}`"))?;
+    if authority.port().is_some() {
+        return Err(format!(
+            "invalid host `{s}`: write the host name alone, without a port"
+        ));
+    }
+    if s.contains('@') || authority.host().is_empty() {
+        return Err(format!("invalid host `{s}`"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let net = |s: &str| ip_net(s).map(|n| (n.addr.to_string(), n.prefix));
+        assert_eq!(net("10.0.0.0/8"), Ok(("10.0.0.0".into(), 8)));
+        assert_eq!(net("10.1.2.3"), Ok(("10.1.2.3".into(), 32)));
+        assert_eq!(net("::1"), Ok(("::1".into(), 128)));
+        assert_eq!(net("fd00::/8"), Ok(("fd00::".into(), 8)));
+        assert_eq!(net("0.0.0.0/0"), Ok(("0.0.0.0".into(), 0)));
+        assert!(net("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+        assert!(net("::/129").unwrap_err().contains("0 to 128"));
+        assert!(net("10.0.0.0/+8").is_err());
+        assert!(net("10.0.0.0/").is_err());
+        assert!(net("example.com").is_err());
+        assert!(
+            net("10.1.2.3/8")
+                .unwrap_err()
+                .contains("did you mean `10.0.0.0/8`")
+        );
+    }
+
+    #[test]
+    fn upstream_urls() {
+        assert!(upstream_url("http://127.0.0.1:3000").is_ok());
+        assert!(upstream_url("https://api.internal/v1").is_ok());
+        for bad in [
+            "ftp://x",
+            "127.0.0.1:3000",
+            "/just/a/path",
+            "http://",
+            "http://u:p@host",
+            "http://h/?q=1",
+            "http://h/#f",
+            "",
+        ] {
+            assert!(upstream_url(bad).is_err(), "{bad}");
+        }
+        assert!(
+            !upstream_url("http://u:secret@h")
+                .unwrap_err()
+                .contains("secret")
+        );
+    }
+
+    #[test]
+    fn methods_and_hosts() {
+        assert_eq!(method("get"), Ok(http::Method::GET));
+        assert_eq!(method("PURGE").unwrap().as_str(), "PURGE");
+        assert!(method("GE T").is_err());
+        assert!(method("").is_err());
+        assert_eq!(host("API.Example.com").as_deref(), Ok("api.example.com"));
+        assert!(host("api.example.com:443").unwrap_err().contains("port"));
+        assert!(
+            host("https://api.example.com")
+                .unwrap_err()
+                .contains("scheme")
+        );
+        assert!(host("a/b").is_err());
+        assert!(host("").is_err());
+    }
+
+    #[test]
+    fn hsts_values() {
+        assert!(hsts("max-age=31536000; includeSubDomains").is_ok());
+        assert!(hsts("Max-Age=0").is_ok());
+        assert!(hsts("includeSubDomains").is_err());
+        assert!(hsts("max-age=").is_err());
+        assert!(hsts("max-age=1\n").is_err());
+    }
+
+    #[test]
+    fn tokens_are_never_quoted() {
+        assert!(token("abc").is_ok());
+        let err = token("has space").err().unwrap();
+        assert!(!err.contains("has space"), "{err}");
+    }
+}

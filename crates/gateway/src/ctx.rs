@@ -1,0 +1,114 @@
+//! The per-request context: what every phase may read and what the log records.
+//!
+//! Built once when a request arrives (request id, peer, start time); the routing phase
+//! adds the canonical path and route, later phases add what they learn. It is the only
+//! state that travels alongside a request, so the access log and the error rescue see
+//! the same facts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use http::Method;
+
+use crate::path::CanonicalPath;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The request arrived over TLS (the https listener).
+    pub tls: bool,
+}
+
+/// A request id: unique per process run, unguessable across runs.
+///
+/// A random per-process prefix plus a counter costs nothing per request, unlike reading
+/// the OS RNG each time. Client-supplied `X-Request-Id` values are never reused: they are
+/// attacker-controlled text that would otherwise flow into every log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    pub fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        RequestId(format!("{:08x}{:012x}", process_prefix(), n).into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn process_prefix() -> u32 {
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // The installed crypto provider's RNG is the OS RNG; failure here is not fatal
+        // for an identifier, so fall back to the clock.
+        let random = rustls::crypto::CryptoProvider::get_default()
+            .map(|p| p.secure_random.fill(&mut bytes).is_ok())
+            .unwrap_or(false);
+        if random {
+            u32::from_be_bytes(bytes)
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
+                .unwrap_or(0)
+        }
+    })
+}
+
+/// Everything the gateway knows about one request, filled in phase by phase.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub id: RequestId,
+    pub conn: ConnInfo,
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the
+    /// nearest untrusted address it forwarded for.
+    pub client_ip: IpAddr,
+    pub method: Method,
+    pub started: Instant,
+    /// Set by routing; `None` when the path was rejected before it was canonical.
+    pub path: Option<CanonicalPath>,
+    /// The raw query string, if any (logged with its values redacted).
+    pub query: Option<String>,
+    /// Name of the matched route.
+    pub route: Option<Arc<str>>,
+    /// Name of the upstream the request was forwarded to.
+    pub upstream: Option<Arc<str>>,
+}
+
+impl RequestCtx {
+    pub fn new(conn: ConnInfo, method: Method) -> Self {
+        RequestCtx {
+            id: RequestId::next(),
+            conn,
+            client_ip: conn.peer.ip(),
+            method,
+            started: Instant::now(),
+            path: None,
+            query: None,
+            route: None,
+            upstream: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_and_fixed_width() {
+        let a = RequestId::next();
+        let b = RequestId::next();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 20);
+        assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

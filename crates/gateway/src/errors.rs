@@ -1,0 +1,332 @@
+//! Safe errors (checklist #6): the single rescue point.
+//!
+//! Every phase returns `Result<_, Rejection>`. `Rejection` is a closed enum; this module
+//! alone maps each variant to its fixed status and fixed public body, an RFC 9457
+//! `application/problem+json` document carrying the request id. Causes (upstream error
+//! text, upstream 5xx bodies, panic messages) are logged here with the request id and
+//! never returned: a client learns what class of thing went wrong, not how.
+
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::body::{self, Body};
+use crate::ctx::RequestCtx;
+use crate::path::PathRejection;
+
+/// Why a request was not (or not successfully) served. The only error type of the pipeline.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The path cannot be canonicalized without ambiguity (encoded `/`, `..` above root, …).
+    BadPath(PathRejection),
+    /// Malformed request framing or headers (conflicting `Host`, CONNECT, …).
+    BadRequest(&'static str),
+    /// No route for this path (or host).
+    NotFound,
+    /// The path is routed, but not for this method.
+    MethodNotAllowed { allow: Vec<Method> },
+    /// The body is larger than `limits.max_body`.
+    PayloadTooLarge { limit: u64 },
+    /// The request head is larger than `limits.max_header_bytes`.
+    HeadersTooLarge { limit: usize },
+    /// The client did not finish sending its body in time.
+    BodyTimeout,
+    /// The upstream could not be reached or broke the connection.
+    UpstreamUnavailable { upstream: String, cause: String },
+    /// The upstream did not answer within its timeout.
+    UpstreamTimeout { upstream: String },
+    /// The upstream answered 5xx; its status is kept, its body is not.
+    UpstreamFailed {
+        upstream: String,
+        status: StatusCode,
+        excerpt: String,
+    },
+    /// A bug in the gateway (a panic in a handler). Logged with its message.
+    Internal { cause: String },
+}
+
+/// The fixed public face of a rejection.
+struct Public {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: Option<&'static str>,
+}
+
+impl Rejection {
+    fn public(&self) -> Public {
+        let p = |status, slug, title, detail| Public {
+            status,
+            slug,
+            title,
+            detail,
+        };
+        match self {
+            Rejection::BadPath(why) => p(
+                StatusCode::BAD_REQUEST,
+                "bad-path",
+                "Bad request path",
+                Some(why.reason()),
+            ),
+            Rejection::BadRequest(why) => p(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad request",
+                Some(*why),
+            ),
+            Rejection::NotFound => p(StatusCode::NOT_FOUND, "not-found", "Not found", None),
+            Rejection::MethodNotAllowed { .. } => p(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                None,
+            ),
+            Rejection::PayloadTooLarge { .. } => p(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                Some("the request body exceeds the size limit"),
+            ),
+            Rejection::HeadersTooLarge { .. } => p(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+                None,
+            ),
+            Rejection::BodyTimeout => p(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+                Some("the request body was not received in time"),
+            ),
+            Rejection::UpstreamUnavailable { .. } => p(
+                StatusCode::BAD_GATEWAY,
+                "bad-gateway",
+                "Bad gateway",
+                Some("the service behind the gateway is unavailable"),
+            ),
+            Rejection::UpstreamTimeout { .. } => p(
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway-timeout",
+                "Gateway timeout",
+                Some("the service behind the gateway did not answer in time"),
+            ),
+            Rejection::UpstreamFailed { status, .. } => Public {
+                status: *status,
+                slug: "upstream-error",
+                title: "Upstream error",
+                detail: Some("the service behind the gateway failed to handle the request"),
+            },
+            Rejection::Internal { .. } => p(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                None,
+            ),
+        }
+    }
+
+    /// The public status of this rejection.
+    pub fn status(&self) -> StatusCode {
+        self.public().status
+    }
+
+    /// A short machine-readable name, used in logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        self.public().slug
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    request_id: &'a str,
+}
+
+/// The `type` URI of a problem: a URN, stable, and not a link anyone must host.
+pub fn problem_type(slug: &str) -> String {
+    format!("urn:palisade:problem:{slug}")
+}
+
+/// Turns a rejection into its response, logging the private cause. The one rescue point.
+pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
+    log_cause(&rejection, ctx);
+    let public = rejection.public();
+    let mut response = problem_response(
+        public.status,
+        public.slug,
+        public.title,
+        public.detail,
+        ctx.id.as_str(),
+    );
+    if let Rejection::MethodNotAllowed { allow } = &rejection {
+        let list = allow
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&list) {
+            response.headers_mut().insert(ALLOW, value);
+        }
+    }
+    response
+}
+
+/// A problem+json response. Public so the admin API answers in the same shape.
+pub fn problem_response(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: Option<&str>,
+    request_id: &str,
+) -> Response<Body> {
+    let problem = Problem {
+        kind: problem_type(slug),
+        title,
+        status: status.as_u16(),
+        detail,
+        request_id,
+    };
+    // Serializing a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut response = Response::new(body::full(json));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
+    let id = ctx.id.as_str();
+    match rejection {
+        Rejection::UpstreamUnavailable { upstream, cause } => {
+            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "unavailable", cause = %cause);
+        }
+        Rejection::UpstreamTimeout { upstream } => {
+            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "timeout");
+        }
+        Rejection::UpstreamFailed {
+            upstream,
+            status,
+            excerpt,
+        } => {
+            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "status", status = status.as_u16(), body_excerpt = %excerpt);
+        }
+        Rejection::Internal { cause } => {
+            tracing::error!(event = "internal_error", request_id = id, cause = %cause);
+        }
+        // Client errors are recorded by the access log line; no separate event yet
+        // (security events arrive with the logging issue).
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::ConnInfo;
+    use http_body_util::BodyExt;
+
+    fn every_variant() -> Vec<Rejection> {
+        vec![
+            Rejection::BadPath(PathRejection::EncodedSlash),
+            Rejection::BadRequest("conflicting Host headers"),
+            Rejection::NotFound,
+            Rejection::MethodNotAllowed {
+                allow: vec![Method::GET, Method::HEAD],
+            },
+            Rejection::PayloadTooLarge { limit: 1024 },
+            Rejection::HeadersTooLarge { limit: 16384 },
+            Rejection::BodyTimeout,
+            Rejection::UpstreamUnavailable {
+                upstream: "orders".into(),
+                cause: "connect error: Connection refused (os error 111) 10.1.2.3:5432".into(),
+            },
+            Rejection::UpstreamTimeout {
+                upstream: "orders".into(),
+            },
+            Rejection::UpstreamFailed {
+                upstream: "orders".into(),
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                excerpt: "Traceback: at db.py line 3 password=hunter2".into(),
+            },
+            Rejection::Internal {
+                cause: "panicked at src/pipeline.rs:10: index out of bounds".into(),
+            },
+        ]
+    }
+
+    /// Snapshot over every variant: fixed status, fixed fields, and no internals in the body.
+    #[tokio::test]
+    async fn every_rejection_renders_a_problem_without_internals() {
+        let ctx = RequestCtx::new(
+            ConnInfo {
+                peer: "127.0.0.1:1".parse().unwrap(),
+                tls: false,
+            },
+            Method::GET,
+        );
+        let expected_status = [400, 400, 404, 405, 413, 431, 408, 502, 504, 503, 500];
+        for (rejection, status) in every_variant().into_iter().zip(expected_status) {
+            let kind = rejection.kind();
+            let response = respond(rejection, &ctx);
+            assert_eq!(response.status().as_u16(), status, "{kind}");
+            assert_eq!(
+                response.headers()[CONTENT_TYPE],
+                "application/problem+json",
+                "{kind}"
+            );
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let text = std::str::from_utf8(&bytes).unwrap();
+            for secret in [
+                "10.1.2.3",
+                "hunter2",
+                "Traceback",
+                "pipeline.rs",
+                "orders",
+                "os error",
+            ] {
+                assert!(!text.contains(secret), "{kind} leaked {secret}: {text}");
+            }
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+            for key in &keys {
+                assert!(
+                    ["type", "title", "status", "detail", "request_id"].contains(key),
+                    "{kind}: unexpected field {key}"
+                );
+            }
+            assert_eq!(json["status"], status, "{kind}");
+            assert_eq!(json["request_id"], ctx.id.as_str(), "{kind}");
+            assert_eq!(json["type"], format!("urn:palisade:problem:{kind}"));
+            assert!(json["title"].as_str().is_some_and(|t| !t.is_empty()));
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_lists_allow() {
+        let ctx = RequestCtx::new(
+            ConnInfo {
+                peer: "127.0.0.1:1".parse().unwrap(),
+                tls: false,
+            },
+            Method::DELETE,
+        );
+        let response = respond(
+            Rejection::MethodNotAllowed {
+                allow: vec![Method::GET, Method::HEAD, Method::POST],
+            },
+            &ctx,
+        );
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD, POST");
+    }
+}

@@ -1,0 +1,267 @@
+//! Header hygiene on both sides of the proxy.
+//!
+//! Request side (`prepare_upstream_headers`): hop-by-hop headers are removed (RFC 9110
+//! §7.6.1), identity headers (`X-Palisade-*`) are always removed because only the gateway
+//! may assert an identity, and forwarding headers are rebuilt by the gateway: a client
+//! that is not a configured trusted proxy cannot choose the address or scheme the
+//! upstream believes in.
+//!
+//! Response side (`finish_response`): fingerprinting headers (`Server`, `X-Powered-By`)
+//! and hop-by-hop headers are removed; `X-Request-Id`, `X-Content-Type-Options: nosniff`
+//! and, on https, the configured `Strict-Transport-Security` are set on every response,
+//! including the gateway's own errors.
+
+use std::net::IpAddr;
+
+use http::header::{
+    CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    STRICT_TRANSPORT_SECURITY, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, X_CONTENT_TYPE_OPTIONS,
+};
+use http::{HeaderMap, Response};
+
+use crate::authn::Principal;
+use crate::config::IpNet;
+use crate::ctx::RequestCtx;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_PALISADE_SUBJECT: HeaderName = HeaderName::from_static("x-palisade-subject");
+pub const X_PALISADE_ROLES: HeaderName = HeaderName::from_static("x-palisade-roles");
+pub const X_PALISADE_KEY_ID: HeaderName = HeaderName::from_static("x-palisade-key-id");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+const SERVER: HeaderName = HeaderName::from_static("server");
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        // Never let `Connection: x-request-id` or similar strip what the gateway sets.
+        headers.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The client's address as the gateway believes it.
+///
+/// With no trusted proxies this is the peer. When the peer is trusted, the
+/// `X-Forwarded-For` chain is walked from the right, skipping trusted hops, and the first
+/// untrusted address is the client: the only entries that can be believed are those
+/// appended by proxies we trust.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .unwrap_or(peer)
+}
+
+/// Rewrites the client's headers into the headers the upstream receives.
+///
+/// `original_host` is the host the client addressed (`Host` or the URI authority),
+/// passed on as `X-Forwarded-Host`; `Host` itself is set to the upstream's authority by
+/// the HTTP client.
+pub fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    ctx: &RequestCtx,
+    original_host: Option<&str>,
+    trusted: &[IpNet],
+    principal: &Principal,
+) {
+    remove_hop_by_hop(headers);
+    headers.remove(HOST);
+
+    // Identity: only the gateway speaks for the caller. Remove every X-Palisade-* header,
+    // whatever its case or suffix, then set the verified ones.
+    let identity: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-palisade-"))
+        .cloned()
+        .collect();
+    for name in identity {
+        headers.remove(name);
+    }
+    if let Some(subject) = principal.subject().and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(X_PALISADE_SUBJECT, subject);
+    }
+    if !principal.roles().is_empty()
+        && let Ok(roles) = HeaderValue::from_str(&principal.roles().join(","))
+    {
+        headers.insert(X_PALISADE_ROLES, roles);
+    }
+    if let Some(key_id) = principal.key_id().and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(X_PALISADE_KEY_ID, key_id);
+    }
+
+    // Forwarding: extend the chain only for a trusted peer, otherwise start it afresh.
+    let peer = ctx.conn.peer.ip();
+    let peer_trusted = trusted.iter().any(|net| net.contains(peer));
+    let prior_chain = if peer_trusted {
+        let chain: Vec<String> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        (!chain.is_empty()).then(|| chain.join(", "))
+    } else {
+        None
+    };
+    let prior_proto = peer_trusted
+        .then(|| headers.get(X_FORWARDED_PROTO).cloned())
+        .flatten();
+    let prior_host = peer_trusted
+        .then(|| headers.get(X_FORWARDED_HOST).cloned())
+        .flatten();
+    for name in [
+        X_FORWARDED_FOR,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
+        FORWARDED,
+        X_REAL_IP,
+    ] {
+        headers.remove(name);
+    }
+    let chain = match prior_chain {
+        Some(chain) => format!("{chain}, {peer}"),
+        None => peer.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    let proto = prior_proto.unwrap_or_else(|| {
+        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" })
+    });
+    headers.insert(X_FORWARDED_PROTO, proto);
+    let host = prior_host.or_else(|| original_host.and_then(|h| HeaderValue::from_str(h).ok()));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Ok(id) = HeaderValue::from_str(ctx.id.as_str()) {
+        headers.insert(X_REQUEST_ID, id);
+    }
+}
+
+/// Applies the response-side rules to every response, proxied or generated.
+pub fn finish_response<B>(response: &mut Response<B>, request_id: &str, hsts: Option<&HeaderValue>) {
+    let headers = response.headers_mut();
+    remove_hop_by_hop(headers);
+    headers.remove(SERVER);
+    headers.remove(X_POWERED_BY);
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(X_REQUEST_ID, id);
+    }
+    match hsts {
+        Some(value) => {
+            headers.insert(STRICT_TRANSPORT_SECURITY, value.clone());
+        }
+        // HSTS is meaningless (and ignored by browsers) over plain http; an upstream's
+        // own value must not leak out on that listener either.
+        None => {
+            headers.remove(STRICT_TRANSPORT_SECURITY);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        let (addr, prefix) = s.split_once('/').unwrap();
+        IpNet {
+            addr: addr.parse().unwrap(),
+            prefix: prefix.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert!(headers.get("x-secret").is_none());
+        assert!(headers.get(TE).is_none());
+        assert!(headers.get(CONNECTION).is_none());
+        assert_eq!(headers["x-kept"], "1");
+    }
+
+    #[test]
+    fn client_ip_ignores_forwarded_for_from_untrusted_peers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(client_ip(peer, &headers, &[]), peer);
+        assert_eq!(client_ip(peer, &headers, &[net("10.0.0.0/8")]), peer);
+    }
+
+    #[test]
+    fn client_ip_walks_trusted_hops_from_the_right() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("6.6.6.6, 198.51.100.7, 10.0.0.2"),
+        );
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        // The spoofable leftmost entry is never chosen while an untrusted hop is nearer.
+        assert_eq!(
+            client_ip(peer, &headers, &[net("10.0.0.0/8")]),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn finish_strips_fingerprints_and_sets_security_headers() {
+        let mut response = Response::new(());
+        response
+            .headers_mut()
+            .insert(SERVER, HeaderValue::from_static("Apache/2.4.1"));
+        response
+            .headers_mut()
+            .insert(X_POWERED_BY, HeaderValue::from_static("PHP/5.6"));
+        let hsts = HeaderValue::from_static("max-age=31536000");
+        finish_response(&mut response, "abc", Some(&hsts));
+        let h = response.headers();
+        assert!(h.get(SERVER).is_none());
+        assert!(h.get(X_POWERED_BY).is_none());
+        assert_eq!(h[X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h[X_REQUEST_ID], "abc");
+        assert_eq!(h[STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+    }
+}

@@ -1,0 +1,31 @@
+//! Logging and metrics (checklist #7): what happened, for people and for Prometheus.
+//!
+//! Input: the request context and the final response. Output: one JSON line per request
+//! on stdout, written when the response body has been sent (or abandoned), so the line
+//! carries the real byte count and latency; and the counters and histogram behind
+//! `/metrics`. Failure: none; observing never changes a response.
+
+mod access;
+mod metrics;
+
+pub use access::{Observed, redact_query};
+pub use metrics::Metrics;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON-lines logger on stdout. `PALISADE_LOG` overrides the filter
+/// (`tracing` directive syntax, e.g. `debug` or `info,palisade_gateway=debug`).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_env("PALISADE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rustls=warn,hyper=warn,hyper_util=warn"));
+    // `try_init` so that tests which start several gateways in one process do not panic.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .try_init();
+}

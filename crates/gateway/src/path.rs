@@ -1,0 +1,727 @@
+//! One canonical path: the request path every later phase sees.
+//!
+//! Input: the path part of the request-target exactly as received on the wire (hyper's
+//! `uri.path()`; the caller has already split off the query at `?`).
+//!
+//! Output: a [`CanonicalPath`], computed once per request and used for routing,
+//! authorization, rate-limit keys, logs and the request line sent upstream, so that every
+//! one of them sees the same string. It starts with `/`, has no empty and no dot segments,
+//! percent-escapes of unreserved characters are decoded, every other escape is kept with
+//! upper-case hex, and a trailing slash is kept.
+//!
+//! Failure mode: a path that could be read in more than one way by some server behind us
+//! (an encoded `/`, a `\`, a NUL or other control character, `;` matrix parameters, escapes
+//! that are not UTF-8, a `..` above the root, a malformed escape, a raw byte that must be
+//! escaped) is refused with a [`PathRejection`] — the caller answers 400 with
+//! [`PathRejection::reason`]. We refuse rather than guess: gateways are bypassed through
+//! normalization differences between them and the servers they protect.
+//!
+//! Cost: one pass over the bytes and one `String` allocation; a path that is already
+//! canonical (the common case) is validated in one scan and copied.
+
+use std::fmt;
+
+/// A request path in canonical form: starts with '/', no dot segments, no empty segments,
+/// only unreserved characters decoded, remaining percent-escapes in upper-case hex.
+///
+/// Only [`canonicalize`] builds one, so holding a `CanonicalPath` proves the path was checked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CanonicalPath(String);
+
+impl CanonicalPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CanonicalPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a path was refused. Every variant answers 400; [`PathRejection::reason`] is a fixed
+/// text that is safe to show a client (it never echoes the path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathRejection {
+    /// Empty, or not starting with `/` (absolute-form, authority-form and `*` are not paths).
+    #[error("{}", self.reason())]
+    NotOriginForm,
+    /// A `%` not followed by two hex digits.
+    #[error("{}", self.reason())]
+    InvalidPercentEncoding,
+    /// `%2F` / `%2f`: one server splits on it, another does not.
+    #[error("{}", self.reason())]
+    EncodedSlash,
+    /// A raw `\` or `%5C`: Windows-style servers read it as a separator.
+    #[error("{}", self.reason())]
+    Backslash,
+    /// A raw or encoded byte 0x00–0x1F or 0x7F (NUL truncates paths in C-based servers).
+    #[error("{}", self.reason())]
+    ControlCharacter,
+    /// A `;`: Tomcat/Spring strip `;params`, so `/api;x=1/orders` would be `/api/orders` there.
+    #[error("{}", self.reason())]
+    MatrixParameters,
+    /// Percent-escapes that do not decode to UTF-8 (overlong `%C0%AE`, lone `%FF`, ...).
+    #[error("{}", self.reason())]
+    InvalidUtf8,
+    /// A raw byte that RFC 3986 requires to be percent-encoded (space, `"`, `<`, non-ASCII, ...).
+    #[error("{}", self.reason())]
+    InvalidCharacter,
+    /// A `..` segment that would climb above the root.
+    #[error("{}", self.reason())]
+    EscapesRoot,
+}
+
+impl PathRejection {
+    /// A short fixed text, safe to show a client.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotOriginForm => "the path must start with '/'",
+            Self::InvalidPercentEncoding => "the path contains a malformed percent-escape",
+            Self::EncodedSlash => "the path contains an encoded slash",
+            Self::Backslash => "the path contains a backslash",
+            Self::ControlCharacter => "the path contains a control character",
+            Self::MatrixParameters => {
+                "the path contains a ';' (matrix parameters are not accepted)"
+            }
+            Self::InvalidUtf8 => "the path contains percent-escapes that are not valid UTF-8",
+            Self::InvalidCharacter => "the path contains a character that must be percent-encoded",
+            Self::EscapesRoot => "the path climbs above the root",
+        }
+    }
+}
+
+// Byte classes, looked up in one table so the scan is a single indexed load per byte.
+/// RFC 3986 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~". Never needs escaping.
+const UNRESERVED: u8 = 1;
+/// Other bytes allowed raw in a segment: sub-delims except ';', plus ':' and '@'.
+const PCHAR: u8 = 2;
+const SLASH: u8 = 3;
+const PERCENT: u8 = 4;
+const SEMICOLON: u8 = 5;
+const BACKSLASH: u8 = 6;
+const CONTROL: u8 = 7;
+/// Anything else: space, '"', '<', '>', '{', '#', non-ASCII, ...
+const INVALID: u8 = 0;
+
+const CLASS: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            UNRESERVED
+        } else if matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@'
+        ) {
+            PCHAR
+        } else if b == b'/' {
+            SLASH
+        } else if b == b'%' {
+            PERCENT
+        } else if b == b';' {
+            SEMICOLON
+        } else if b == b'\\' {
+            BACKSLASH
+        } else if b < 0x20 || b == 0x7f {
+            CONTROL
+        } else {
+            INVALID
+        };
+        i += 1;
+    }
+    table
+};
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Canonicalize the path part of a request-target (see the module doc).
+pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathRejection> {
+    let bytes = raw.as_bytes();
+    // Rule 1 — why: only origin-form has a path we can reason about; an empty path, `*` or
+    // an absolute URI reaching this point means the caller mis-split the target.
+    if bytes.first() != Some(&b'/') {
+        return Err(PathRejection::NotOriginForm);
+    }
+    // Why a fast path: almost every real path is already canonical; one read-only scan
+    // proves it and a copy is the whole cost.
+    if is_already_canonical(bytes) {
+        return Ok(CanonicalPath(raw.to_owned()));
+    }
+    normalize(bytes)
+}
+
+/// True when `bytes` (starting with '/') contains only unreserved and other raw pchars,
+/// single slashes, no '%' and no "." or ".." segment — i.e. `normalize` would copy it.
+fn is_already_canonical(bytes: &[u8]) -> bool {
+    let mut seg_start = 1;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        if b == b'/' {
+            let seg = &bytes[seg_start..i];
+            if seg.is_empty() || seg == b"." || seg == b".." {
+                return false;
+            }
+            seg_start = i + 1;
+        } else if !matches!(CLASS[usize::from(b)], UNRESERVED | PCHAR) {
+            return false;
+        }
+    }
+    let last = &bytes[seg_start..];
+    last != b"." && last != b".."
+}
+
+/// The general case: one pass, segment by segment, writing into one output buffer.
+///
+/// `out` holds the canonical segments so far as `/s1/s2` (no trailing slash); each new
+/// segment is decoded straight into `out`, then dropped again if it turns out to be a dot
+/// segment. The output is pure ASCII, so truncating at any recorded length is safe.
+fn normalize(bytes: &[u8]) -> Result<CanonicalPath, PathRejection> {
+    let n = bytes.len();
+    let mut out = String::with_capacity(n);
+    let mut i = 0;
+    let trailing_slash = loop {
+        // Rule 4 — why: `//api` and `/api` name the same resource on most servers but
+        // not all (and not to a prefix match), so empty segments collapse to one slash.
+        while i < n && bytes[i] == b'/' {
+            i += 1;
+        }
+        if i == n {
+            // Rule 6 — why: `/orders/` and `/orders` are different resources to many
+            // frameworks, so the trailing slash is kept (and routes can tell them apart).
+            break true;
+        }
+        let seg_start = out.len();
+        out.push('/');
+        while i < n && bytes[i] != b'/' {
+            let b = bytes[i];
+            match CLASS[usize::from(b)] {
+                UNRESERVED | PCHAR => {
+                    out.push(char::from(b));
+                    i += 1;
+                }
+                PERCENT => i = decode_escape(bytes, i, &mut out)?,
+                // Rule 3 — why: servers like Tomcat/Spring strip `;params` from segments,
+                // so `/api;x=1/orders` would be `/api/orders` upstream while we matched
+                // something else. We refuse rather than guess which reading is right.
+                SEMICOLON => return Err(PathRejection::MatrixParameters),
+                // Rule 3 — why: a backslash is a separator to Windows-style servers.
+                BACKSLASH => return Err(PathRejection::Backslash),
+                // Rule 3 — why: control bytes (NUL above all) truncate or split paths in
+                // servers and log lines.
+                CONTROL => return Err(PathRejection::ControlCharacter),
+                // Rule 3 — why: RFC 3986 requires these to be escaped; servers differ on
+                // how they read them raw (space, quotes, non-ASCII).
+                _ => return Err(PathRejection::InvalidCharacter),
+            }
+        }
+        let at_end = i == n;
+        // Rule 5 — why: dot segments are resolved AFTER decoding unreserved characters, so
+        // `%2e%2e` and `.%2E` are `..` here exactly as they will be to any server that
+        // decodes before resolving. RFC 3986 §5.2.4 semantics.
+        match &out[seg_start + 1..] {
+            "." => out.truncate(seg_start),
+            ".." => {
+                out.truncate(seg_start);
+                // Why reject instead of clamping to `/`: a `..` above the root is never
+                // sent by a browser; it is an attack, and servers clamp inconsistently.
+                let parent = out.rfind('/').ok_or(PathRejection::EscapesRoot)?;
+                out.truncate(parent);
+            }
+            // A real segment: if the path ends here it ends without a slash.
+            _ if at_end => break false,
+            _ => continue,
+        }
+        // A dot segment at the very end leaves a trailing slash (`/a/b/..` → `/a/`), as
+        // RFC 3986 does: it names a directory.
+        if at_end {
+            break true;
+        }
+    };
+    if trailing_slash || out.is_empty() {
+        out.push('/');
+    }
+    Ok(CanonicalPath(out))
+}
+
+/// Decode the escape at `bytes[i]` (a '%') into `out`; returns the index after it.
+///
+/// Rule 2 — why: `%41` and `A` must route, authorize and rate-limit as the same path, so
+/// escapes of unreserved characters are decoded (RFC 3986 §6.2.2.2 says they are
+/// equivalent); every other escape is kept, in upper-case hex (§6.2.2.1), because decoding
+/// it would change the meaning of the path. We decode only once: `%252e` becomes the
+/// literal text `%252e` (segment text "%2e"), never a dot.
+fn decode_escape(bytes: &[u8], i: usize, out: &mut String) -> Result<usize, PathRejection> {
+    let v = hex_pair(bytes, i)?;
+    if v < 0x80 {
+        match CLASS[usize::from(v)] {
+            UNRESERVED => out.push(char::from(v)),
+            // Rule 3 — why: `%2F` is a separator to servers that decode before splitting
+            // and data to those that do not; either reading could bypass a route rule.
+            SLASH => return Err(PathRejection::EncodedSlash),
+            BACKSLASH => return Err(PathRejection::Backslash),
+            CONTROL => return Err(PathRejection::ControlCharacter),
+            _ => push_escape(out, v),
+        }
+        return Ok(i + 3);
+    }
+    // Rule 3 — why: escapes that are not UTF-8 (overlong `%C0%AE` = '.', lone `%FF`) are
+    // decoded differently by different servers (some to '.', some to U+FFFD, some not at
+    // all). The sequence must be a complete, shortest-form UTF-8 scalar value.
+    let width = match v {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return Err(PathRejection::InvalidUtf8),
+    };
+    let mut seq = [v, 0, 0, 0];
+    let mut j = i + 3;
+    for byte in seq.iter_mut().take(width).skip(1) {
+        if bytes.get(j) != Some(&b'%') {
+            return Err(PathRejection::InvalidUtf8);
+        }
+        *byte = hex_pair(bytes, j)?;
+        j += 3;
+    }
+    // `from_utf8` rejects overlong forms, surrogates and values above U+10FFFF.
+    if std::str::from_utf8(&seq[..width]).is_err() {
+        return Err(PathRejection::InvalidUtf8);
+    }
+    for &byte in &seq[..width] {
+        push_escape(out, byte);
+    }
+    Ok(j)
+}
+
+/// The byte encoded by the two hex digits after the '%' at `bytes[i]`.
+fn hex_pair(bytes: &[u8], i: usize) -> Result<u8, PathRejection> {
+    let digit = |k: usize| {
+        let c = *bytes.get(k)?;
+        char::from(c).to_digit(16).map(|d| d as u8)
+    };
+    match (digit(i + 1), digit(i + 2)) {
+        (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
+        _ => Err(PathRejection::InvalidPercentEncoding),
+    }
+}
+
+fn push_escape(out: &mut String, v: u8) {
+    out.push('%');
+    out.push(char::from(HEX_UPPER[usize::from(v >> 4)]));
+    out.push(char::from(HEX_UPPER[usize::from(v & 0x0f)]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PathRejection::*;
+
+    fn ok(raw: &str) -> String {
+        match canonicalize(raw) {
+            Ok(p) => p.as_str().to_owned(),
+            Err(e) => panic!("{raw:?} was rejected: {e:?}"),
+        }
+    }
+
+    fn err(raw: &str) -> PathRejection {
+        match canonicalize(raw) {
+            Ok(p) => panic!("{raw:?} was accepted as {p}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Inputs that are accepted, with their canonical form.
+    const ACCEPTED: &[(&str, &str)] = &[
+        // already canonical (fast path)
+        ("/", "/"),
+        ("/api", "/api"),
+        ("/api/orders", "/api/orders"),
+        ("/api/orders/", "/api/orders/"),
+        ("/api/orders/42", "/api/orders/42"),
+        ("/a-b_c~d.e", "/a-b_c~d.e"),
+        ("/a!$&'()*+,=:@b", "/a!$&'()*+,=:@b"),
+        ("/.well-known/jwks.json", "/.well-known/jwks.json"),
+        ("/...", "/..."),
+        ("/a/.../b", "/a/.../b"),
+        ("/.a/..b/a./b..", "/.a/..b/a./b.."),
+        // dot segments
+        ("/api/../admin", "/admin"),
+        ("/api/./x", "/api/x"),
+        ("/api/v1/../x", "/api/x"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/a/b/../", "/a/"),
+        ("/a/./", "/a/"),
+        ("/a/..", "/"),
+        ("/.", "/"),
+        ("/./", "/"),
+        ("/a/b/c/../../d", "/a/d"),
+        ("/a/./b/./c", "/a/b/c"),
+        ("/api/%2e%2e/admin", "/admin"),
+        ("/api/%2E%2E/admin", "/admin"),
+        ("/api/.%2E/admin", "/admin"),
+        ("/api/%2e./admin", "/admin"),
+        ("/api/%2e/admin", "/api/admin"),
+        ("/a/b/%2e%2e", "/a/"),
+        // duplicate slashes
+        ("//api", "/api"),
+        ("//api///x", "/api/x"),
+        ("/api//", "/api/"),
+        ("//", "/"),
+        ("///", "/"),
+        ("/a//..//b", "/b"),
+        ("//a//..//", "/"),
+        // decoding unreserved characters
+        ("/api/%7Euser", "/api/~user"),
+        ("/api/%7euser", "/api/~user"),
+        ("/api/%41", "/api/A"),
+        ("/%61%62%63", "/abc"),
+        ("/%30%39%2D%5F", "/09-_"),
+        // kept escapes, upper-cased
+        ("/caf%c3%a9", "/caf%C3%A9"),
+        ("/caf%C3%A9", "/caf%C3%A9"),
+        ("/a%20b", "/a%20b"),
+        ("/a%3bb", "/a%3Bb"),
+        ("/a%3f", "/a%3F"),
+        ("/a%23", "/a%23"),
+        ("/a%25", "/a%25"),
+        ("/a%2B", "/a%2B"),
+        ("/%e2%82%ac", "/%E2%82%AC"),
+        ("/%f0%9f%98%80", "/%F0%9F%98%80"),
+        ("/%ef%bf%bf", "/%EF%BF%BF"),
+        // decode once only
+        ("/%252e", "/%252e"),
+        ("/%252e%252e/admin", "/%252e%252e/admin"),
+        ("/a/%252E%252E/b", "/a/%252E%252E/b"),
+        ("/%25%32%65", "/%252e"),
+    ];
+
+    #[test]
+    fn accepted_table() {
+        for &(raw, want) in ACCEPTED {
+            assert_eq!(ok(raw), want, "canonicalize({raw:?})");
+        }
+    }
+
+    #[test]
+    fn rejected_table() {
+        let cases: &[(&str, PathRejection)] = &[
+            ("", NotOriginForm),
+            ("api", NotOriginForm),
+            ("*", NotOriginForm),
+            ("http://example.com/a", NotOriginForm),
+            ("%2F", NotOriginForm),
+            ("/../admin", EscapesRoot),
+            ("/..", EscapesRoot),
+            ("/../", EscapesRoot),
+            ("/a/../..", EscapesRoot),
+            ("/a/../../b", EscapesRoot),
+            ("/./..", EscapesRoot),
+            ("//../a", EscapesRoot),
+            ("//..//a/..", EscapesRoot),
+            ("/%2e%2e", EscapesRoot),
+            ("/api/%2e%2e/%2e%2e/admin", EscapesRoot),
+            ("/api/orders%2F1", EncodedSlash),
+            ("/api/orders%2f1", EncodedSlash),
+            ("/%2f", EncodedSlash),
+            ("/a/..%2f..%2fetc", EncodedSlash),
+            ("/api/orders/1%00", ControlCharacter),
+            ("/a%0a", ControlCharacter),
+            ("/a%0D%0Ab", ControlCharacter),
+            ("/a%1f", ControlCharacter),
+            ("/a%7f", ControlCharacter),
+            ("/a\0b", ControlCharacter),
+            ("/a\nb", ControlCharacter),
+            ("/a\tb", ControlCharacter),
+            ("/a\x7fb", ControlCharacter),
+            ("/api;x=1/orders", MatrixParameters),
+            ("/api/orders;jsessionid=1", MatrixParameters),
+            ("/;", MatrixParameters),
+            ("/..;/admin", MatrixParameters),
+            ("/a%zz", InvalidPercentEncoding),
+            ("/a%2", InvalidPercentEncoding),
+            ("/a%", InvalidPercentEncoding),
+            ("/a%g1", InvalidPercentEncoding),
+            ("/a%-1", InvalidPercentEncoding),
+            ("/a%+1", InvalidPercentEncoding),
+            ("/a%c3%z9", InvalidPercentEncoding),
+            ("/a%c0%ae", InvalidUtf8),
+            ("/a%c0%ae%c0%ae/x", InvalidUtf8),
+            ("/a%ff", InvalidUtf8),
+            ("/a%80", InvalidUtf8),
+            ("/a%c3", InvalidUtf8),
+            ("/a%c3a", InvalidUtf8),
+            ("/a%c3%41", InvalidUtf8),
+            ("/a%e2%82", InvalidUtf8),
+            ("/a%e0%80%af", InvalidUtf8),
+            ("/a%ed%a0%80", InvalidUtf8),
+            ("/a%f4%90%80%80", InvalidUtf8),
+            ("/a%f5%80%80%80", InvalidUtf8),
+            ("/a%c1%bf", InvalidUtf8),
+            ("/a\\b", Backslash),
+            ("/a%5cb", Backslash),
+            ("/a%5Cb", Backslash),
+            ("/..\\", Backslash),
+            ("/a b", InvalidCharacter),
+            ("/a\"b", InvalidCharacter),
+            ("/a<b", InvalidCharacter),
+            ("/a>b", InvalidCharacter),
+            ("/a{b}", InvalidCharacter),
+            ("/a|b", InvalidCharacter),
+            ("/a^b", InvalidCharacter),
+            ("/a`b", InvalidCharacter),
+            ("/a[b]", InvalidCharacter),
+            ("/a#b", InvalidCharacter),
+            ("/a?b", InvalidCharacter),
+            ("/café", InvalidCharacter),
+        ];
+        for &(raw, want) in cases {
+            assert_eq!(err(raw), want, "canonicalize({raw:?})");
+        }
+    }
+
+    #[test]
+    fn first_problem_wins() {
+        assert_eq!(err("/../%2f"), EscapesRoot);
+        assert_eq!(err("/%2f/.."), EncodedSlash);
+        assert_eq!(err("/a;b%00"), MatrixParameters);
+    }
+
+    #[test]
+    fn reasons_are_fixed_and_short() {
+        let all = [
+            NotOriginForm,
+            InvalidPercentEncoding,
+            EncodedSlash,
+            Backslash,
+            ControlCharacter,
+            MatrixParameters,
+            InvalidUtf8,
+            InvalidCharacter,
+            EscapesRoot,
+        ];
+        for r in all {
+            assert!(!r.reason().is_empty() && r.reason().len() < 80, "{r:?}");
+            assert_eq!(r.to_string(), r.reason());
+        }
+        assert_eq!(EncodedSlash.reason(), "the path contains an encoded slash");
+    }
+
+    #[test]
+    fn trailing_slash_is_distinct() {
+        assert_ne!(ok("/api/orders/"), ok("/api/orders"));
+        assert_eq!(
+            canonicalize("/api/orders//").unwrap(),
+            canonicalize("/api/orders/").unwrap()
+        );
+    }
+
+    #[test]
+    fn equivalent_spellings_are_equal() {
+        let a = canonicalize("/api/orders").unwrap();
+        for alt in [
+            "//api/orders",
+            "/api/./orders",
+            "/x/../api/orders",
+            "/%61pi/%6Frders",
+            "/api/x/%2e%2e/orders",
+        ] {
+            assert_eq!(canonicalize(alt).unwrap(), a, "{alt}");
+        }
+        assert_eq!(a.to_string(), "/api/orders");
+    }
+
+    #[test]
+    fn idempotent_over_table() {
+        for &(raw, _) in ACCEPTED {
+            let once = canonicalize(raw).unwrap();
+            let twice = canonicalize(once.as_str()).unwrap();
+            assert_eq!(once, twice, "not idempotent for {raw:?}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        for &(raw, _) in ACCEPTED {
+            let general = normalize(raw.as_bytes()).unwrap();
+            assert_eq!(canonicalize(raw).unwrap(), general, "{raw:?}");
+            if is_already_canonical(raw.as_bytes()) {
+                assert_eq!(general.as_str(), raw, "fast path would change {raw:?}");
+            }
+        }
+    }
+
+    /// A deliberately naive model of the rules (several passes, `split`), to cross-check
+    /// the one-pass implementation on random inputs. Only acceptance and output are
+    /// compared: which problem is reported first may differ.
+    fn reference(raw: &str) -> Option<String> {
+        let b = raw.as_bytes();
+        if b.first() != Some(&b'/') {
+            return None;
+        }
+        // pass 1: escapes and characters; each run of escaped non-ASCII bytes must be UTF-8
+        let mut text = String::new();
+        let mut run: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'%' {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                if !h.bytes().all(|x| x.is_ascii_hexdigit()) {
+                    return None;
+                }
+                let v = u8::from_str_radix(h, 16).ok()?;
+                if v >= 0x80 {
+                    run.push(v);
+                    text.push_str(&format!("%{v:02X}"));
+                    i += 3;
+                    continue;
+                }
+                std::str::from_utf8(&run).ok()?;
+                run.clear();
+                if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                    text.push(char::from(v));
+                } else if v == b'/' || v == b'\\' || v < 0x20 || v == 0x7f {
+                    return None;
+                } else {
+                    text.push_str(&format!("%{v:02X}"));
+                }
+                i += 3;
+            } else if c.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@/".contains(&c) {
+                std::str::from_utf8(&run).ok()?;
+                run.clear();
+                text.push(char::from(c));
+                i += 1;
+            } else {
+                return None;
+            }
+        }
+        std::str::from_utf8(&run).ok()?;
+        // pass 3: segments
+        let segs: Vec<&str> = text[1..].split('/').collect();
+        let mut stack: Vec<&str> = Vec::new();
+        let mut trailing = false;
+        for (k, seg) in segs.iter().enumerate() {
+            let last = k + 1 == segs.len();
+            match *seg {
+                "" => trailing = last || trailing,
+                "." => trailing = last,
+                ".." => {
+                    stack.pop()?;
+                    trailing = last;
+                }
+                s => {
+                    stack.push(s);
+                    trailing = false;
+                }
+            }
+        }
+        let mut out = String::from("/");
+        out.push_str(&stack.join("/"));
+        if trailing && !stack.is_empty() {
+            out.push('/');
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn reference_model_agrees_on_table() {
+        for &(raw, _) in ACCEPTED {
+            assert_eq!(reference(raw), Some(ok(raw)), "{raw:?}");
+        }
+    }
+
+    fn check_output_shape(input: &str, out: &str) {
+        assert!(out.starts_with('/'), "{input:?} -> {out:?}");
+        for bad in ["//", "/./", "/../", ";", "\\"] {
+            assert!(!out.contains(bad), "{input:?} -> {out:?} contains {bad:?}");
+        }
+        assert!(
+            !out.ends_with("/.") && !out.ends_with("/.."),
+            "{input:?} -> {out:?}"
+        );
+        let b = out.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let hex = &b[i + 1..i + 3];
+                assert!(
+                    hex.iter()
+                        .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c)),
+                    "{input:?} -> {out:?} has a lower-case or bad escape"
+                );
+                let v = u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap();
+                assert_ne!(
+                    CLASS[usize::from(v)],
+                    UNRESERVED,
+                    "{input:?} -> {out:?} left {v:#x} escaped"
+                );
+                assert!(
+                    !matches!(v, b'/' | b'\\') && v >= 0x20 && v != 0x7f,
+                    "{input:?} -> {out:?}"
+                );
+                i += 3;
+            } else {
+                assert!(
+                    matches!(CLASS[usize::from(b[i])], UNRESERVED | PCHAR | SLASH),
+                    "{input:?} -> {out:?}"
+                );
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn pseudo_random_inputs() {
+        const FRAGMENTS: &[&str] = &[
+            "/", "/", "/", ".", "..", "%2e", "%2E", "%2f", "a", "b", "%41", ";", "%00", "\\",
+            "%c0%ae", "%25", "~", "%7e", "%c3%a9", "%C3", "%a9", "%", "2e", "%5c", " ", "%20",
+            "//", "/..", "/.", ":", "@", "=",
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut accepted, mut rejected) = (0, 0);
+        for _ in 0..50_000 {
+            let mut input = String::new();
+            if next() % 16 != 0 {
+                input.push('/');
+            }
+            for _ in 0..(next() % 12) {
+                input.push_str(FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize]);
+            }
+            let result = canonicalize(&input);
+            assert_eq!(
+                result.as_ref().ok().map(|p| p.as_str().to_owned()),
+                reference(&input),
+                "{input:?}"
+            );
+            match result {
+                Ok(p) => {
+                    accepted += 1;
+                    check_output_shape(&input, p.as_str());
+                    assert_eq!(
+                        canonicalize(p.as_str()).as_ref(),
+                        Ok(&p),
+                        "not idempotent: {input:?}"
+                    );
+                    assert!(
+                        is_already_canonical(p.as_str().as_bytes()) || p.as_str().contains('%')
+                    );
+                }
+                Err(_) => rejected += 1,
+            }
+        }
+        // The generator must exercise both outcomes to mean anything.
+        assert!(
+            accepted > 5_000 && rejected > 5_000,
+            "accepted {accepted}, rejected {rejected}"
+        );
+    }
+}

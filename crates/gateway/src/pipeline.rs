@@ -1,0 +1,277 @@
+//! The pipeline: every request passes the checklist in this order.
+//!
+//! ```text
+//! head limits → host → canonical path → route (400/404/405)
+//!   → [rate limit per ip] → authenticate → Principal → [rate limit per client]
+//!   → authorize → Permit → body limit → [validate] → proxy → upstream
+//!   → rescue (problem+json) → response headers → access log / metrics
+//! ```
+//! Bracketed phases arrive with later issues; `docs/pipeline.md` draws the whole order.
+//! A `Gateway` is one immutable build of the pipeline from one `Config`; a reload builds
+//! a new one and swaps it in atomically, so a request sees one config from start to end.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use http::header::HOST;
+use http::uri::Authority;
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use crate::authn::Authenticator;
+use crate::authz::Authorizer;
+use crate::body::Body;
+use crate::config::{Config, ConfigError, LimitsConfig};
+use crate::ctx::{ConnInfo, RequestCtx};
+use crate::errors::{self, Rejection};
+use crate::headers;
+use crate::limits;
+use crate::observe::{Metrics, Observed};
+use crate::path;
+use crate::proxy::{Outgoing, Upstreams};
+use crate::routes::{RouteMiss, Router};
+use crate::tls::Tls;
+
+/// One build of the pipeline from one config.
+#[derive(Debug)]
+pub struct Gateway {
+    pub config: Config,
+    router: Router,
+    route_names: Vec<Arc<str>>,
+    upstreams: Upstreams,
+    authn: Authenticator,
+    authz: Authorizer,
+    pub tls: Option<Tls>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    /// Builds every phase from `config`; any error names the file, line and key.
+    pub fn build(config: Config, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
+        let router = Router::build(&config.routes).map_err(|e| {
+            config.error_at(&format!("route[{}].path", e.route), e.message)
+        })?;
+        let upstreams = Upstreams::build(&config)?;
+        let tls = Tls::build(&config)?;
+        let route_names = config.routes.iter().map(|r| Arc::from(r.name.as_str())).collect();
+        Ok(Gateway {
+            router,
+            route_names,
+            upstreams,
+            authn: Authenticator::new(),
+            authz: Authorizer::new(),
+            tls,
+            metrics,
+            config,
+        })
+    }
+
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.config.limits
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+}
+
+/// Serves one request. Never fails: every rejection and every panic becomes a
+/// problem+json response at the one rescue point below.
+pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, request: Request<Incoming>) -> Response<Observed> {
+    let mut ctx = RequestCtx::new(conn, request.method().clone());
+    ctx.client_ip = headers::client_ip(conn.peer.ip(), request.headers(), &gw.config.server.trusted_proxies);
+
+    let result = rescue_panics(phases(&gw, &mut ctx, request)).await;
+    let mut response = result.unwrap_or_else(|rejection| {
+        count_upstream_error(&gw.metrics, &rejection);
+        errors::respond(rejection, &ctx)
+    });
+
+    let hsts = gw.tls.as_ref().filter(|_| conn.tls).map(|tls| &tls.hsts);
+    headers::finish_response(&mut response, ctx.id.as_str(), hsts);
+    let status = response.status().as_u16();
+    let metrics = gw.metrics.clone();
+    response.map(|body| Observed::new(body, ctx, status, metrics))
+}
+
+/// The checklist, in order. Each line is one phase; each returns early with a `Rejection`.
+async fn phases(gw: &Gateway, ctx: &mut RequestCtx, request: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    let (head, incoming) = request.into_parts();
+    limits::check_head(&head.uri, &head.headers, gw.config.limits.max_header_bytes)?;
+    if head.method == Method::CONNECT {
+        return Err(Rejection::BadRequest("CONNECT is not supported"));
+    }
+    let host = request_host(&head)?;
+
+    // 8: one canonical path, used for routing, the log and the upstream request line.
+    let canonical = path::canonicalize(head.uri.path()).map_err(Rejection::BadPath)?;
+    ctx.query = head.uri.query().map(str::to_owned);
+    let matched = gw
+        .router
+        .find(host.as_ref().map(|h| h.name.as_str()), &head.method, &canonical)
+        .map_err(|miss| match miss {
+            RouteMiss::NotFound => Rejection::NotFound,
+            RouteMiss::MethodNotAllowed { allow } => Rejection::MethodNotAllowed { allow },
+        });
+    ctx.path = Some(canonical);
+    let route = matched?.route;
+    ctx.route = Some(gw.route_names[route].clone());
+
+    // 2: who is calling → Principal.
+    let principal = gw.authn.authenticate(ctx, route, &head)?;
+    // 3: may they call this route → Permit.
+    let permit = gw.authz.authorize(route, principal)?;
+    // 5 (size): the body, bounded before the upstream sees a byte.
+    let body = limits::limit_body(incoming, gw.config.limits.max_body, gw.config.limits.request_timeout).await?;
+
+    let upstream = gw.upstreams.get(gw.config.routes[route].upstream);
+    ctx.upstream = Some(upstream.name.clone());
+    let ctx = &*ctx;
+    let path = ctx.path.as_ref().map(|p| p.as_str()).unwrap_or("/");
+    upstream
+        .forward(
+            &permit,
+            ctx,
+            Outgoing {
+                head,
+                body,
+                path,
+                original_host: host.as_ref().map(|h| h.authority.as_str()),
+                trusted_proxies: &gw.config.server.trusted_proxies,
+            },
+        )
+        .await
+}
+
+/// The host a request is for: its authority (for `X-Forwarded-Host`) and its lower-case
+/// name without port (for routing).
+pub struct RequestHost {
+    pub authority: String,
+    pub name: String,
+}
+
+/// Finds the one host a request addresses, refusing requests that name two.
+///
+/// Why strict: a proxy and an upstream that pick different hosts from `GET http://a/`
+/// with `Host: b`, or from two `Host` headers, route one request two ways.
+pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, Rejection> {
+    let mut host_headers = head.headers.get_all(HOST).iter();
+    let header = host_headers.next();
+    if host_headers.next().is_some() {
+        return Err(Rejection::BadRequest("more than one Host header"));
+    }
+    let from_header = header
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse::<Authority>().ok())
+                .filter(|a| !a.as_str().contains('@'))
+                .ok_or(Rejection::BadRequest("the Host header is not a valid host"))
+        })
+        .transpose()?;
+    let from_uri = head.uri.authority().cloned();
+    if from_uri.as_ref().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(Rejection::BadRequest("the request target carries user information"));
+    }
+    let authority = match (from_uri, from_header) {
+        (Some(uri), Some(header)) if !uri.host().eq_ignore_ascii_case(header.host()) => {
+            return Err(Rejection::BadRequest(
+                "the request target and the Host header name different hosts",
+            ));
+        }
+        (Some(uri), _) => uri,
+        (None, Some(header)) => header,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(RequestHost {
+        name: authority.host().to_ascii_lowercase(),
+        authority: authority.as_str().to_owned(),
+    }))
+}
+
+fn count_upstream_error(metrics: &Metrics, rejection: &Rejection) {
+    match rejection {
+        Rejection::UpstreamUnavailable { upstream, .. } => metrics.record_upstream_error(upstream, "unavailable"),
+        Rejection::UpstreamTimeout { upstream } => metrics.record_upstream_error(upstream, "timeout"),
+        Rejection::UpstreamFailed { upstream, .. } => metrics.record_upstream_error(upstream, "status"),
+        _ => {}
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned())
+}
+
+/// Runs a request future, turning a panic inside it into `Rejection::Internal`, so a
+/// bug costs one request a generic 500 and the server keeps serving.
+pub async fn rescue_panics<F, T>(future: F) -> Result<T, Rejection>
+where
+    F: Future<Output = Result<T, Rejection>>,
+{
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(Rejection::Internal {
+                cause: panic_message(panic.as_ref()),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(uri: &str, hosts: &[&str]) -> http::request::Parts {
+        let mut builder = Request::builder().uri(uri);
+        for host in hosts {
+            builder = builder.header(HOST, *host);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn host_from_header_is_lowercased_without_port() {
+        let host = request_host(&head("/x", &["API.Example.com:8443"])).unwrap().unwrap();
+        assert_eq!(host.name, "api.example.com");
+        assert_eq!(host.authority, "API.Example.com:8443");
+    }
+
+    #[test]
+    fn two_host_headers_are_rejected() {
+        assert!(matches!(
+            request_host(&head("/x", &["a.example", "b.example"])),
+            Err(Rejection::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn absolute_form_naming_another_host_is_rejected() {
+        assert!(matches!(
+            request_host(&head("http://evil.example/x", &["api.example"])),
+            Err(Rejection::BadRequest(_))
+        ));
+        let same = request_host(&head("http://api.example/x", &["API.example"])).unwrap().unwrap();
+        assert_eq!(same.name, "api.example");
+    }
+
+    #[test]
+    fn userinfo_in_host_is_rejected() {
+        assert!(request_host(&head("/x", &["user@api.example"])).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_internal_rejection() {
+        let result: Result<(), Rejection> = rescue_panics(async { panic!("boom at secret.rs:1") }).await;
+        match result {
+            Err(Rejection::Internal { cause }) => assert!(cause.contains("boom")),
+            other => panic!("expected Internal, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Listeners, connections, reload and shutdown.
+//!
+//! Three listeners, bound once at start:
+//! - `https`: TLS (rustls, 1.2 and 1.3), HTTP/2 or HTTP/1.1 by ALPN, every request to
+//!   the pipeline.
+//! - `http`: with TLS configured it answers every request with a 308 to the same host
+//!   and path on https and serves nothing else; without TLS (development, or behind a
+//!   TLS-terminating balancer) it serves the pipeline over HTTP/1.1.
+//! - `admin`: health, readiness, metrics and reload (see `admin`).
+//!
+//! The current pipeline lives in an `ArcSwap`: each connection loads it per request, a
+//! reload stores a new one, and a config that fails to load never replaces a good one.
+//! Shutdown stops accepting, lets in-flight requests finish for up to
+//! `limits.drain_timeout`, then returns.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::header::{HOST, LOCATION};
+use http::uri::Authority;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::body;
+use crate::config::{Config, ConfigError};
+use crate::ctx::{ConnInfo, RequestCtx};
+use crate::errors::problem_response;
+use crate::headers;
+use crate::observe::{Metrics, Observed};
+use crate::pipeline::{self, Gateway};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// State shared by every listener and the admin API.
+pub struct Shared {
+    gateway: ArcSwap<Gateway>,
+    pub metrics: Arc<Metrics>,
+    config_path: PathBuf,
+    reload_lock: tokio::sync::Mutex<()>,
+    /// Port of the bound https listener, for redirects.
+    https_port: Option<u16>,
+    bound: Bound,
+}
+
+/// The addresses actually bound (a config may ask for port 0).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bound {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+impl Shared {
+    /// The pipeline requests are served with right now.
+    pub fn current(&self) -> Arc<Gateway> {
+        self.gateway.load_full()
+    }
+
+    /// Loads the config file again and swaps the pipeline. The running pipeline stays
+    /// when the new config fails to load or build.
+    pub async fn reload(&self) -> Result<(), ConfigError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let result = Config::load(&self.config_path)
+            .and_then(|config| Gateway::build(config, self.metrics.clone()));
+        match result {
+            Ok(gateway) => {
+                warn_about_listener_changes(&gateway.config, self.bound);
+                self.gateway.store(Arc::new(gateway));
+                self.metrics.record_reload(true);
+                tracing::info!(event = "config_reloaded", file = %self.config_path.display());
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.record_reload(false);
+                tracing::error!(event = "config_reload_failed", error = %error, "the running config stays in force");
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Listener addresses are bound once; a reload that changes them takes effect at the
+/// next restart, and says so.
+fn warn_about_listener_changes(config: &Config, bound: Bound) {
+    let changed = |configured: Option<SocketAddr>, bound: Option<SocketAddr>| match (configured, bound) {
+        (Some(c), Some(b)) => c.ip() != b.ip() || (c.port() != 0 && c.port() != b.port()),
+        (None, None) => false,
+        _ => true,
+    };
+    if changed(config.server.http, bound.http)
+        || changed(config.server.https, bound.https)
+        || changed(config.server.admin, bound.admin)
+    {
+        tracing::warn!(event = "listeners_unchanged", "listener addresses changed in the config; they apply after a restart");
+    }
+}
+
+/// A running gateway.
+pub struct Server;
+
+/// Handle to a running gateway: its addresses, reload and shutdown.
+pub struct ServerHandle {
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    drain_timeout: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Serves the pipeline; `tls` says whether connections are TLS.
+    Serve { tls: bool },
+    /// Answers everything with a redirect to https.
+    Redirect,
+}
+
+impl Server {
+    /// Builds the pipeline from `config`, binds every listener and starts serving.
+    /// Logs one `listening` line per listener and a `ready` line when all are bound.
+    pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let config_path = config.source.clone();
+        let drain_timeout = config.limits.drain_timeout;
+        let addrs = (config.server.http, config.server.https, config.server.admin);
+        let has_tls = config.server.tls.is_some();
+        let gateway = Gateway::build(config, metrics.clone())?;
+
+        let bind = |listener: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { listener, addr, source })
+        };
+        let https = match addrs.1 {
+            Some(addr) => Some(bind("https", addr).await?),
+            None => None,
+        };
+        let http = match addrs.0 {
+            Some(addr) => Some(bind("http", addr).await?),
+            None => None,
+        };
+        let admin = match addrs.2 {
+            Some(addr) => Some(bind("admin", addr).await?),
+            None => None,
+        };
+        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let bound = Bound {
+            http: local(&http),
+            https: local(&https),
+            admin: local(&admin),
+        };
+        let shared = Arc::new(Shared {
+            gateway: ArcSwap::from_pointee(gateway),
+            metrics,
+            config_path,
+            reload_lock: tokio::sync::Mutex::new(()),
+            https_port: bound.https.map(|a| a.port()),
+            bound,
+        });
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        if let Some(listener) = https {
+            log_listening("https", bound.https);
+            tasks.spawn(accept_loop(listener, Kind::Serve { tls: true }, shared.clone(), stopped.clone(), drain_timeout));
+        }
+        if let Some(listener) = http {
+            log_listening("http", bound.http);
+            let kind = if has_tls { Kind::Redirect } else { Kind::Serve { tls: false } };
+            tasks.spawn(accept_loop(listener, kind, shared.clone(), stopped.clone(), drain_timeout));
+        }
+        if let Some(listener) = admin {
+            log_listening("admin", bound.admin);
+            tasks.spawn(crate::admin::serve(listener, shared.clone(), stopped.clone()));
+        }
+        tracing::info!(
+            event = "ready",
+            http = bound.http.map(|a| a.to_string()),
+            https = bound.https.map(|a| a.to_string()),
+            admin = bound.admin.map(|a| a.to_string()),
+        );
+        Ok(ServerHandle {
+            shared,
+            stop,
+            tasks,
+            drain_timeout,
+        })
+    }
+}
+
+fn log_listening(listener: &str, addr: Option<SocketAddr>) {
+    if let Some(addr) = addr {
+        tracing::info!(event = "listening", listener, addr = %addr);
+    }
+}
+
+impl ServerHandle {
+    pub fn bound(&self) -> Bound {
+        self.shared.bound
+    }
+
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP, then drains and returns.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    // A failed reload is logged by `reload` and changes nothing.
+                    let _ = self.shared.reload().await;
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+            }
+        }
+        tracing::info!(event = "shutdown", drain_timeout_ms = self.drain_timeout.as_millis() as u64, "draining in-flight requests");
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Stops accepting, waits for in-flight requests (bounded by `drain_timeout`).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        // Each accept loop bounds its own drain; this outer bound is a backstop.
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.drain_timeout + Duration::from_secs(1), all).await.is_err() {
+            self.tasks.abort_all();
+        }
+        tracing::info!(event = "stopped");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: Kind,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Usually EMFILE: back off briefly instead of spinning.
+                tracing::warn!(event = "accept_failed", error = %error);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(stream, peer, kind, shared.clone(), graceful.watcher()));
+    }
+    drop(listener);
+    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(event = "drain_timeout", "in-flight requests were cut off at the drain timeout");
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, kind: Kind, shared: Arc<Shared>, watcher: Watcher) {
+    let gateway = shared.current();
+    let limits = gateway.limits().clone();
+    let conn = ConnInfo {
+        peer,
+        tls: kind == Kind::Serve { tls: true },
+    };
+
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Above `max_header_bytes`, so that an oversized head usually meets the
+        // pipeline's problem+json 431 rather than hyper's bare one.
+        .max_buf_size((limits.max_header_bytes * 4).max(64 * 1024));
+
+    match kind {
+        Kind::Redirect => {
+            let https_port = shared.https_port;
+            let metrics = shared.metrics.clone();
+            let service = service_fn(move |request| {
+                let response = redirect(conn, https_port, &request, metrics.clone());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1.serve_connection(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection).await;
+        }
+        Kind::Serve { tls: false } => {
+            let connection = http1.serve_connection(TokioIo::new(stream), pipeline_service(shared, conn));
+            let _ = watcher.watch(connection).await;
+        }
+        Kind::Serve { tls: true } => {
+            let Some(tls) = gateway.tls.as_ref() else {
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+            drop(gateway);
+            // The handshake shares the header deadline: a client that opens TLS and
+            // stalls is a slowloris too.
+            let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(event = "tls_handshake_failed", peer = %peer, error = %error);
+                    return;
+                }
+                Err(_) => return,
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = TokioIo::new(stream);
+            let service = pipeline_service(shared, conn);
+            if h2 {
+                let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                http2
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(100)
+                    .max_header_list_size(u32::try_from(limits.max_header_bytes * 4).unwrap_or(u32::MAX))
+                    .keep_alive_interval(Duration::from_secs(30));
+                let _ = watcher.watch(http2.serve_connection(io, service)).await;
+            } else {
+                let _ = watcher.watch(http1.serve_connection(io, service)).await;
+            }
+        }
+    }
+}
+
+fn pipeline_service(shared: Arc<Shared>, conn: ConnInfo) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Observed>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Observed>, Infallible>> + Send + 'static,
+> + Clone {
+    service_fn(move |request: Request<Incoming>| {
+        // Loaded per request: a reload applies to the next request on every connection.
+        let gateway = shared.current();
+        async move { Ok::<_, Infallible>(pipeline::handle(gateway, conn, request).await) }
+    })
+}
+
+/// The plain-http answer when TLS is configured: 308 to the same host and path on https.
+///
+/// 308 (not 301) so that clients repeat the method and body. Only the host is taken from
+/// the request, and only once it parses as a host; the port is palisade's https port.
+fn redirect(conn: ConnInfo, https_port: Option<u16>, request: &Request<Incoming>, metrics: Arc<Metrics>) -> Response<Observed> {
+    let ctx = RequestCtx::new(conn, request.method().clone());
+    let host = request
+        .uri()
+        .authority()
+        .cloned()
+        .or_else(|| request.headers().get(HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.parse::<Authority>().ok()))
+        .filter(|a| !a.as_str().contains('@'));
+    let target = host.and_then(|authority| {
+        let host = authority.host();
+        let port = match https_port {
+            Some(443) | None => String::new(),
+            Some(port) => format!(":{port}"),
+        };
+        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path = if path.starts_with('/') { path } else { "/" };
+        http::HeaderValue::from_str(&format!("https://{host}{port}{path}")).ok()
+    });
+    let mut response = match target {
+        Some(location) => {
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            response.headers_mut().insert(LOCATION, location);
+            response
+        }
+        None => problem_response(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            Some("a valid Host header is required"),
+            ctx.id.as_str(),
+        ),
+    };
+    headers::finish_response(&mut response, ctx.id.as_str(), None);
+    let status = response.status().as_u16();
+    response.map(|b| Observed::new(b, ctx, status, metrics))
+}

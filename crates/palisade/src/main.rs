@@ -1,0 +1,126 @@
+//! The `palisade` command line: defense in depth for HTTP APIs.
+//!
+//! Exit status (documented in `--help` and the README):
+//! - 0: success (a server that was asked to stop drained and stopped).
+//! - 1: a checklist control failed (`check`, `audit`).
+//! - 2: bad usage, a config that does not load, or a server that cannot start (for
+//!   example an address already in use); the message names the file, line and key.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use palisade_gateway::{Config, Server};
+
+/// Exit status for bad usage or a bad config (clap uses 2 for usage errors too).
+const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Defense in depth for HTTP APIs: a security gateway in one binary.",
+    after_help = "Exit status: 0 success; 1 a checklist control failed (check, audit); \
+                  2 bad usage, a config that does not load, or a server that cannot start."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a config file.
+    Serve {
+        /// The config file.
+        #[arg(short, long, default_value = "palisade.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway in front of the bundled sample API and print a guided tour.
+    Demo(demo::DemoArgs),
+    /// Work with the config format.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run only the bundled sample API (it trusts X-Palisade-* headers: keep it behind palisade).
+    SampleApi {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the JSON Schema of palisade.toml.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    // One crypto provider for the whole process, installed before anything uses rustls.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
+            let schema = Config::json_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Serve { config } => run(serve(config)),
+        Command::Demo(args) => run(demo::run(args)),
+        Command::SampleApi { listen } => run(sample_api(listen)),
+    }
+}
+
+/// What a long-running command can fail with, and the exit status each maps to.
+enum Failure {
+    /// Bad config or a server that cannot start: exit 2.
+    Config(String),
+}
+
+fn run(future: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
+    palisade_gateway::observe::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("palisade: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(message)) => {
+            eprintln!("palisade: error: {message}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+async fn serve(path: PathBuf) -> Result<(), Failure> {
+    let config = Config::load(&path).map_err(|e| Failure::Config(e.to_string()))?;
+    let server = Server::start(config)
+        .await
+        .map_err(|e| Failure::Config(e.to_string()))?;
+    server
+        .run_until_signalled()
+        .await
+        .map_err(|e| Failure::Config(format!("cannot install signal handlers: {e}")))
+}
+
+async fn sample_api(listen: std::net::SocketAddr) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::Config(format!("cannot listen on {listen}: {e}")))?;
+    tracing::info!(event = "listening", listener = "sample-api", addr = %listen);
+    palisade_sample_api::serve(listener)
+        .await
+        .map_err(|e| Failure::Config(format!("sample API stopped: {e}")))
+}

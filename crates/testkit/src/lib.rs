@@ -1,0 +1,19 @@
+//! Test-only helpers for Palisade's integration tests.
+//!
+//! Nothing here is mocked that can be run for real: certificates are generated at test time,
+//! the upstream is a real HTTP/1.1 + HTTP/2 server, and the gateway is the real binary.
+//!
+//! - [`pki`]: a throw-away CA and server certificate (rcgen), rustls client/server configs;
+//! - [`upstream`]: [`RecordingUpstream`], which records exactly what reached it;
+//! - [`raw`]: byte-exact HTTP/1.1 and TLS probes for path, smuggling and slowloris tests;
+//! - [`gateway`]: [`GatewayProcess`], which launches `palisade serve` and reads its logs.
+
+pub mod gateway;
+pub mod pki;
+pub mod raw;
+pub mod upstream;
+
+pub use gateway::{GatewayBuilder, GatewayProcess};
+pub use pki::TestPki;
+pub use raw::{HandshakeOutcome, RawConnection, RawResponse};
+pub use upstream::{Recorded, RecordingUpstream};
