@@ -29,7 +29,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watc
     let shutdown = async move {
         let _ = stopped.changed().await;
     };
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(event = "admin_failed", error = %error);
     }
 }
@@ -60,9 +63,18 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let ready = results.iter().all(|(_, reachable)| *reachable);
     let upstreams: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
-        .map(|(name, reachable)| (name, serde_json::Value::from(if reachable { "up" } else { "down" })))
+        .map(|(name, reachable)| {
+            (
+                name,
+                serde_json::Value::from(if reachable { "up" } else { "down" }),
+            )
+        })
         .collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json(
         status,
         serde_json::json!({ "status": if ready { "ready" } else { "not ready" }, "config": "loaded", "upstreams": upstreams }),
@@ -71,7 +83,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         shared.metrics.encode(),
     )
         .into_response()
@@ -112,13 +127,23 @@ fn require_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+    if bool::from(
+        presented
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes()),
+    ) {
         Ok(())
     } else {
-        let mut response = problem(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", None);
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"palisade-admin\""));
+        let mut response = problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            None,
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"palisade-admin\""),
+        );
         Err(response)
     }
 }

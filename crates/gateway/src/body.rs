@@ -14,7 +14,9 @@ pub type Body = BoxBody<Bytes, BoxError>;
 
 /// A complete body from bytes the gateway produced.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A body with no bytes (redirects, 204s, HEAD answers).

@@ -298,7 +298,12 @@ mod tests {
                 assert!(!text.contains(secret), "{kind} leaked {secret}: {text}");
             }
             let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+            let keys: Vec<&str> = json
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             for key in &keys {
                 assert!(
                     ["type", "title", "status", "detail", "request_id"].contains(key),

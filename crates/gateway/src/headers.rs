@@ -114,7 +114,10 @@ pub fn prepare_upstream_headers(
     for name in identity {
         headers.remove(name);
     }
-    if let Some(subject) = principal.subject().and_then(|s| HeaderValue::from_str(s).ok()) {
+    if let Some(subject) = principal
+        .subject()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
         headers.insert(X_PALISADE_SUBJECT, subject);
     }
     if !principal.roles().is_empty()
@@ -122,7 +125,10 @@ pub fn prepare_upstream_headers(
     {
         headers.insert(X_PALISADE_ROLES, roles);
     }
-    if let Some(key_id) = principal.key_id().and_then(|s| HeaderValue::from_str(s).ok()) {
+    if let Some(key_id) = principal
+        .key_id()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
         headers.insert(X_PALISADE_KEY_ID, key_id);
     }
 
@@ -161,9 +167,8 @@ pub fn prepare_upstream_headers(
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, value);
     }
-    let proto = prior_proto.unwrap_or_else(|| {
-        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" })
-    });
+    let proto = prior_proto
+        .unwrap_or_else(|| HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }));
     headers.insert(X_FORWARDED_PROTO, proto);
     let host = prior_host.or_else(|| original_host.and_then(|h| HeaderValue::from_str(h).ok()));
     if let Some(host) = host {
@@ -175,7 +180,11 @@ pub fn prepare_upstream_headers(
 }
 
 /// Applies the response-side rules to every response, proxied or generated.
-pub fn finish_response<B>(response: &mut Response<B>, request_id: &str, hsts: Option<&HeaderValue>) {
+pub fn finish_response<B>(
+    response: &mut Response<B>,
+    request_id: &str,
+    hsts: Option<&HeaderValue>,
+) {
     let headers = response.headers_mut();
     remove_hop_by_hop(headers);
     headers.remove(SERVER);

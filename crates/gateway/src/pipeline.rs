@@ -49,12 +49,15 @@ pub struct Gateway {
 impl Gateway {
     /// Builds every phase from `config`; any error names the file, line and key.
     pub fn build(config: Config, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
-        let router = Router::build(&config.routes).map_err(|e| {
-            config.error_at(&format!("route[{}].path", e.route), e.message)
-        })?;
+        let router = Router::build(&config.routes)
+            .map_err(|e| config.error_at(&format!("route[{}].path", e.route), e.message))?;
         let upstreams = Upstreams::build(&config)?;
         let tls = Tls::build(&config)?;
-        let route_names = config.routes.iter().map(|r| Arc::from(r.name.as_str())).collect();
+        let route_names = config
+            .routes
+            .iter()
+            .map(|r| Arc::from(r.name.as_str()))
+            .collect();
         Ok(Gateway {
             router,
             route_names,
@@ -78,9 +81,17 @@ impl Gateway {
 
 /// Serves one request. Never fails: every rejection and every panic becomes a
 /// problem+json response at the one rescue point below.
-pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, request: Request<Incoming>) -> Response<Observed> {
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Response<Observed> {
     let mut ctx = RequestCtx::new(conn, request.method().clone());
-    ctx.client_ip = headers::client_ip(conn.peer.ip(), request.headers(), &gw.config.server.trusted_proxies);
+    ctx.client_ip = headers::client_ip(
+        conn.peer.ip(),
+        request.headers(),
+        &gw.config.server.trusted_proxies,
+    );
 
     let result = rescue_panics(phases(&gw, &mut ctx, request)).await;
     let mut response = result.unwrap_or_else(|rejection| {
@@ -96,7 +107,11 @@ pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, request: Request<Incoming>
 }
 
 /// The checklist, in order. Each line is one phase; each returns early with a `Rejection`.
-async fn phases(gw: &Gateway, ctx: &mut RequestCtx, request: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+async fn phases(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
     let (head, incoming) = request.into_parts();
     limits::check_head(&head.uri, &head.headers, gw.config.limits.max_header_bytes)?;
     if head.method == Method::CONNECT {
@@ -109,7 +124,11 @@ async fn phases(gw: &Gateway, ctx: &mut RequestCtx, request: Request<Incoming>) 
     ctx.query = head.uri.query().map(str::to_owned);
     let matched = gw
         .router
-        .find(host.as_ref().map(|h| h.name.as_str()), &head.method, &canonical)
+        .find(
+            host.as_ref().map(|h| h.name.as_str()),
+            &head.method,
+            &canonical,
+        )
         .map_err(|miss| match miss {
             RouteMiss::NotFound => Rejection::NotFound,
             RouteMiss::MethodNotAllowed { allow } => Rejection::MethodNotAllowed { allow },
@@ -123,7 +142,12 @@ async fn phases(gw: &Gateway, ctx: &mut RequestCtx, request: Request<Incoming>) 
     // 3: may they call this route → Permit.
     let permit = gw.authz.authorize(route, principal)?;
     // 5 (size): the body, bounded before the upstream sees a byte.
-    let body = limits::limit_body(incoming, gw.config.limits.max_body, gw.config.limits.request_timeout).await?;
+    let body = limits::limit_body(
+        incoming,
+        gw.config.limits.max_body,
+        gw.config.limits.request_timeout,
+    )
+    .await?;
 
     let upstream = gw.upstreams.get(gw.config.routes[route].upstream);
     ctx.upstream = Some(upstream.name.clone());
@@ -173,7 +197,9 @@ pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, 
         .transpose()?;
     let from_uri = head.uri.authority().cloned();
     if from_uri.as_ref().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(Rejection::BadRequest("the request target carries user information"));
+        return Err(Rejection::BadRequest(
+            "the request target carries user information",
+        ));
     }
     let authority = match (from_uri, from_header) {
         (Some(uri), Some(header)) if !uri.host().eq_ignore_ascii_case(header.host()) => {
@@ -193,9 +219,15 @@ pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, 
 
 fn count_upstream_error(metrics: &Metrics, rejection: &Rejection) {
     match rejection {
-        Rejection::UpstreamUnavailable { upstream, .. } => metrics.record_upstream_error(upstream, "unavailable"),
-        Rejection::UpstreamTimeout { upstream } => metrics.record_upstream_error(upstream, "timeout"),
-        Rejection::UpstreamFailed { upstream, .. } => metrics.record_upstream_error(upstream, "status"),
+        Rejection::UpstreamUnavailable { upstream, .. } => {
+            metrics.record_upstream_error(upstream, "unavailable")
+        }
+        Rejection::UpstreamTimeout { upstream } => {
+            metrics.record_upstream_error(upstream, "timeout")
+        }
+        Rejection::UpstreamFailed { upstream, .. } => {
+            metrics.record_upstream_error(upstream, "status")
+        }
         _ => {}
     }
 }
@@ -238,7 +270,9 @@ mod tests {
 
     #[test]
     fn host_from_header_is_lowercased_without_port() {
-        let host = request_host(&head("/x", &["API.Example.com:8443"])).unwrap().unwrap();
+        let host = request_host(&head("/x", &["API.Example.com:8443"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(host.name, "api.example.com");
         assert_eq!(host.authority, "API.Example.com:8443");
     }
@@ -257,7 +291,9 @@ mod tests {
             request_host(&head("http://evil.example/x", &["api.example"])),
             Err(Rejection::BadRequest(_))
         ));
-        let same = request_host(&head("http://api.example/x", &["API.example"])).unwrap().unwrap();
+        let same = request_host(&head("http://api.example/x", &["API.example"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(same.name, "api.example");
     }
 
@@ -268,7 +304,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_becomes_an_internal_rejection() {
-        let result: Result<(), Rejection> = rescue_panics(async { panic!("boom at secret.rs:1") }).await;
+        let result: Result<(), Rejection> =
+            rescue_panics(async { panic!("boom at secret.rs:1") }).await;
         match result {
             Err(Rejection::Internal { cause }) => assert!(cause.contains("boom")),
             other => panic!("expected Internal, got {other:?}"),

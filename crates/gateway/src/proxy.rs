@@ -48,7 +48,10 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("name", &self.name)
-            .field("url", &format_args!("{}://{}{}", self.scheme, self.authority, self.base_path))
+            .field(
+                "url",
+                &format_args!("{}://{}{}", self.scheme, self.authority, self.base_path),
+            )
             .finish()
     }
 }
@@ -65,7 +68,12 @@ pub struct Outgoing<'a> {
 }
 
 impl Upstream {
-    fn build(index: usize, config: &UpstreamConfig, limits_timeout: Duration, all: &Config) -> Result<Self, ConfigError> {
+    fn build(
+        index: usize,
+        config: &UpstreamConfig,
+        limits_timeout: Duration,
+        all: &Config,
+    ) -> Result<Self, ConfigError> {
         let key = |field: &str| format!("upstream[{index}].{field}");
         let scheme = config.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = config
@@ -82,13 +90,22 @@ impl Upstream {
             // through the certificate authority the operator named.
             Some(ca_path) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(ca_path)
-                    .map_err(|e| all.error_at(&key("ca"), format!("cannot read {}: {e}", ca_path.display())))?;
+                let certs = CertificateDer::pem_file_iter(ca_path).map_err(|e| {
+                    all.error_at(
+                        &key("ca"),
+                        format!("cannot read {}: {e}", ca_path.display()),
+                    )
+                })?;
                 for cert in certs {
-                    let cert = cert.map_err(|e| all.error_at(&key("ca"), format!("bad PEM in {}: {e}", ca_path.display())))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| all.error_at(&key("ca"), format!("bad certificate in {}: {e}", ca_path.display())))?;
+                    let cert = cert.map_err(|e| {
+                        all.error_at(&key("ca"), format!("bad PEM in {}: {e}", ca_path.display()))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        all.error_at(
+                            &key("ca"),
+                            format!("bad certificate in {}: {e}", ca_path.display()),
+                        )
+                    })?;
                 }
                 let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
                     rustls::crypto::aws_lc_rs::default_provider(),
@@ -99,10 +116,11 @@ impl Upstream {
                 .with_no_client_auth();
                 builder.with_tls_config(tls)
             }
-            None => builder.with_provider_and_webpki_roots(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .map_err(|e| all.error_at(&key("url"), e.to_string()))?,
+            None => builder
+                .with_provider_and_webpki_roots(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .map_err(|e| all.error_at(&key("url"), e.to_string()))?,
         };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -150,7 +168,8 @@ impl Upstream {
         );
         let request = Request::from_parts(head, body);
 
-        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await
+        {
             Err(_elapsed) => {
                 return Err(Rejection::UpstreamTimeout {
                     upstream: self.name.to_string(),
@@ -178,7 +197,9 @@ impl Upstream {
     }
 
     fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Rejection> {
-        let mut target = String::with_capacity(self.base_path.len() + path.len() + 1 + query.map_or(0, str::len));
+        let mut target = String::with_capacity(
+            self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
+        );
         target.push_str(&self.base_path);
         target.push_str(path);
         if let Some(query) = query {
@@ -197,8 +218,19 @@ impl Upstream {
 
     /// Whether a TCP connection to the upstream opens within `within` (for `/readyz`).
     pub async fn reachable(&self, within: Duration) -> bool {
-        let port = self.authority.port_u16().unwrap_or(if self.scheme == Scheme::HTTPS { 443 } else { 80 });
-        let host = self.authority.host().trim_start_matches('[').trim_end_matches(']');
+        let port = self
+            .authority
+            .port_u16()
+            .unwrap_or(if self.scheme == Scheme::HTTPS {
+                443
+            } else {
+                80
+            });
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         matches!(
             tokio::time::timeout(within, tokio::net::TcpStream::connect((host, port))).await,
             Ok(Ok(_))
@@ -216,7 +248,9 @@ impl Upstreams {
             .upstreams
             .iter()
             .enumerate()
-            .map(|(index, upstream)| Upstream::build(index, upstream, config.limits.request_timeout, config))
+            .map(|(index, upstream)| {
+                Upstream::build(index, upstream, config.limits.request_timeout, config)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Upstreams)
     }

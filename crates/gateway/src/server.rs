@@ -103,16 +103,20 @@ impl Shared {
 /// Listener addresses are bound once; a reload that changes them takes effect at the
 /// next restart, and says so.
 fn warn_about_listener_changes(config: &Config, bound: Bound) {
-    let changed = |configured: Option<SocketAddr>, bound: Option<SocketAddr>| match (configured, bound) {
-        (Some(c), Some(b)) => c.ip() != b.ip() || (c.port() != 0 && c.port() != b.port()),
-        (None, None) => false,
-        _ => true,
-    };
+    let changed =
+        |configured: Option<SocketAddr>, bound: Option<SocketAddr>| match (configured, bound) {
+            (Some(c), Some(b)) => c.ip() != b.ip() || (c.port() != 0 && c.port() != b.port()),
+            (None, None) => false,
+            _ => true,
+        };
     if changed(config.server.http, bound.http)
         || changed(config.server.https, bound.https)
         || changed(config.server.admin, bound.admin)
     {
-        tracing::warn!(event = "listeners_unchanged", "listener addresses changed in the config; they apply after a restart");
+        tracing::warn!(
+            event = "listeners_unchanged",
+            "listener addresses changed in the config; they apply after a restart"
+        );
     }
 }
 
@@ -149,7 +153,11 @@ impl Server {
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Bind { listener, addr, source })
+                .map_err(|source| StartError::Bind {
+                    listener,
+                    addr,
+                    source,
+                })
         };
         let https = match addrs.1 {
             Some(addr) => Some(bind("https", addr).await?),
@@ -182,16 +190,36 @@ impl Server {
         let mut tasks = JoinSet::new();
         if let Some(listener) = https {
             log_listening("https", bound.https);
-            tasks.spawn(accept_loop(listener, Kind::Serve { tls: true }, shared.clone(), stopped.clone(), drain_timeout));
+            tasks.spawn(accept_loop(
+                listener,
+                Kind::Serve { tls: true },
+                shared.clone(),
+                stopped.clone(),
+                drain_timeout,
+            ));
         }
         if let Some(listener) = http {
             log_listening("http", bound.http);
-            let kind = if has_tls { Kind::Redirect } else { Kind::Serve { tls: false } };
-            tasks.spawn(accept_loop(listener, kind, shared.clone(), stopped.clone(), drain_timeout));
+            let kind = if has_tls {
+                Kind::Redirect
+            } else {
+                Kind::Serve { tls: false }
+            };
+            tasks.spawn(accept_loop(
+                listener,
+                kind,
+                shared.clone(),
+                stopped.clone(),
+                drain_timeout,
+            ));
         }
         if let Some(listener) = admin {
             log_listening("admin", bound.admin);
-            tasks.spawn(crate::admin::serve(listener, shared.clone(), stopped.clone()));
+            tasks.spawn(crate::admin::serve(
+                listener,
+                shared.clone(),
+                stopped.clone(),
+            ));
         }
         tracing::info!(
             event = "ready",
@@ -235,7 +263,11 @@ impl ServerHandle {
                 _ = interrupt.recv() => break,
             }
         }
-        tracing::info!(event = "shutdown", drain_timeout_ms = self.drain_timeout.as_millis() as u64, "draining in-flight requests");
+        tracing::info!(
+            event = "shutdown",
+            drain_timeout_ms = self.drain_timeout.as_millis() as u64,
+            "draining in-flight requests"
+        );
         self.shutdown().await;
         Ok(())
     }
@@ -245,7 +277,10 @@ impl ServerHandle {
         let _ = self.stop.send(true);
         // Each accept loop bounds its own drain; this outer bound is a backstop.
         let all = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.drain_timeout + Duration::from_secs(1), all).await.is_err() {
+        if tokio::time::timeout(self.drain_timeout + Duration::from_secs(1), all)
+            .await
+            .is_err()
+        {
             self.tasks.abort_all();
         }
         tracing::info!(event = "stopped");
@@ -275,15 +310,33 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, peer, kind, shared.clone(), graceful.watcher()));
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            kind,
+            shared.clone(),
+            graceful.watcher(),
+        ));
     }
     drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!(event = "drain_timeout", "in-flight requests were cut off at the drain timeout");
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            event = "drain_timeout",
+            "in-flight requests were cut off at the drain timeout"
+        );
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, kind: Kind, shared: Arc<Shared>, watcher: Watcher) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+) {
     let gateway = shared.current();
     let limits = gateway.limits().clone();
     let conn = ConnInfo {
@@ -311,7 +364,8 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, kind: Kind, share
             let _ = watcher.watch(connection).await;
         }
         Kind::Serve { tls: false } => {
-            let connection = http1.serve_connection(TokioIo::new(stream), pipeline_service(shared, conn));
+            let connection =
+                http1.serve_connection(TokioIo::new(stream), pipeline_service(shared, conn));
             let _ = watcher.watch(connection).await;
         }
         Kind::Serve { tls: true } => {
@@ -322,7 +376,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, kind: Kind, share
             drop(gateway);
             // The handshake shares the header deadline: a client that opens TLS and
             // stalls is a slowloris too.
-            let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+            let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream))
+                .await
+            {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
                     tracing::debug!(event = "tls_handshake_failed", peer = %peer, error = %error);
@@ -338,7 +394,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, kind: Kind, share
                 http2
                     .timer(TokioTimer::new())
                     .max_concurrent_streams(100)
-                    .max_header_list_size(u32::try_from(limits.max_header_bytes * 4).unwrap_or(u32::MAX))
+                    .max_header_list_size(
+                        u32::try_from(limits.max_header_bytes * 4).unwrap_or(u32::MAX),
+                    )
                     .keep_alive_interval(Duration::from_secs(30));
                 let _ = watcher.watch(http2.serve_connection(io, service)).await;
             } else {
@@ -348,7 +406,10 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, kind: Kind, share
     }
 }
 
-fn pipeline_service(shared: Arc<Shared>, conn: ConnInfo) -> impl hyper::service::Service<
+fn pipeline_service(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<Observed>,
     Error = Infallible,
@@ -365,13 +426,24 @@ fn pipeline_service(shared: Arc<Shared>, conn: ConnInfo) -> impl hyper::service:
 ///
 /// 308 (not 301) so that clients repeat the method and body. Only the host is taken from
 /// the request, and only once it parses as a host; the port is palisade's https port.
-fn redirect(conn: ConnInfo, https_port: Option<u16>, request: &Request<Incoming>, metrics: Arc<Metrics>) -> Response<Observed> {
+fn redirect(
+    conn: ConnInfo,
+    https_port: Option<u16>,
+    request: &Request<Incoming>,
+    metrics: Arc<Metrics>,
+) -> Response<Observed> {
     let ctx = RequestCtx::new(conn, request.method().clone());
     let host = request
         .uri()
         .authority()
         .cloned()
-        .or_else(|| request.headers().get(HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.parse::<Authority>().ok()))
+        .or_else(|| {
+            request
+                .headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<Authority>().ok())
+        })
         .filter(|a| !a.as_str().contains('@'));
     let target = host.and_then(|authority| {
         let host = authority.host();
@@ -379,7 +451,11 @@ fn redirect(conn: ConnInfo, https_port: Option<u16>, request: &Request<Incoming>
             Some(443) | None => String::new(),
             Some(port) => format!(":{port}"),
         };
-        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let path = if path.starts_with('/') { path } else { "/" };
         http::HeaderValue::from_str(&format!("https://{host}{port}{path}")).ok()
     });

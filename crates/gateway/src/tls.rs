@@ -28,7 +28,9 @@ pub struct Tls {
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").field("hsts", &self.hsts).finish_non_exhaustive()
+        f.debug_struct("Tls")
+            .field("hsts", &self.hsts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,18 +44,34 @@ impl Tls {
             TlsSource::Files { cert, key } => {
                 let chain = CertificateDer::pem_file_iter(cert)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| config.error_at("server.tls.cert", format!("cannot read a certificate from {}: {e}", cert.display())))?;
+                    .map_err(|e| {
+                        config.error_at(
+                            "server.tls.cert",
+                            format!("cannot read a certificate from {}: {e}", cert.display()),
+                        )
+                    })?;
                 if chain.is_empty() {
-                    return Err(config.error_at("server.tls.cert", format!("{} holds no certificate", cert.display())));
+                    return Err(config.error_at(
+                        "server.tls.cert",
+                        format!("{} holds no certificate", cert.display()),
+                    ));
                 }
-                let key = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| config.error_at("server.tls.key", format!("cannot read a private key from {}: {e}", key.display())))?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    config.error_at(
+                        "server.tls.key",
+                        format!("cannot read a private key from {}: {e}", key.display()),
+                    )
+                })?;
                 (chain, key)
             }
             TlsSource::SelfSigned => self_signed(),
         };
-        let server_config = server_config(chain, key)
-            .map_err(|e| config.error_at("server.tls", format!("the certificate and key are not usable: {e}")))?;
+        let server_config = server_config(chain, key).map_err(|e| {
+            config.error_at(
+                "server.tls",
+                format!("the certificate and key are not usable: {e}"),
+            )
+        })?;
         let hsts = HeaderValue::from_str(&tls.hsts)
             .map_err(|_| config.error_at("server.tls.hsts", "not a valid header value"))?;
         Ok(Some(Tls {
@@ -82,10 +100,17 @@ pub fn server_config(
 fn self_signed() -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     static CERT: OnceLock<(CertificateDer<'static>, Vec<u8>)> = OnceLock::new();
     let (cert, key) = CERT.get_or_init(|| {
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
         // Generating a P-256 key and signing one certificate cannot fail with valid names.
         let certified = rcgen::generate_simple_self_signed(names).expect("self-signed certificate");
-        (certified.cert.der().clone(), certified.signing_key.serialize_der())
+        (
+            certified.cert.der().clone(),
+            certified.signing_key.serialize_der(),
+        )
     });
     (
         vec![cert.clone()],

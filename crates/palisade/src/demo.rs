@@ -98,7 +98,10 @@ upstream = "sample"
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     if args.print_config {
-        println!("{}", demo_config(&args, args.api, "${env:PALISADE_ADMIN_TOKEN}"));
+        println!(
+            "{}",
+            demo_config(&args, args.api, "${env:PALISADE_ADMIN_TOKEN}")
+        );
         return Ok(());
     }
     let listener = tokio::net::TcpListener::bind(args.api).await.map_err(|e| {
@@ -149,7 +152,13 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, api: SocketAddr, token: &str) -> String {
+fn tour(
+    http: SocketAddr,
+    https: SocketAddr,
+    admin: SocketAddr,
+    api: SocketAddr,
+    token: &str,
+) -> String {
     let base = format!("https://localhost:{}", https.port());
     format!(
         r#"

@@ -86,9 +86,12 @@ enum Failure {
     Config(String),
 }
 
-fn run(future: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
+fn run(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
     palisade_gateway::observe::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("palisade: cannot start the async runtime: {error}");

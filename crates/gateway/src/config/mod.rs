@@ -39,8 +39,13 @@ pub use units::{ByteSize, HumanDuration};
 
 use locate::KeyIndex;
 
-/// A config problem, located: `palisade.toml:12: key `route[1].upstream`: no upstream named
-/// `ordrs` (known: orders, billing)`.
+/// A config problem, located, displayed as
+///
+/// ```text
+/// palisade.toml:12: key `route[1].upstream`: no upstream named `ordrs` (known: orders, billing)
+/// ```
+///
+/// (the line and the key are left out when unknown).
 ///
 /// Messages quote what the user wrote (a reference such as `${env:TOKEN}`), never the
 /// secret a reference resolved to.
@@ -104,7 +109,6 @@ impl Config {
     /// Validates `source`, the text of the config file at `path`. Relative paths in it
     /// (TLS files, CAs, `${file:…}`) are resolved against `path`'s directory; `${env:…}`
     /// against this process's environment.
-    #[allow(clippy::should_implement_trait)] // it needs the path, so it cannot be `FromStr`
     pub fn from_str(source: &str, path: &Path) -> Result<Config, ConfigError> {
         Config::from_str_with_env(source, path, &|name| std::env::var(name))
     }

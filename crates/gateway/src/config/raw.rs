@@ -98,6 +98,7 @@ pub(crate) struct RawLimits {
     /// Time allowed for a client to send the request head, TLS handshake included.
     pub header_timeout: HumanDuration,
     /// Largest request head (request line and headers) accepted; larger heads answer 431.
+    /// At most 1MiB.
     pub max_header_bytes: ByteSize,
     /// How long a shutdown (SIGTERM) waits for in-flight requests before exiting.
     pub drain_timeout: HumanDuration,

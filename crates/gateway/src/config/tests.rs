@@ -517,6 +517,19 @@ fn invalid_values_are_located() {
 }
 
 #[test]
+fn header_limit_is_bounded() {
+    for bad in ["0", "\"2MiB\"", "18446744073709551615"] {
+        let err = load_err(&format!("{MINIMAL}\n[limits]\nmax_header_bytes = {bad}\n"));
+        assert_eq!(err.key.as_deref(), Some("limits.max_header_bytes"), "{err}");
+    }
+    let c = load(&format!(
+        "{MINIMAL}\n[limits]\nmax_header_bytes = \"1MiB\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.limits.max_header_bytes, 1 << 20);
+}
+
+#[test]
 fn two_listeners_on_one_address() {
     let err = load_err("[server]\nhttp = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:8080\"\n");
     assert_eq!(err.key.as_deref(), Some("server.admin"));

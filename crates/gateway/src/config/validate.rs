@@ -172,11 +172,16 @@ fn tls(t: &RawTls, ctx: &LoadCtx<'_>) -> Result<TlsConfig, ConfigError> {
     Ok(TlsConfig { source, hsts })
 }
 
+/// The largest `limits.max_header_bytes` accepted.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
 fn limits(l: &RawLimits, ctx: &LoadCtx<'_>) -> Result<LimitsConfig, ConfigError> {
+    // A head is a request line and headers: past 1 MiB it is abuse, not an API. The bound
+    // also keeps arithmetic on the limit (buffer sizes derived from it) far from overflow.
     let max_header_bytes = usize::try_from(l.max_header_bytes.0)
         .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| ctx.error("limits.max_header_bytes", "must be greater than zero"))?;
+        .filter(|n| (1..=MAX_HEADER_BYTES).contains(n))
+        .ok_or_else(|| ctx.error("limits.max_header_bytes", "must be between 1B and 1MiB"))?;
     Ok(LimitsConfig {
         max_body: l.max_body.0,
         request_timeout: l.request_timeout.0,

@@ -64,7 +64,11 @@ impl Metrics {
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00025, 2.0, 16)));
         let upstream_errors = Family::<UpstreamLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register("requests", "Requests answered, by route and status", requests.clone());
+        registry.register(
+            "requests",
+            "Requests answered, by route and status",
+            requests.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time from request arrival to the end of the response body, by route",
@@ -75,7 +79,11 @@ impl Metrics {
             "Upstream failures, by upstream and reason",
             upstream_errors.clone(),
         );
-        registry.register("config_reloads", "Config reloads, by result", reloads.clone());
+        registry.register(
+            "config_reloads",
+            "Config reloads, by result",
+            reloads.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -136,9 +144,23 @@ mod tests {
         metrics.record_request(None, 404, Duration::from_millis(1));
         metrics.record_upstream_error("orders", "timeout");
         let text = metrics.encode();
-        assert!(text.contains(r#"palisade_requests_total{route="orders",status="200"} 1"#), "{text}");
-        assert!(text.contains(r#"palisade_requests_total{route="-",status="404"} 1"#), "{text}");
-        assert!(text.contains(r#"palisade_request_duration_seconds_count{route="orders"} 1"#), "{text}");
-        assert!(text.contains(r#"palisade_upstream_errors_total{upstream="orders",reason="timeout"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"palisade_requests_total{route="orders",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"palisade_requests_total{route="-",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"palisade_request_duration_seconds_count{route="orders"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"palisade_upstream_errors_total{upstream="orders",reason="timeout"} 1"#
+            ),
+            "{text}"
+        );
     }
 }
