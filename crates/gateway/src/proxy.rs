@@ -13,8 +13,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{CONTENT_LENGTH, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::{Method, Request, Response, Uri, Version};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -166,6 +168,15 @@ impl Upstream {
             trusted_proxies,
             permit.principal(),
         );
+        // An empty POST/PUT/PATCH that arrived without a length (HTTP/2, or a chunked body
+        // with no chunks) still tells the upstream its length: some servers insist.
+        if body.is_end_stream()
+            && !head.headers.contains_key(CONTENT_LENGTH)
+            && matches!(head.method, Method::POST | Method::PUT | Method::PATCH)
+        {
+            head.headers
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         let request = Request::from_parts(head, body);
 
         let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await

@@ -32,7 +32,7 @@ fn resolve<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
     }
 }
 
-fn type_name(schema: &Value, node: &Value) -> String {
+fn type_name(node: &Value) -> String {
     if let Some(reference) = node["$ref"].as_str() {
         return match reference.trim_start_matches("#/$defs/") {
             "Duration" => "duration".into(),
@@ -44,7 +44,7 @@ fn type_name(schema: &Value, node: &Value) -> String {
         let named: Vec<String> = variants
             .iter()
             .filter(|v| v["type"] != "null")
-            .map(|v| type_name(schema, v))
+            .map(type_name)
             .collect();
         return named.join(" or ");
     }
@@ -60,7 +60,7 @@ fn type_name(schema: &Value, node: &Value) -> String {
     types
         .iter()
         .map(|t| match *t {
-            "array" => format!("array of {}", type_name(schema, &node["items"])),
+            "array" => format!("array of {}", type_name(&node["items"])),
             other => other.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -104,7 +104,7 @@ fn rows(schema: &Value, table: &Value, prefix: &str, out: &mut Vec<String>) {
         } else if array_of_tables {
             "array of tables".to_owned()
         } else {
-            type_name(schema, property)
+            type_name(property)
         };
         let description = property["description"]
             .as_str()
