@@ -350,6 +350,8 @@ mod tests {
             methods: methods.to_vec(),
             upstream: 0,
             host: host.map(str::to_owned),
+            auth: crate::config::RouteAuth::Public,
+            forward_credentials: false,
         }
     }
 

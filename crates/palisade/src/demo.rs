@@ -59,36 +59,42 @@ name = "login"
 path = "/api/login"
 methods = ["POST"]
 upstream = "sample"
+auth = "public"
 
 [[route]]
 name = "orders"
 path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "sample"
+auth = "public"
 
 [[route]]
 name = "order"
 path = "/api/orders/{{id}}"
 methods = ["GET", "PUT", "DELETE"]
 upstream = "sample"
+auth = "public"
 
 [[route]]
 name = "tasks"
 path = "/api/tasks"
 methods = ["GET", "POST"]
 upstream = "sample"
+auth = "public"
 
 [[route]]
 name = "whoami"
 path = "/api/whoami"
 methods = ["GET"]
 upstream = "sample"
+auth = "public"
 
 [[route]]
 name = "crash"
 path = "/api/debug/crash"
 methods = ["GET"]
 upstream = "sample"
+auth = "public"
 "#,
         http = args.http,
         https = args.https,

@@ -51,7 +51,7 @@ fn config_errors_name_the_file_line_and_key_and_exit_2() {
             vec!["server.htps", "unknown field"],
         ),
         (
-            "[server]\nhttp = \"127.0.0.1:0\"\n\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n\n[[route]]\nname = \"r\"\npath = \"/x\"\nmethods = [\"GET\"]\nupstream = \"ap\"\n",
+            "[server]\nhttp = \"127.0.0.1:0\"\n\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n\n[[route]]\nname = \"r\"\npath = \"/x\"\nmethods = [\"GET\"]\nupstream = \"ap\"\nauth = \"public\"\n",
             12,
             vec!["route[0].upstream", "no upstream named `ap`"],
         ),
@@ -71,8 +71,8 @@ fn config_errors_name_the_file_line_and_key_and_exit_2() {
             vec!["server.admin", "admin_token"],
         ),
         (
-            "[server]\nhttp = \"127.0.0.1:0\"\n\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n\n[[route]]\nname = \"a\"\npath = \"/x/{id}\"\nmethods = [\"GET\"]\nupstream = \"app\"\n\n[[route]]\nname = \"b\"\npath = \"/x/{other}\"\nmethods = [\"GET\"]\nupstream = \"app\"\n",
-            16,
+            "[server]\nhttp = \"127.0.0.1:0\"\n\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n\n[[route]]\nname = \"a\"\npath = \"/x/{id}\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n\n[[route]]\nname = \"b\"\npath = \"/x/{other}\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n",
+            17,
             vec!["route[1].path"],
         ),
         ("[server\nhttp = 1\n", 1, vec![]),

@@ -27,12 +27,14 @@ name = "old"
 path = "/old"
 methods = ["GET"]
 upstream = "app"
+auth = "public"
 
 [[route]]
 name = "slow"
 path = "/slow"
 methods = ["GET"]
 upstream = "app"
+auth = "public"
 {extra_route}
 "#
     )
@@ -131,7 +133,7 @@ async fn a_broken_config_never_replaces_the_running_one() {
     let client = reqwest::Client::new();
     gw.write_config(&config(
         &upstream.url(),
-        "[[route]]\nname = \"bad\"\npath = \"/bad\"\nmethods = [\"GET\"]\nupstream = \"nope\"\n",
+        "[[route]]\nname = \"bad\"\npath = \"/bad\"\nmethods = [\"GET\"]\nupstream = \"nope\"\nauth = \"public\"\n",
     ));
     let rejected = client
         .post(format!("{}/reload", gw.admin_url()))
@@ -154,10 +156,10 @@ async fn a_broken_config_never_replaces_the_running_one() {
     // A good config swaps in: the new route serves, the removed one is gone.
     let good = config(
         &upstream.url(),
-        "[[route]]\nname = \"new\"\npath = \"/new\"\nmethods = [\"GET\"]\nupstream = \"app\"\n",
+        "[[route]]\nname = \"new\"\npath = \"/new\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n",
     )
     .replace(
-        "[[route]]\nname = \"old\"\npath = \"/old\"\nmethods = [\"GET\"]\nupstream = \"app\"\n",
+        "[[route]]\nname = \"old\"\npath = \"/old\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n",
         "",
     );
     gw.write_config(&good);

@@ -31,18 +31,21 @@ name = "orders"
 path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "app"
+auth = "public"
 
 [[route]]
 name = "order"
 path = "/api/orders/{{id}}"
 methods = ["GET", "PUT", "DELETE"]
 upstream = "app"
+auth = "public"
 
 [[route]]
 name = "admin"
 path = "/admin"
 methods = ["GET"]
 upstream = "app"
+auth = "public"
 "#
     )
 }

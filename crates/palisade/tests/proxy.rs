@@ -48,30 +48,35 @@ name = "orders"
 path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "app"
+auth = "public"
 
 [[route]]
 name = "order"
 path = "/api/orders/{{id}}"
 methods = ["GET", "PUT", "DELETE"]
 upstream = "app"
+auth = "public"
 
 [[route]]
 name = "fail"
 path = "/fail"
 methods = ["GET"]
 upstream = "app"
+auth = "public"
 
 [[route]]
 name = "slow"
 path = "/slow"
 methods = ["GET"]
 upstream = "slowpoke"
+auth = "public"
 
 [[route]]
 name = "down"
 path = "/down"
 methods = ["GET"]
 upstream = "down"
+auth = "public"
 "#
     )
 }

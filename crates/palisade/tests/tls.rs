@@ -29,6 +29,7 @@ name = "orders"
 path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "app"
+auth = "public"
 "#,
         url = upstream.url()
     )

@@ -27,12 +27,14 @@ name = "trusted"
 path = "/trusted"
 methods = ["GET"]
 upstream = "private-ca"
+auth = "public"
 
 [[route]]
 name = "untrusted"
 path = "/untrusted"
 methods = ["GET"]
 upstream = "public-roots"
+auth = "public"
 "#
     );
     let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))

@@ -22,6 +22,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
+    /// `[store]`, when API keys are in use.
+    pub store: Option<StoreConfig>,
+    pub auth: AuthConfig,
     /// Maps key paths such as `route[2].path` to lines, so that errors found after
     /// validation (for example a route conflict found while building the router) still
     /// name the file, the line and the key.
@@ -101,6 +104,9 @@ pub struct RouteConfig {
     pub upstream: usize,
     /// Lower-case host name (no port) this route is limited to; `None` matches any host.
     pub host: Option<String>,
+    pub auth: RouteAuth,
+    /// Pass the client's credentials (`Authorization`, `X-Api-Key`) upstream.
+    pub forward_credentials: bool,
 }
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address).
@@ -133,4 +139,92 @@ impl IpNet {
             _ => false,
         }
     }
+}
+
+/// `[store]`: where API keys (and later ownership records) live.
+#[derive(Debug)]
+pub struct StoreConfig {
+    /// `sqlite://path.db` (created on first use) or `postgres://…`.
+    pub url: String,
+    /// The server-side secret mixed into every stored key hash (HMAC-SHA-256).
+    pub key_pepper: Option<SecretString>,
+    /// How long a rotated key stays valid next to its replacement. Default 24 h.
+    pub rotation_overlap: Duration,
+}
+
+/// `[auth]`: how callers prove who they are.
+#[derive(Debug, Default)]
+pub struct AuthConfig {
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[auth.jwt]`: tokens from one issuer.
+#[derive(Debug)]
+pub struct JwtConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one. Never empty.
+    pub audiences: Vec<String>,
+    /// The allow-list; never `none`, HS* only with `Secret` keys (and then only HS*).
+    pub algorithms: Vec<JwtAlgorithm>,
+    pub keys: JwtKeySource,
+    /// Claim holding the roles; a dotted path (`realm_access.roles`) is followed. Default `roles`.
+    pub roles_claim: String,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`. Default 30 s.
+    pub leeway: Duration,
+    /// Longest token accepted, in bytes. Default 8 KiB.
+    pub max_token_bytes: usize,
+    /// How often the key set is refreshed when its response gave no max-age. Default 10 min.
+    pub jwks_refresh: Duration,
+    /// Least time between two refreshes caused by unknown `kid`s. Default 30 s.
+    pub jwks_cooldown: Duration,
+}
+
+/// Where the verification keys come from.
+#[derive(Debug)]
+pub enum JwtKeySource {
+    /// A JWKS document fetched over http(s).
+    JwksUrl(http::Uri),
+    /// A JWKS document on disk (resolved against the config dir), re-read on reload.
+    JwksFile(PathBuf),
+    /// An OpenID Connect discovery document whose `jwks_uri` is then fetched.
+    Discovery(http::Uri),
+    /// A shared secret for HS256/384/512.
+    Secret(SecretString),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl JwtAlgorithm {
+    pub fn is_hmac(self) -> bool {
+        matches!(self, JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512)
+    }
+}
+
+/// What a route demands of its callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteAuth {
+    /// No credentials needed (login, health, public content).
+    Public,
+    /// An API key or a JWT (the default: routes are private unless marked public).
+    #[default]
+    Any,
+    /// A JWT only.
+    Jwt,
+    /// An API key only.
+    ApiKey,
 }

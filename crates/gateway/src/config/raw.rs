@@ -36,6 +36,116 @@ pub(crate) struct RawConfig {
     /// The requests palisade accepts; anything not matched by a route answers 404.
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
+    /// Where API keys live. Needed by routes that accept API keys.
+    pub store: Option<RawStore>,
+    /// How callers authenticate besides API keys.
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+/// The key store: API keys, stored only as HMAC-SHA-256 with a server-side pepper.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Store")]
+pub(crate) struct RawStore {
+    /// `sqlite://palisade.db` (relative to this file's directory, created with its tables on
+    /// first use) or `postgres://user@host/db` (revocations reach every instance through
+    /// LISTEN/NOTIFY).
+    pub url: String,
+    /// The pepper mixed into every stored key hash: at least 32 characters, a secret, so write
+    /// it as a reference (`${env:PALISADE_KEY_PEPPER}`). A leaked database without it yields
+    /// no key. Changing it invalidates every key.
+    pub key_pepper: String,
+    /// How long a rotated key keeps working beside its replacement.
+    #[serde(default = "default_rotation_overlap")]
+    pub rotation_overlap: HumanDuration,
+}
+
+fn default_rotation_overlap() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(24 * 3600))
+}
+
+/// Authentication methods.
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Auth")]
+pub(crate) struct RawAuth {
+    /// JWT bearer tokens from one OpenID Connect / OAuth issuer.
+    pub jwt: Option<RawJwt>,
+}
+
+/// JWT verification: signature, `exp`/`nbf`/`iat`, `iss` and `aud`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Jwt")]
+pub(crate) struct RawJwt {
+    /// The exact `iss` tokens must carry.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// Allowed algorithms: RS256/384/512, PS256/384/512, ES256/384, EdDSA, or HS256/384/512
+    /// (only with `secret`, and then only HS*). `none` is never allowed.
+    pub algorithms: Vec<String>,
+    /// URL of the issuer's JWKS (https, or http on loopback only). One of `jwks_url`,
+    /// `jwks_file`, `discovery_url`, `secret`.
+    pub jwks_url: Option<String>,
+    /// A JWKS file, relative to this file's directory; re-read on reload.
+    pub jwks_file: Option<String>,
+    /// OpenID Connect discovery document URL; its `jwks_uri` is used.
+    pub discovery_url: Option<String>,
+    /// Shared secret for HS256/384/512, at least 32 bytes: write it as a reference.
+    pub secret: Option<String>,
+    /// Claim holding the caller's roles; a dotted path such as `realm_access.roles` is followed.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    #[serde(default = "default_leeway")]
+    pub leeway: HumanDuration,
+    /// Longest token accepted.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: ByteSize,
+    /// How often keys are refreshed when the JWKS response gives no `max-age`.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh: HumanDuration,
+    /// Least time between two refreshes triggered by unknown `kid`s, so a flood of forged
+    /// tokens cannot hammer the issuer.
+    #[serde(default = "default_jwks_cooldown")]
+    pub jwks_cooldown: HumanDuration,
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+
+fn default_leeway() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+fn default_max_token_bytes() -> ByteSize {
+    ByteSize(8 << 10)
+}
+
+fn default_jwks_refresh() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(600))
+}
+
+fn default_jwks_cooldown() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+/// What a route demands of its callers.
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRouteAuth {
+    /// No credentials needed.
+    Public,
+    /// An API key or a JWT.
+    #[default]
+    Any,
+    /// A JWT only.
+    Jwt,
+    /// An API key only.
+    ApiKey,
 }
 
 /// Listeners, the admin API and TLS. At least one of `http` and `https` is required.
@@ -152,4 +262,12 @@ pub(crate) struct RawRoute {
     /// Host name (no scheme, no port) this route is limited to, compared case-insensitively.
     /// Absent: any host.
     pub host: Option<String>,
+    /// `public`, `any` (an API key or a JWT), `jwt` or `api_key`. Routes are private unless
+    /// marked public.
+    #[serde(default)]
+    pub auth: RawRouteAuth,
+    /// Pass the client's `Authorization` / `X-Api-Key` headers to the upstream. Off by
+    /// default: the upstream gets the verified identity in `X-Palisade-*` instead.
+    #[serde(default)]
+    pub forward_credentials: bool,
 }

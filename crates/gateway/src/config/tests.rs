@@ -56,6 +56,7 @@ name = "orders"
 path = "/api/orders"
 methods = ["GET"]
 upstream = "orders"
+auth = "public"
 "#;
 
 const FULL: &str = r#"
@@ -93,6 +94,7 @@ name = "order"
 path = "/api/orders/{id}"
 methods = ["get", "PUT"]
 upstream = "orders"
+auth = "public"
 host = "API.Example.com"
 
 [[route]]
@@ -100,6 +102,7 @@ name = "invoices"
 path = "/api/invoices"
 methods = ["GET"]
 upstream = "billing"
+auth = "public"
 "#;
 
 #[test]
@@ -316,7 +319,7 @@ fn file_reference_with_trailing_newline() {
 fn route_naming_an_unknown_upstream() {
     let src = format!(
         "{MINIMAL}\n[[upstream]]\nname = \"billing\"\nurl = \"http://127.0.0.1:4000\"\n\n\
-         [[route]]\nname = \"typo\"\npath = \"/x\"\nmethods = [\"GET\"]\nupstream = \"ordrs\"\n"
+         [[route]]\nname = \"typo\"\npath = \"/x\"\nmethods = [\"GET\"]\nupstream = \"ordrs\"\nauth = \"public\"\n"
     );
     let err = load_err(&src);
     assert_eq!(err.key.as_deref(), Some("route[1].upstream"));
@@ -333,7 +336,7 @@ fn route_naming_an_unknown_upstream() {
 #[test]
 fn duplicate_names() {
     let src = format!(
-        "{MINIMAL}\n[[route]]\nname = \"orders\"\npath = \"/y\"\nmethods = [\"POST\"]\nupstream = \"orders\"\n"
+        "{MINIMAL}\n[[route]]\nname = \"orders\"\npath = \"/y\"\nmethods = [\"POST\"]\nupstream = \"orders\"\nauth = \"public\"\n"
     );
     let err = load_err(&src);
     assert_eq!(err.key.as_deref(), Some("route[1].name"));
@@ -439,7 +442,7 @@ fn server_needs_a_listener() {
 
 #[test]
 fn missing_required_key_reports_its_table() {
-    let src = MINIMAL.replace("upstream = \"orders\"\n", "");
+    let src = MINIMAL.replace("upstream = \"orders\"\nauth = \"public\"\n", "");
     let err = load_err(&src);
     assert_eq!(err.key.as_deref(), Some("route[0].upstream"));
     assert_eq!(err.line, Some(line(&src, "[[route]]")));

@@ -19,9 +19,13 @@ use secrecy::SecretString;
 
 use super::locate::KeyIndex;
 use super::model::{
-    Config, IpNet, LimitsConfig, RouteConfig, ServerConfig, TlsConfig, TlsSource, UpstreamConfig,
+    AuthConfig, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource, LimitsConfig, RouteAuth,
+    RouteConfig, ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
-use super::raw::{RawConfig, RawLimits, RawRoute, RawServer, RawTls, RawUpstream};
+use super::raw::{
+    RawConfig, RawJwt, RawLimits, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls,
+    RawUpstream,
+};
 use super::{ConfigError, LoadCtx, refs};
 
 pub(super) fn validate(
@@ -48,9 +52,14 @@ pub(super) fn validate(
         }
         upstreams.push(u);
     }
+    let store = raw.store.as_ref().map(|s| store(s, &ctx)).transpose()?;
+    let auth = AuthConfig {
+        jwt: raw.auth.jwt.as_ref().map(|j| jwt(j, &ctx)).transpose()?,
+    };
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.iter().enumerate() {
         let r = route(i, r, &upstreams, &ctx)?;
+        check_route_auth(i, &r, store.is_some(), auth.jwt.is_some(), &ctx)?;
         if let Some(first) = routes.iter().position(|other| other.name == r.name) {
             return Err(duplicate(&ctx, "route", &r.name, i, first));
         }
@@ -63,8 +72,131 @@ pub(super) fn validate(
         limits,
         upstreams,
         routes,
+        store,
+        auth,
         keys,
     })
+}
+
+fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
+    let url = ctx.parse("store.url", &s.url, |url| {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("`sqlite://` needs a file name, e.g. `sqlite://palisade.db`".to_owned());
+            }
+            // Relative database files live beside the config, like every other path.
+            let path = if path == ":memory:" { path.to_owned() } else { ctx.dir.join(path).display().to_string() };
+            Ok(format!("sqlite://{path}"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(url.to_owned())
+        } else {
+            // Not quoted: a database URL may carry a password.
+            Err("expected `sqlite://FILE` or `postgres://…`".to_owned())
+        }
+    })?;
+    let key_pepper = ctx.parse("store.key_pepper", &s.key_pepper, |p| {
+        if p.len() < 32 {
+            return Err("the pepper must be at least 32 characters (e.g. `openssl rand -base64 48`)".to_owned());
+        }
+        Ok(SecretString::from(p))
+    })?;
+    Ok(StoreConfig {
+        url,
+        key_pepper: Some(key_pepper),
+        rotation_overlap: s.rotation_overlap.0,
+    })
+}
+
+fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
+    let issuer = ctx.parse("auth.jwt.issuer", &j.issuer, |s| {
+        if s.is_empty() { Err("the issuer is empty".to_owned()) } else { Ok(s.to_owned()) }
+    })?;
+    if j.audiences.is_empty() {
+        return Err(ctx.error("auth.jwt.audiences", "at least one audience is required"));
+    }
+    let audiences = (j.audiences.iter().enumerate())
+        .map(|(i, a)| ctx.string(&format!("auth.jwt.audiences[{i}]"), a))
+        .collect::<Result<Vec<_>, _>>()?;
+    if j.algorithms.is_empty() {
+        return Err(ctx.error("auth.jwt.algorithms", "at least one algorithm is required, e.g. `[\"RS256\"]`"));
+    }
+    let algorithms = (j.algorithms.iter().enumerate())
+        .map(|(i, a)| ctx.parse(&format!("auth.jwt.algorithms[{i}]"), a, jwt_algorithm))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sources = [
+        j.jwks_url.is_some(),
+        j.jwks_file.is_some(),
+        j.discovery_url.is_some(),
+        j.secret.is_some(),
+    ];
+    if sources.iter().filter(|set| **set).count() != 1 {
+        return Err(ctx.error(
+            "auth.jwt",
+            "set exactly one of `jwks_url`, `jwks_file`, `discovery_url` or `secret`",
+        ));
+    }
+    let keys = if let Some(url) = &j.jwks_url {
+        JwtKeySource::JwksUrl(ctx.parse("auth.jwt.jwks_url", url, key_url)?)
+    } else if let Some(url) = &j.discovery_url {
+        JwtKeySource::Discovery(ctx.parse("auth.jwt.discovery_url", url, key_url)?)
+    } else if let Some(file) = &j.jwks_file {
+        JwtKeySource::JwksFile(ctx.path("auth.jwt.jwks_file", file)?)
+    } else {
+        let secret = j.secret.as_deref().unwrap_or_default();
+        JwtKeySource::Secret(ctx.parse("auth.jwt.secret", secret, |s| {
+            // RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+            if s.len() < 32 {
+                return Err("an HMAC secret must be at least 32 bytes".to_owned());
+            }
+            Ok(SecretString::from(s))
+        })?)
+    };
+    // HMAC and public-key algorithms never mix: a verifier holding public keys that also
+    // accepted HS256 could be fed a token "signed" with the public key (key confusion).
+    let hmac = matches!(keys, JwtKeySource::Secret(_));
+    if let Some(i) = algorithms.iter().position(|a| a.is_hmac() != hmac) {
+        let message = if hmac {
+            "with `secret`, only HS256, HS384 and HS512 are allowed"
+        } else {
+            "HS256/384/512 need `secret`; with public keys they would allow key confusion"
+        };
+        return Err(ctx.error(&format!("auth.jwt.algorithms[{i}]"), message));
+    }
+    let roles_claim = ctx.string("auth.jwt.roles_claim", &j.roles_claim)?;
+    let max_token_bytes = usize::try_from(j.max_token_bytes.0)
+        .ok()
+        .filter(|n| (64..=(64 << 10)).contains(n))
+        .ok_or_else(|| ctx.error("auth.jwt.max_token_bytes", "must be between 64B and 64KiB"))?;
+    Ok(JwtConfig {
+        issuer,
+        audiences,
+        algorithms,
+        keys,
+        roles_claim,
+        leeway: j.leeway.0,
+        max_token_bytes,
+        jwks_refresh: j.jwks_refresh.0,
+        jwks_cooldown: j.jwks_cooldown.0,
+    })
+}
+
+/// A private route needs a way to authenticate; without one it could only ever answer 401,
+/// which is a config mistake worth stopping at load.
+fn check_route_auth(i: usize, r: &RouteConfig, store: bool, jwt: bool, ctx: &LoadCtx<'_>) -> Result<(), ConfigError> {
+    let missing = match r.auth {
+        RouteAuth::Public => None,
+        RouteAuth::Any if !store && !jwt => Some("API keys ([store]) or JWT ([auth.jwt])"),
+        RouteAuth::Jwt if !jwt => Some("[auth.jwt]"),
+        RouteAuth::ApiKey if !store => Some("[store] (API keys)"),
+        _ => None,
+    };
+    match missing {
+        Some(what) => Err(ctx.error(
+            &format!("route[{i}].auth"),
+            format!("route `{}` requires authentication but {what} is not configured; configure it, or mark the route `auth = \"public\"`", r.name),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The directory relative paths start from, made absolute so that they stay right if the
@@ -251,12 +383,20 @@ fn route(
             )
         })?;
     let host = ctx.parse_opt(&at("host"), r.host.as_deref(), host)?;
+    let auth = match r.auth {
+        RawRouteAuth::Public => RouteAuth::Public,
+        RawRouteAuth::Any => RouteAuth::Any,
+        RawRouteAuth::Jwt => RouteAuth::Jwt,
+        RawRouteAuth::ApiKey => RouteAuth::ApiKey,
+    };
     Ok(RouteConfig {
         name,
         path,
         methods,
         upstream,
         host,
+        auth,
+        forward_credentials: r.forward_credentials,
     })
 }
 
@@ -438,6 +578,42 @@ fn route_path(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_owned())
+}
+
+fn jwt_algorithm(s: &str) -> Result<JwtAlgorithm, String> {
+    use JwtAlgorithm::*;
+    Ok(match s {
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "EdDSA" => EdDSA,
+        "HS256" => HS256,
+        "HS384" => HS384,
+        "HS512" => HS512,
+        other if other.eq_ignore_ascii_case("none") => {
+            return Err("`none` is never allowed: unsigned tokens prove nothing".to_owned());
+        }
+        other => return Err(format!("unknown algorithm `{other}`: expected RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512")),
+    })
+}
+
+/// A key-material URL: https, or http to a loopback host (a test or sidecar issuer). Keys
+/// fetched over plain http from elsewhere could be swapped by anyone on the path.
+fn key_url(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("invalid URL `{s}`: {e}"))?;
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") if !host.is_empty() => Ok(uri),
+        Some("http") if loopback => Ok(uri),
+        Some("http") => Err(format!("`{s}`: key material must be fetched over https (http is allowed only on loopback)")),
+        _ => Err(format!("invalid URL `{s}`: expected an https URL")),
+    }
 }
 
 fn method(s: &str) -> Result<http::Method, String> {
