@@ -19,6 +19,9 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use palisade_store::{IssuedKey, KeyService, NewKey};
+
+use crate::config::HumanDuration;
 use crate::ctx::RequestId;
 use crate::errors::problem_response;
 use crate::server::Shared;
@@ -43,6 +46,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/reload", post(reload))
+        .route("/keys", get(list_keys).post(create_key))
+        .route("/keys/{id}", axum::routing::delete(revoke_key))
+        .route("/keys/{id}/rotate", post(rotate_key))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -104,6 +110,197 @@ async fn reload(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
             serde_json::json!({ "status": "failed", "error": error.to_string(), "running": "previous config" }),
         ),
     }
+}
+
+/// The body of `POST /keys`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    subject: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// A duration such as `90d`.
+    expires: Option<String>,
+}
+
+/// The body of `POST /keys/{id}/rotate` (optional).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateKey {
+    /// How long the old key keeps working, e.g. `1h`; default `[store] rotation_overlap`.
+    overlap: Option<String>,
+}
+
+/// Every `/keys` endpoint needs the admin token and a configured store.
+#[allow(clippy::result_large_err)]
+fn key_service(shared: &Shared, headers: &HeaderMap) -> Result<KeyService, Response> {
+    require_token(shared, headers)?;
+    shared.current().keys().cloned().ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            Some("no [store] is configured, so there are no API keys"),
+        )
+    })
+}
+
+async fn list_keys(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let keys = match key_service(&shared, &headers) {
+        Ok(keys) => keys,
+        Err(denied) => return denied,
+    };
+    match keys.list().await {
+        Ok(list) => json(StatusCode::OK, serde_json::json!({ "keys": list })),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn create_key(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let keys = match key_service(&shared, &headers) {
+        Ok(keys) => keys,
+        Err(denied) => return denied,
+    };
+    let request: CreateKey = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => return bad_request(&error.to_string()),
+    };
+    let expires_in = match request
+        .expires
+        .as_deref()
+        .map(str::parse::<HumanDuration>)
+        .transpose()
+    {
+        Ok(expires) => expires.map(|d| d.0),
+        Err(message) => return bad_request(&format!("expires: {message}")),
+    };
+    let new = NewKey {
+        name: request.name,
+        subject: request.subject,
+        roles: request.roles,
+        scopes: request.scopes,
+        expires_in,
+    };
+    match keys.create(new).await {
+        Ok(issued) => issued_response(&issued, "key_created"),
+        Err(palisade_store::StoreError::Invalid(why)) => bad_request(why),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn revoke_key(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let keys = match key_service(&shared, &headers) {
+        Ok(keys) => keys,
+        Err(denied) => return denied,
+    };
+    match keys.revoke(&id).await {
+        Ok(true) => {
+            tracing::info!(event = "key_revoked", key_id = %id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            Some("no active key with this id"),
+        ),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn rotate_key(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let keys = match key_service(&shared, &headers) {
+        Ok(keys) => keys,
+        Err(denied) => return denied,
+    };
+    let request: RotateKey = if body.is_empty() {
+        RotateKey::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => return bad_request(&error.to_string()),
+        }
+    };
+    let overlap = match request
+        .overlap
+        .as_deref()
+        .map(str::parse::<HumanDuration>)
+        .transpose()
+    {
+        Ok(overlap) => overlap.map(|d| d.0),
+        Err(message) => return bad_request(&format!("overlap: {message}")),
+    };
+    match keys.rotate(&id, overlap).await {
+        Ok(issued) => issued_response(&issued, "key_rotated"),
+        Err(palisade_store::StoreError::NotFound(_) | palisade_store::StoreError::Revoked(_)) => {
+            problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                Some("no active key with this id"),
+            )
+        }
+        Err(error) => store_failed(&error),
+    }
+}
+
+/// The one response that carries a full key: shown once, never stored or logged.
+fn issued_response(issued: &IssuedKey, event: &'static str) -> Response {
+    tracing::info!(event, key_id = %issued.info.id, subject = %issued.info.subject);
+    let mut response = json(
+        StatusCode::CREATED,
+        serde_json::json!({ "key": issued.key.expose_secret(), "info": issued.info }),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn bad_request(detail: &str) -> Response {
+    let id = RequestId::next();
+    let mut response = json(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({
+            "type": crate::errors::problem_type("bad-request"),
+            "title": "Bad request",
+            "status": 400,
+            "detail": detail,
+            "request_id": id.as_str(),
+        }),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn store_failed(error: &palisade_store::StoreError) -> Response {
+    tracing::error!(event = "store_error", error = %error);
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store-unavailable",
+        "Service unavailable",
+        Some("the key store failed; see the server log"),
+    )
 }
 
 async fn not_found() -> Response {

@@ -6,7 +6,9 @@
 //! text, upstream 5xx bodies, panic messages) are logged here with the request id and
 //! never returned: a client learns what class of thing went wrong, not how.
 
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
@@ -21,6 +23,11 @@ pub enum Rejection {
     BadPath(PathRejection),
     /// Malformed request framing or headers (conflicting `Host`, CONNECT, …).
     BadRequest(&'static str),
+    /// Missing, malformed, unknown, expired, revoked or forged credentials.
+    /// `token_given`: a credential was presented (adds `error="invalid_token"`).
+    Unauthorized { token_given: bool },
+    /// The key store or the issuer's keys are unreachable for an uncached credential.
+    AuthUnavailable,
     /// No route for this path (or host).
     NotFound,
     /// The path is routed, but not for this method.
@@ -73,6 +80,18 @@ impl Rejection {
                 "bad-request",
                 "Bad request",
                 Some(*why),
+            ),
+            Rejection::Unauthorized { .. } => p(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                Some("valid credentials are required"),
+            ),
+            Rejection::AuthUnavailable => p(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth-unavailable",
+                "Service unavailable",
+                Some("credentials cannot be verified right now; retry later"),
             ),
             Rejection::NotFound => p(StatusCode::NOT_FOUND, "not-found", "Not found", None),
             Rejection::MethodNotAllowed { .. } => p(
@@ -164,6 +183,22 @@ pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
         public.detail,
         ctx.id.as_str(),
     );
+    if let Rejection::Unauthorized { token_given } = rejection {
+        // RFC 6750 §3: the scheme and realm always; `invalid_token` only when one was sent.
+        let challenge = if token_given {
+            "Bearer realm=\"palisade\", error=\"invalid_token\""
+        } else {
+            "Bearer realm=\"palisade\""
+        };
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    if matches!(rejection, Rejection::AuthUnavailable) {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     if let Rejection::MethodNotAllowed { allow } = &rejection {
         let list = allow
             .iter()
@@ -240,6 +275,8 @@ mod tests {
         vec![
             Rejection::BadPath(PathRejection::EncodedSlash),
             Rejection::BadRequest("conflicting Host headers"),
+            Rejection::Unauthorized { token_given: true },
+            Rejection::AuthUnavailable,
             Rejection::NotFound,
             Rejection::MethodNotAllowed {
                 allow: vec![Method::GET, Method::HEAD],
@@ -275,7 +312,9 @@ mod tests {
             },
             Method::GET,
         );
-        let expected_status = [400, 400, 404, 405, 413, 431, 408, 502, 504, 503, 500];
+        let expected_status = [
+            400, 400, 401, 503, 404, 405, 413, 431, 408, 502, 504, 503, 500,
+        ];
         for (rejection, status) in every_variant().into_iter().zip(expected_status) {
             let kind = rejection.kind();
             let response = respond(rejection, &ctx);
@@ -315,6 +354,30 @@ mod tests {
             assert_eq!(json["type"], format!("urn:palisade:problem:{kind}"));
             assert!(json["title"].as_str().is_some_and(|t| !t.is_empty()));
         }
+    }
+
+    #[test]
+    fn unauthorized_carries_a_bearer_challenge() {
+        let ctx = RequestCtx::new(
+            ConnInfo {
+                peer: "127.0.0.1:1".parse().unwrap(),
+                tls: false,
+            },
+            Method::GET,
+        );
+        let missing = respond(Rejection::Unauthorized { token_given: false }, &ctx);
+        assert_eq!(
+            missing.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"palisade\""
+        );
+        let invalid = respond(Rejection::Unauthorized { token_given: true }, &ctx);
+        assert_eq!(
+            invalid.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"palisade\", error=\"invalid_token\""
+        );
+        let unavailable = respond(Rejection::AuthUnavailable, &ctx);
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[RETRY_AFTER], "5");
     }
 
     #[test]

@@ -14,12 +14,13 @@
 use std::net::IpAddr;
 
 use http::header::{
-    CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
-    STRICT_TRANSPORT_SECURITY, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, X_CONTENT_TYPE_OPTIONS,
+    AUTHORIZATION, CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, STRICT_TRANSPORT_SECURITY, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderMap, Response};
 
-use crate::authn::Principal;
+use crate::authn::{Principal, X_API_KEY};
 use crate::config::IpNet;
 use crate::ctx::RequestCtx;
 
@@ -30,12 +31,9 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 pub const X_PALISADE_SUBJECT: HeaderName = HeaderName::from_static("x-palisade-subject");
 pub const X_PALISADE_ROLES: HeaderName = HeaderName::from_static("x-palisade-roles");
 pub const X_PALISADE_KEY_ID: HeaderName = HeaderName::from_static("x-palisade-key-id");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const X_PALISADE_SCOPES: HeaderName = HeaderName::from_static("x-palisade-scopes");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
-const SERVER: HeaderName = HeaderName::from_static("server");
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -100,39 +98,10 @@ pub fn prepare_upstream_headers(
     original_host: Option<&str>,
     trusted: &[IpNet],
     principal: &Principal,
+    forward_credentials: bool,
 ) {
-    remove_hop_by_hop(headers);
-    headers.remove(HOST);
-
-    // Identity: only the gateway speaks for the caller. Remove every X-Palisade-* header,
-    // whatever its case or suffix, then set the verified ones.
-    let identity: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("x-palisade-"))
-        .cloned()
-        .collect();
-    for name in identity {
-        headers.remove(name);
-    }
-    if let Some(subject) = principal
-        .subject()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
-        headers.insert(X_PALISADE_SUBJECT, subject);
-    }
-    if !principal.roles().is_empty()
-        && let Ok(roles) = HeaderValue::from_str(&principal.roles().join(","))
-    {
-        headers.insert(X_PALISADE_ROLES, roles);
-    }
-    if let Some(key_id) = principal
-        .key_id()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
-        headers.insert(X_PALISADE_KEY_ID, key_id);
-    }
-
-    // Forwarding: extend the chain only for a trusted peer, otherwise start it afresh.
+    // Forwarding: extend the chain only for a trusted peer, otherwise start it afresh. A
+    // trusted peer's values are read here, before every client copy is removed below.
     let peer = ctx.conn.peer.ip();
     let peer_trusted = trusted.iter().any(|net| net.contains(peer));
     let prior_chain = if peer_trusted {
@@ -151,15 +120,40 @@ pub fn prepare_upstream_headers(
     let prior_host = peer_trusted
         .then(|| headers.get(X_FORWARDED_HOST).cloned())
         .flatten();
-    for name in [
-        X_FORWARDED_FOR,
-        X_FORWARDED_PROTO,
-        X_FORWARDED_HOST,
-        FORWARDED,
-        X_REAL_IP,
-    ] {
-        headers.remove(name);
+    remove_hop_by_hop(headers);
+    headers.remove(HOST);
+    remove_spoofable(headers);
+    // The upstream learns who called from X-Palisade-*; the credential itself stays here
+    // unless the route asks for it, so a compromised upstream cannot replay it.
+    if !forward_credentials {
+        headers.remove(AUTHORIZATION);
+        headers.remove(X_API_KEY);
     }
+
+    // Identity: only the gateway speaks for the caller (client copies went above).
+    if let Some(subject) = principal
+        .subject()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        headers.insert(X_PALISADE_SUBJECT, subject);
+    }
+    if !principal.roles().is_empty()
+        && let Ok(roles) = HeaderValue::from_str(&principal.roles().join(","))
+    {
+        headers.insert(X_PALISADE_ROLES, roles);
+    }
+    if !principal.scopes().is_empty()
+        && let Ok(scopes) = HeaderValue::from_str(&principal.scopes().join(" "))
+    {
+        headers.insert(X_PALISADE_SCOPES, scopes);
+    }
+    if let Some(key_id) = principal
+        .key_id()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        headers.insert(X_PALISADE_KEY_ID, key_id);
+    }
+
     let chain = match prior_chain {
         Some(chain) => format!("{chain}, {peer}"),
         None => peer.to_string(),
@@ -179,6 +173,65 @@ pub fn prepare_upstream_headers(
     }
 }
 
+/// Headers that let a client steer what the upstream believes: the client address, the
+/// URL it was reached by, the method and the path. The gateway decides those.
+const SPOOFABLE: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "front-end-https",
+    "x-url-scheme",
+    // httpoxy (CVE-2016-5385): CGI-style servers expose it as HTTP_PROXY.
+    "proxy",
+];
+
+/// Removes every header a client could use to impersonate the gateway's view of the
+/// request: `X-Palisade-*`, every `X-Forwarded-*`, the list above, and any name with an
+/// underscore, because CGI-style servers (WSGI, PHP, Rack) read `X-Palisade_Subject` as
+/// `HTTP_X_PALISADE_SUBJECT`, the same variable as the real header (nginx drops them too).
+fn remove_spoofable(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name.contains('_')
+                || name.starts_with("x-palisade-")
+                || name.starts_with("x-forwarded-")
+                || SPOOFABLE.contains(&name)
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Response headers that only fingerprint the upstream's software or expose its internals.
+const FINGERPRINTS: &[&str] = &[
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-runtime",
+    "x-debug-token",
+    "x-debug-token-link",
+    "x-backend-server",
+    "x-generator",
+    "via",
+];
+
 /// Applies the response-side rules to every response, proxied or generated.
 pub fn finish_response<B>(
     response: &mut Response<B>,
@@ -187,8 +240,9 @@ pub fn finish_response<B>(
 ) {
     let headers = response.headers_mut();
     remove_hop_by_hop(headers);
-    headers.remove(SERVER);
-    headers.remove(X_POWERED_BY);
+    for name in FINGERPRINTS {
+        headers.remove(*name);
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, id);
@@ -260,15 +314,15 @@ mod tests {
         let mut response = Response::new(());
         response
             .headers_mut()
-            .insert(SERVER, HeaderValue::from_static("Apache/2.4.1"));
+            .insert("server", HeaderValue::from_static("Apache/2.4.1"));
         response
             .headers_mut()
-            .insert(X_POWERED_BY, HeaderValue::from_static("PHP/5.6"));
+            .insert("x-powered-by", HeaderValue::from_static("PHP/5.6"));
         let hsts = HeaderValue::from_static("max-age=31536000");
         finish_response(&mut response, "abc", Some(&hsts));
         let h = response.headers();
-        assert!(h.get(SERVER).is_none());
-        assert!(h.get(X_POWERED_BY).is_none());
+        assert!(h.get("server").is_none());
+        assert!(h.get("x-powered-by").is_none());
         assert_eq!(h[X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(h[X_REQUEST_ID], "abc");
         assert_eq!(h[STRICT_TRANSPORT_SECURITY], "max-age=31536000");

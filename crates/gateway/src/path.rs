@@ -71,6 +71,13 @@ pub enum PathRejection {
     /// A `..` segment that would climb above the root.
     #[error("{}", self.reason())]
     EscapesRoot,
+    /// `%25` followed by more: an encoded percent sign, read as a second layer of encoding
+    /// by servers that decode twice.
+    #[error("{}", self.reason())]
+    DoubleEncoding,
+    /// An encoded Unicode look-alike of `.`, `/` or `\` (fullwidth forms, dot leaders).
+    #[error("{}", self.reason())]
+    Lookalike,
 }
 
 impl PathRejection {
@@ -87,6 +94,8 @@ impl PathRejection {
             }
             Self::InvalidUtf8 => "the path contains percent-escapes that are not valid UTF-8",
             Self::InvalidCharacter => "the path contains a character that must be percent-encoded",
+            Self::DoubleEncoding => "the path contains an encoded '%' (double encoding)",
+            Self::Lookalike => "the path contains an encoded look-alike of '.', '/' or '\\'",
             Self::EscapesRoot => "the path climbs above the root",
         }
     }
@@ -245,13 +254,17 @@ fn normalize(bytes: &[u8]) -> Result<CanonicalPath, PathRejection> {
     Ok(CanonicalPath(out))
 }
 
+/// Characters that compatibility normalization maps to `.`, `/` or `\\`: fullwidth full
+/// stop, solidus and reverse solidus, one and two dot leaders.
+const LOOKALIKES: [char; 5] = ['\u{FF0E}', '\u{FF0F}', '\u{FF3C}', '\u{2024}', '\u{2025}'];
+
 /// Decode the escape at `bytes[i]` (a '%') into `out`; returns the index after it.
 ///
 /// Rule 2 — why: `%41` and `A` must route, authorize and rate-limit as the same path, so
 /// escapes of unreserved characters are decoded (RFC 3986 §6.2.2.2 says they are
 /// equivalent); every other escape is kept, in upper-case hex (§6.2.2.1), because decoding
-/// it would change the meaning of the path. We decode only once: `%252e` becomes the
-/// literal text `%252e` (segment text "%2e"), never a dot.
+/// it would change the meaning of the path. An encoded `%` is refused outright, so no
+/// second layer of decoding upstream can produce a dot or a slash.
 fn decode_escape(bytes: &[u8], i: usize, out: &mut String) -> Result<usize, PathRejection> {
     let v = hex_pair(bytes, i)?;
     if v < 0x80 {
@@ -262,6 +275,11 @@ fn decode_escape(bytes: &[u8], i: usize, out: &mut String) -> Result<usize, Path
             SLASH => return Err(PathRejection::EncodedSlash),
             BACKSLASH => return Err(PathRejection::Backslash),
             CONTROL => return Err(PathRejection::ControlCharacter),
+            // Rule 3 — why: `%25XX` is a second layer of encoding; a server that decodes
+            // twice reads `%252e%252e` as `..`, one that decodes once does not.
+            _ if v == b'%' => return Err(PathRejection::DoubleEncoding),
+            // `%3B` is a `;` to servers that decode before stripping matrix parameters.
+            _ if v == b';' => return Err(PathRejection::MatrixParameters),
             _ => push_escape(out, v),
         }
         return Ok(i + 3);
@@ -285,8 +303,13 @@ fn decode_escape(bytes: &[u8], i: usize, out: &mut String) -> Result<usize, Path
         j += 3;
     }
     // `from_utf8` rejects overlong forms, surrogates and values above U+10FFFF.
-    if std::str::from_utf8(&seq[..width]).is_err() {
+    let Ok(decoded) = std::str::from_utf8(&seq[..width]) else {
         return Err(PathRejection::InvalidUtf8);
+    };
+    // Why: servers that apply Unicode compatibility normalization (NFKC) turn these into
+    // '.', '/' or '\' after the gateway has routed the path.
+    if decoded.chars().any(|c| LOOKALIKES.contains(&c)) {
+        return Err(PathRejection::Lookalike);
     }
     for &byte in &seq[..width] {
         push_escape(out, byte);
@@ -382,19 +405,12 @@ mod tests {
         ("/caf%c3%a9", "/caf%C3%A9"),
         ("/caf%C3%A9", "/caf%C3%A9"),
         ("/a%20b", "/a%20b"),
-        ("/a%3bb", "/a%3Bb"),
         ("/a%3f", "/a%3F"),
         ("/a%23", "/a%23"),
-        ("/a%25", "/a%25"),
         ("/a%2B", "/a%2B"),
         ("/%e2%82%ac", "/%E2%82%AC"),
         ("/%f0%9f%98%80", "/%F0%9F%98%80"),
         ("/%ef%bf%bf", "/%EF%BF%BF"),
-        // decode once only
-        ("/%252e", "/%252e"),
-        ("/%252e%252e/admin", "/%252e%252e/admin"),
-        ("/a/%252E%252E/b", "/a/%252E%252E/b"),
-        ("/%25%32%65", "/%252e"),
     ];
 
     #[test]
@@ -446,6 +462,19 @@ mod tests {
             ("/a%-1", InvalidPercentEncoding),
             ("/a%+1", InvalidPercentEncoding),
             ("/a%c3%z9", InvalidPercentEncoding),
+            // an encoded '%' is a second layer of encoding; an encoded ';' is a ';'
+            ("/a%25", DoubleEncoding),
+            ("/%252e%252e/admin", DoubleEncoding),
+            ("/a/%252E%252E/b", DoubleEncoding),
+            ("/%25%32%65", DoubleEncoding),
+            ("/a%3bb", MatrixParameters),
+            ("/..%3B/admin", MatrixParameters),
+            // look-alikes that NFKC turns into '.', '/', '\\'
+            ("/%EF%BC%8E%EF%BC%8E/admin", Lookalike),
+            ("/a%ef%bc%8fb", Lookalike),
+            ("/a%EF%BC%BCb", Lookalike),
+            ("/a%E2%80%A4", Lookalike),
+            ("/a%e2%80%a5", Lookalike),
             ("/a%c0%ae", InvalidUtf8),
             ("/a%c0%ae%c0%ae/x", InvalidUtf8),
             ("/a%ff", InvalidUtf8),
@@ -582,7 +611,8 @@ mod tests {
                 run.clear();
                 if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
                     text.push(char::from(v));
-                } else if v == b'/' || v == b'\\' || v < 0x20 || v == 0x7f {
+                } else if v == b'/' || v == b'\\' || v == b'%' || v == b';' || v < 0x20 || v == 0x7f
+                {
                     return None;
                 } else {
                     text.push_str(&format!("%{v:02X}"));
@@ -598,6 +628,18 @@ mod tests {
             }
         }
         std::str::from_utf8(&run).ok()?;
+        // pass 2: look-alikes of '.', '/' and '\\' (U+FF0E, U+FF0F, U+FF3C, U+2024, U+2025)
+        for lookalike in [
+            "%EF%BC%8E",
+            "%EF%BC%8F",
+            "%EF%BC%BC",
+            "%E2%80%A4",
+            "%E2%80%A5",
+        ] {
+            if text.contains(lookalike) {
+                return None;
+            }
+        }
         // pass 3: segments
         let segs: Vec<&str> = text[1..].split('/').collect();
         let mut stack: Vec<&str> = Vec::new();

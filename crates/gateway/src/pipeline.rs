@@ -14,12 +14,15 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use http::header::HOST;
+use http::header::{HOST, TRANSFER_ENCODING};
 use http::uri::Authority;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
+use palisade_store::KeyService;
+
 use crate::authn::Authenticator;
+use crate::authn::jwt::JwtVerifier;
 use crate::authz::Authorizer;
 use crate::body::Body;
 use crate::config::{Config, ConfigError, LimitsConfig};
@@ -42,17 +45,30 @@ pub struct Gateway {
     upstreams: Upstreams,
     authn: Authenticator,
     authz: Authorizer,
+    keys: Option<KeyService>,
     pub tls: Option<Tls>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Gateway {
-    /// Builds every phase from `config`; any error names the file, line and key.
-    pub fn build(config: Config, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
+    /// Builds every phase from `config`; any error names the file, line and key. `keys` is
+    /// the key service for `config.store` (opened by the server, kept across reloads).
+    pub fn build(
+        config: Config,
+        metrics: Arc<Metrics>,
+        keys: Option<KeyService>,
+    ) -> Result<Gateway, ConfigError> {
         let router = Router::build(&config.routes)
             .map_err(|e| config.error_at(&format!("route[{}].path", e.route), e.message))?;
         let upstreams = Upstreams::build(&config)?;
         let tls = Tls::build(&config)?;
+        let jwt = config
+            .auth
+            .jwt
+            .as_ref()
+            .map(JwtVerifier::new)
+            .transpose()
+            .map_err(|message| config.error_at("auth.jwt", message))?;
         let route_names = config
             .routes
             .iter()
@@ -62,7 +78,8 @@ impl Gateway {
             router,
             route_names,
             upstreams,
-            authn: Authenticator::new(),
+            authn: Authenticator::new(keys.clone(), jwt),
+            keys,
             authz: Authorizer::new(),
             tls,
             metrics,
@@ -76,6 +93,11 @@ impl Gateway {
 
     pub fn upstreams(&self) -> &Upstreams {
         &self.upstreams
+    }
+
+    /// The API-key service, when `[store]` is configured.
+    pub fn keys(&self) -> Option<&KeyService> {
+        self.keys.as_ref()
     }
 }
 
@@ -117,6 +139,16 @@ async fn phases(
     if head.method == Method::CONNECT {
         return Err(Rejection::BadRequest("CONNECT is not supported"));
     }
+    // hyper accepts any coding list ending in `chunked` and decodes only the chunking;
+    // `gzip, chunked` would reach the upstream as compressed bytes with no coding named.
+    let mut codings = head.headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.next()
+        && (!coding.as_bytes().eq_ignore_ascii_case(b"chunked") || codings.next().is_some())
+    {
+        return Err(Rejection::BadRequest(
+            "only the chunked transfer coding is accepted",
+        ));
+    }
     let host = request_host(&head)?;
 
     // 8: one canonical path, used for routing, the log and the upstream request line.
@@ -138,7 +170,11 @@ async fn phases(
     ctx.route = Some(gw.route_names[route].clone());
 
     // 2: who is calling → Principal.
-    let principal = gw.authn.authenticate(ctx, route, &head)?;
+    let route_config = &gw.config.routes[route];
+    let principal = gw
+        .authn
+        .authenticate(ctx, route_config, &head.headers)
+        .await?;
     // 3: may they call this route → Permit.
     let permit = gw.authz.authorize(route, principal)?;
     // 5 (size): the body, bounded before the upstream sees a byte.
@@ -149,7 +185,7 @@ async fn phases(
     )
     .await?;
 
-    let upstream = gw.upstreams.get(gw.config.routes[route].upstream);
+    let upstream = gw.upstreams.get(route_config.upstream);
     ctx.upstream = Some(upstream.name.clone());
     let ctx = &*ctx;
     let path = ctx.path.as_ref().map(|p| p.as_str()).unwrap_or("/");
@@ -163,6 +199,7 @@ async fn phases(
                 path,
                 original_host: host.as_ref().map(|h| h.authority.as_str()),
                 trusted_proxies: &gw.config.server.trusted_proxies,
+                forward_credentials: route_config.forward_credentials,
             },
         )
         .await
@@ -209,10 +246,16 @@ pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, 
         }
         (Some(uri), _) => uri,
         (None, Some(header)) => header,
+        // RFC 9112 §3.2: an HTTP/1.1 request without a host is invalid.
+        (None, None) if head.version == Version::HTTP_11 => {
+            return Err(Rejection::BadRequest("the Host header is required"));
+        }
         (None, None) => return Ok(None),
     };
     Ok(Some(RequestHost {
-        name: authority.host().to_ascii_lowercase(),
+        // `api.example.com.` is the same host as `api.example.com` (a fully qualified
+        // name); both must meet the same routes.
+        name: authority.host().trim_end_matches('.').to_ascii_lowercase(),
         authority: authority.as_str().to_owned(),
     }))
 }
@@ -275,6 +318,18 @@ mod tests {
             .unwrap();
         assert_eq!(host.name, "api.example.com");
         assert_eq!(host.authority, "API.Example.com:8443");
+    }
+
+    #[test]
+    fn http_1_1_needs_a_host_and_a_trailing_dot_is_the_same_host() {
+        assert!(matches!(
+            request_host(&head("/x", &[])),
+            Err(Rejection::BadRequest(_))
+        ));
+        let host = request_host(&head("/x", &["api.example.com."]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(host.name, "api.example.com");
     }
 
     #[test]

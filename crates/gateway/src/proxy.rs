@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::header::{CONTENT_LENGTH, COOKIE, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Response, Uri, Version};
 use http_body::Body as _;
@@ -67,6 +67,8 @@ pub struct Outgoing<'a> {
     /// The host the client addressed, passed as `X-Forwarded-Host`.
     pub original_host: Option<&'a str>,
     pub trusted_proxies: &'a [IpNet],
+    /// Pass `Authorization` / `X-Api-Key` on (the route's `forward_credentials`).
+    pub forward_credentials: bool,
 }
 
 impl Upstream {
@@ -157,16 +159,26 @@ impl Upstream {
             path,
             original_host,
             trusted_proxies,
+            forward_credentials,
         } = outgoing;
         head.uri = self.upstream_uri(path, ctx.query.as_deref())?;
-        // The upstream speaks HTTP/1.1 whatever the client spoke; hyper frames it.
+        // HTTP/2 allows the cookie header to be split; HTTP/1.1 does not (RFC 9113 §8.2.3),
+        // and servers disagree on which of several lines they read.
+        if head.version == Version::HTTP_2 {
+            join_cookies(&mut head.headers);
+        }
+        // The upstream speaks HTTP/1.1 whatever the client spoke; hyper frames it, and
+        // sets `Content-Length` from the body itself, so the client's spelling of it
+        // (`0005`, say) never travels on.
         head.version = Version::HTTP_11;
+        head.headers.remove(CONTENT_LENGTH);
         headers::prepare_upstream_headers(
             &mut head.headers,
             ctx,
             original_host,
             trusted_proxies,
             permit.principal(),
+            forward_credentials,
         );
         // An empty POST/PUT/PATCH that arrived without a length (HTTP/2, or a chunked body
         // with no chunks) still tells the upstream its length: some servers insist.
@@ -275,6 +287,23 @@ impl Upstreams {
     }
 }
 
+/// Joins several `cookie` header lines into one, separated by `; `.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let mut lines = headers.get_all(COOKIE).iter();
+    if lines.next().is_none() || lines.next().is_none() {
+        return;
+    }
+    let joined = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, value);
+    }
+}
+
 /// The first bytes of a failed upstream's body, lossily decoded, for the log.
 async fn read_excerpt(incoming: hyper::body::Incoming) -> String {
     let mut excerpt = Vec::with_capacity(EXCERPT_BYTES);
@@ -306,4 +335,19 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_cookies_are_joined_into_one_line() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut headers);
+        let lines: Vec<_> = headers.get_all(COOKIE).iter().collect();
+        assert_eq!(lines, ["a=1; b=2"]);
+    }
 }

@@ -31,6 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use palisade_store::KeyService;
+
 use crate::body;
 use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
@@ -55,6 +57,9 @@ pub enum StartError {
 /// State shared by every listener and the admin API.
 pub struct Shared {
     gateway: ArcSwap<Gateway>,
+    /// The open key store, kept across reloads that leave `[store]` unchanged so that its
+    /// cache and connections survive.
+    keys: tokio::sync::Mutex<Option<OpenStore>>,
     pub metrics: Arc<Metrics>,
     config_path: PathBuf,
     reload_lock: tokio::sync::Mutex<()>,
@@ -81,8 +86,20 @@ impl Shared {
     /// when the new config fails to load or build.
     pub async fn reload(&self) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let result = Config::load(&self.config_path)
-            .and_then(|config| Gateway::build(config, self.metrics.clone()));
+        let result = match Config::load(&self.config_path) {
+            Ok(config) => {
+                let mut open = self.keys.lock().await;
+                match OpenStore::reuse_or_open(open.take(), &config).await {
+                    Ok(store) => {
+                        let keys = store.as_ref().map(|s| s.service.clone());
+                        *open = store;
+                        Gateway::build(config, self.metrics.clone(), keys)
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
         match result {
             Ok(gateway) => {
                 warn_about_listener_changes(&gateway.config, self.bound);
@@ -120,6 +137,62 @@ fn warn_about_listener_changes(config: &Config, bound: Bound) {
     }
 }
 
+/// An open key store and its background task (revocation listener, last-used flusher).
+struct OpenStore {
+    url: String,
+    pepper: secrecy::SecretString,
+    overlap: Duration,
+    service: KeyService,
+    background: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OpenStore {
+    fn drop(&mut self) {
+        self.background.abort();
+    }
+}
+
+impl OpenStore {
+    /// The store for `config`: `previous` when `[store]` is unchanged, a newly opened one
+    /// otherwise, none without `[store]`.
+    async fn reuse_or_open(
+        previous: Option<OpenStore>,
+        config: &Config,
+    ) -> Result<Option<OpenStore>, ConfigError> {
+        use secrecy::ExposeSecret;
+        let Some(store) = &config.store else {
+            return Ok(None);
+        };
+        let Some(pepper) = store.key_pepper.clone() else {
+            return Err(config.error_at("store.key_pepper", "a pepper is required"));
+        };
+        if let Some(previous) = previous {
+            let same_pepper: bool = subtle::ConstantTimeEq::ct_eq(
+                previous.pepper.expose_secret().as_bytes(),
+                pepper.expose_secret().as_bytes(),
+            )
+            .into();
+            if previous.url == store.url
+                && same_pepper
+                && previous.overlap == store.rotation_overlap
+            {
+                return Ok(Some(previous));
+            }
+        }
+        let service = KeyService::open(&store.url, pepper.clone(), store.rotation_overlap)
+            .await
+            .map_err(|e| config.error_at("store.url", format!("cannot open the key store: {e}")))?;
+        let background = service.spawn_background();
+        Ok(Some(OpenStore {
+            url: store.url.clone(),
+            pepper,
+            overlap: store.rotation_overlap,
+            service,
+            background,
+        }))
+    }
+}
+
 /// A running gateway.
 pub struct Server;
 
@@ -148,7 +221,9 @@ impl Server {
         let drain_timeout = config.limits.drain_timeout;
         let addrs = (config.server.http, config.server.https, config.server.admin);
         let has_tls = config.server.tls.is_some();
-        let gateway = Gateway::build(config, metrics.clone())?;
+        let store = OpenStore::reuse_or_open(None, &config).await?;
+        let keys = store.as_ref().map(|s| s.service.clone());
+        let gateway = Gateway::build(config, metrics.clone(), keys)?;
 
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -179,6 +254,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             gateway: ArcSwap::from_pointee(gateway),
+            keys: tokio::sync::Mutex::new(store),
             metrics,
             config_path,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -275,6 +351,12 @@ impl ServerHandle {
     /// Stops accepting, waits for in-flight requests (bounded by `drain_timeout`).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        // Last-used times are written in batches; write the pending batch before exiting.
+        if let Some(keys) = self.shared.current().keys()
+            && let Err(error) = keys.flush_last_used().await
+        {
+            tracing::warn!(event = "store_flush_failed", error = %error);
+        }
         // Each accept loop bounds its own drain; this outer bound is a backstop.
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(self.drain_timeout + Duration::from_secs(1), all)

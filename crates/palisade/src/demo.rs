@@ -30,7 +30,7 @@ pub struct DemoArgs {
 }
 
 /// The demo's palisade.toml, for the given addresses.
-fn demo_config(args: &DemoArgs, api: SocketAddr, admin_token: &str) -> String {
+fn demo_config(args: &DemoArgs, api: SocketAddr, secrets: &DemoSecrets) -> String {
     format!(
         r#"# Palisade demo config: the gateway in front of the bundled sample API.
 # Run the API with `palisade sample-api --listen {api}` and this file with
@@ -50,6 +50,10 @@ hsts = "max-age=31536000"
 max_body = "1MiB"
 request_timeout = "10s"
 
+[store]
+url = "sqlite://{store}"
+key_pepper = "{pepper}"
+
 [[upstream]]
 name = "sample"
 url = "http://{api}"
@@ -59,55 +63,55 @@ name = "login"
 path = "/api/login"
 methods = ["POST"]
 upstream = "sample"
-auth = "public"
+auth = "public"                     # everything else needs an API key
 
 [[route]]
 name = "orders"
 path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "sample"
-auth = "public"
 
 [[route]]
 name = "order"
 path = "/api/orders/{{id}}"
 methods = ["GET", "PUT", "DELETE"]
 upstream = "sample"
-auth = "public"
 
 [[route]]
 name = "tasks"
 path = "/api/tasks"
 methods = ["GET", "POST"]
 upstream = "sample"
-auth = "public"
 
 [[route]]
 name = "whoami"
 path = "/api/whoami"
 methods = ["GET"]
 upstream = "sample"
-auth = "public"
 
 [[route]]
 name = "crash"
 path = "/api/debug/crash"
 methods = ["GET"]
 upstream = "sample"
-auth = "public"
 "#,
         http = args.http,
         https = args.https,
         admin = args.admin,
+        admin_token = secrets.admin_token,
+        store = secrets.store,
+        pepper = secrets.pepper,
     )
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     if args.print_config {
-        println!(
-            "{}",
-            demo_config(&args, args.api, "${env:PALISADE_ADMIN_TOKEN}")
-        );
+        let references = DemoSecrets {
+            admin_token: "${env:PALISADE_ADMIN_TOKEN}".to_owned(),
+            pepper: "${env:PALISADE_KEY_PEPPER}".to_owned(),
+            store: "palisade.db".to_owned(),
+        };
+        println!("{}", demo_config(&args, args.api, &references));
         return Ok(());
     }
     let listener = tokio::net::TcpListener::bind(args.api).await.map_err(|e| {
@@ -125,13 +129,22 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         }
     });
 
-    let admin_token = random_token();
-    let text = demo_config(&args, api, &admin_token);
+    // The demo's key store lives in a fresh directory for this run only.
+    let dir = std::env::temp_dir().join(format!("palisade-demo-{}", random_token()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::Config(format!("cannot create {}: {e}", dir.display())))?;
+    let secrets = DemoSecrets {
+        admin_token: random_token(),
+        pepper: format!("{}{}", random_token(), random_token()),
+        store: dir.join("demo.db").display().to_string(),
+    };
+    let text = demo_config(&args, api, &secrets);
     let config = Config::from_str(&text, Path::new("demo.toml"))
         .map_err(|e| Failure::Config(e.to_string()))?;
     let server = Server::start(config)
         .await
         .map_err(|e| Failure::Config(e.to_string()))?;
+    let keys = demo_keys(&server).await?;
     let bound = server.bound();
     println!(
         "{}",
@@ -140,13 +153,60 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             bound.https.unwrap_or(args.https),
             bound.admin.unwrap_or(args.admin),
             api,
-            &admin_token
+            &secrets.admin_token,
+            &keys,
         )
     );
-    server
+    let result = server
         .run_until_signalled()
         .await
-        .map_err(|e| Failure::Config(format!("cannot install signal handlers: {e}")))
+        .map_err(|e| Failure::Config(format!("cannot install signal handlers: {e}")));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The secrets a demo run makes up (or, with `--print-config`, the references to them).
+struct DemoSecrets {
+    admin_token: String,
+    pepper: String,
+    store: String,
+}
+
+/// The demo's callers: two customers and an admin, one API key each.
+struct DemoKeys {
+    alice: String,
+    bob: String,
+    admin: String,
+}
+
+async fn demo_keys(server: &palisade_gateway::ServerHandle) -> Result<DemoKeys, Failure> {
+    use secrecy::ExposeSecret;
+    let gateway = server.shared.current();
+    let keys = gateway
+        .keys()
+        .ok_or_else(|| Failure::Config("the demo config has no [store]".to_owned()))?;
+    let mut issued = Vec::new();
+    for (subject, role) in [
+        ("alice", "customer"),
+        ("bob", "customer"),
+        ("admin", "admin"),
+    ] {
+        let new = palisade_store::NewKey {
+            name: format!("demo-{subject}"),
+            subject: subject.to_owned(),
+            roles: vec![role.to_owned()],
+            scopes: vec!["orders".to_owned(), "tasks".to_owned()],
+            expires_in: None,
+        };
+        let key = keys
+            .create(new)
+            .await
+            .map_err(|e| Failure::Config(format!("cannot create the demo keys: {e}")))?;
+        issued.push(key.key.expose_secret().to_owned());
+    }
+    let [alice, bob, admin] = <[String; 3]>::try_from(issued)
+        .map_err(|_| Failure::Config("demo keys missing".to_owned()))?;
+    Ok(DemoKeys { alice, bob, admin })
 }
 
 /// 128 bits from the OS RNG, hex: the demo's admin token, valid for this run only.
@@ -164,40 +224,59 @@ fn tour(
     admin: SocketAddr,
     api: SocketAddr,
     token: &str,
+    keys: &DemoKeys,
 ) -> String {
     let base = format!("https://localhost:{}", https.port());
+    let DemoKeys {
+        alice,
+        bob,
+        admin: admin_key,
+    } = keys;
     format!(
         r#"
 Palisade demo: the gateway on {https} (TLS, self-signed) and {http} (redirects only),
 in front of the sample API on {api}. The sample API trusts whatever it is sent; every
 layer below is the gateway's doing. -k accepts the self-signed certificate.
 
+This run's API keys (shown once; stored only as HMAC hashes):
+      export ALICE={alice}
+      export BOB={bob}
+      export ADMIN={admin_key}
+
  1  TLS everywhere: plain http only redirects (308), https responses carry HSTS
       curl -si http://localhost:{http_port}/api/orders | head -3
-      curl -ksi {base}/api/orders | grep -i strict-transport
+      curl -ksi -H "X-Api-Key: $ALICE" {base}/api/orders | grep -i strict-transport
 
- 2  One canonical path: tricks are normalized once or refused with 400
-      curl -ksi --path-as-is '{base}/api/tasks/../orders/1' | head -1          # routed as /api/orders/1
+ 2  Authentication: private unless marked public; 401 without a valid key
+      curl -ksi {base}/api/orders | head -1                                   # 401
+      curl -ksi -H 'X-Api-Key: pal_forgedforged_x' {base}/api/orders | head -1  # 401
+      curl -ks -H "Authorization: Bearer $ALICE" {base}/api/orders             # 200
+      curl -ks -X POST -H 'Content-Type: application/json' -d '{{"username":"alice","password":"wonderland"}}' {base}/api/login   # public
+
+ 3  One canonical path: tricks are normalized once or refused with 400
+      curl -ksi -H "X-Api-Key: $ALICE" --path-as-is '{base}/api/tasks/../orders/1' | head -1   # routed as /api/orders/1
       curl -ksi --path-as-is '{base}/api/orders%2F1' | head -1                 # encoded slash: 400
       curl -ksi --path-as-is '{base}/api/../../etc/passwd' | head -1           # above the root: 400
       curl -ksi -X DELETE {base}/api/orders | head -1                          # 405 with Allow
 
- 3  Identity and forwarding headers come from the gateway, never from the client
-      curl -ks -H 'X-Palisade-Subject: admin' -H 'X-Forwarded-For: 6.6.6.6' {base}/api/whoami
+ 4  Identity comes from the gateway, never from the client
+      curl -ks -H "X-Api-Key: $BOB" -H 'X-Palisade-Subject: admin' -H 'X-Forwarded-For: 6.6.6.6' {base}/api/whoami
 
- 4  Safe errors: the API's stack trace and fingerprints never reach the client
-      curl -ksi {base}/api/debug/crash
+ 5  Safe errors: the API's stack trace and fingerprints never reach the client
+      curl -ksi -H "X-Api-Key: $ALICE" {base}/api/debug/crash
 
- 5  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
-      head -c 2097152 /dev/zero | curl -ksi -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
+ 6  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
+      head -c 2097152 /dev/zero | curl -ksi -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
 
- 6  Operations: metrics, readiness, and a reload that never takes a bad config
+ 7  Operations: metrics, readiness, keys, and a reload that never takes a bad config
       curl -s http://{admin}/metrics | grep palisade_requests
       curl -s http://{admin}/readyz
+      curl -s -H 'Authorization: Bearer {token}' http://{admin}/keys
       curl -s -X POST -H 'Authorization: Bearer {token}' http://{admin}/reload
 
-Every request above appears below as one JSON log line. Authentication, authorization,
-rate limits and schema validation join this tour as they land.
+Every request above appears below as one JSON log line (failed authentications as
+`auth_failed` events, never with the key). Authorization, rate limits and schema
+validation join this tour as they land.
 Write this config out with `palisade demo --print-config > palisade.toml`.
 Stop with Ctrl-C.
 "#,

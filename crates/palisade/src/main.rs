@@ -7,6 +7,7 @@
 //!   example an address already in use); the message names the file, line and key.
 
 mod demo;
+mod keys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     },
     /// Run the gateway in front of the bundled sample API and print a guided tour.
     Demo(demo::DemoArgs),
+    /// Manage API keys in the config's [store]: create, list, revoke, rotate.
+    Keys(keys::KeysArgs),
     /// Work with the config format.
     Config {
         #[command(subcommand)]
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         }
         Command::Serve { config } => run(serve(config)),
         Command::Demo(args) => run(demo::run(args)),
+        Command::Keys(args) => run_quiet(keys::run(args)),
         Command::SampleApi { listen } => run(sample_api(listen)),
     }
 }
@@ -86,8 +90,18 @@ enum Failure {
     Config(String),
 }
 
+/// Runs a long-lived command, with the JSON-lines logger on stdout.
 fn run(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
     palisade_gateway::observe::init_logging();
+    block_on(future)
+}
+
+/// Runs a short command whose stdout is its output (no log lines mixed in).
+fn run_quiet(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
+    block_on(future)
+}
+
+fn block_on(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

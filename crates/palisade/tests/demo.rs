@@ -31,9 +31,47 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
     let gw = GatewayProcess::builder(BIN).args(FREE_PORTS).start();
     let base = gw.https_url();
     let client = insecure_client();
+    // The tour is printed after the ready line; give it a moment to be read.
+    gw.wait_for_log(
+        |line| {
+            line.as_str()
+                .is_some_and(|l| l.contains("Stop with Ctrl-C."))
+        },
+        std::time::Duration::from_secs(10),
+    );
+    let stdout = gw.stdout();
+    let key_of = |who: &str| {
+        let prefix = format!("export {who}=");
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("the tour prints {who}'s key:\n{stdout}"))
+    };
+    let (alice, bob) = (key_of("ALICE"), key_of("BOB"));
+    assert!(alice.starts_with("pal_") && bob.starts_with("pal_") && alice != bob);
+
+    // Private unless public: no key, no orders.
+    let anonymous = client
+        .get(format!("{base}/api/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer realm=\"palisade\""
+    );
+    let login = client
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"username": "alice", "password": "wonderland"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "login is public");
 
     let orders = client
         .get(format!("{base}/api/orders"))
+        .header("X-Api-Key", &alice)
         .send()
         .await
         .unwrap();
@@ -48,6 +86,7 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
 
     let crash = client
         .get(format!("{base}/api/debug/crash"))
+        .bearer_auth(&alice)
         .send()
         .await
         .unwrap();
@@ -61,13 +100,18 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
 
     let whoami = client
         .get(format!("{base}/api/whoami"))
+        .header("X-Api-Key", &bob)
         .header("X-Palisade-Subject", "admin")
         .header("X-Forwarded-For", "6.6.6.6")
         .send()
         .await
         .unwrap();
     let seen: serde_json::Value = whoami.json().await.unwrap();
-    assert_eq!(seen["subject"], serde_json::Value::Null);
+    assert_eq!(
+        seen["subject"], "bob",
+        "the verified subject, not the spoofed one"
+    );
+    assert_eq!(seen["roles"], "customer");
     assert_eq!(seen["forwarded_for"], "127.0.0.1");
 
     let redirect = client
@@ -77,8 +121,15 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
         .unwrap();
     assert_eq!(redirect.status(), 308);
 
-    let stdout = gw.stdout();
     assert!(stdout.contains("Palisade demo"), "{stdout}");
+    // Keys appear in the tour once and never in a log line (the JSON lines).
+    for line in gw.logs().into_iter().filter(|l| l.is_object()) {
+        let line = line.to_string();
+        assert!(
+            !line.contains(&alice) && !line.contains(&bob),
+            "key in log: {line}"
+        );
+    }
     assert!(stdout.contains(&format!(
         "https://localhost:{}/api/orders",
         gw.https().port()
@@ -104,6 +155,10 @@ async fn printed_demo_config_is_a_working_config() {
     let gw = GatewayProcess::builder(BIN)
         .config(config)
         .env("PALISADE_ADMIN_TOKEN", "printed-config-token")
+        .env(
+            "PALISADE_KEY_PEPPER",
+            "printed-config-pepper-0123456789abcdef",
+        )
         .start();
     let response = insecure_client()
         .get(format!("{}/api/nope", gw.https_url()))

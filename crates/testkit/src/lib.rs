@@ -9,11 +9,14 @@
 //! - [`gateway`]: [`GatewayProcess`], which launches `palisade serve` and reads its logs.
 
 pub mod gateway;
+pub mod jwks;
 pub mod pki;
+pub mod postgres;
 pub mod raw;
 pub mod upstream;
 
 pub use gateway::{GatewayBuilder, GatewayProcess};
 pub use pki::TestPki;
+pub use postgres::PostgresServer;
 pub use raw::{HandshakeOutcome, RawConnection, RawResponse};
 pub use upstream::{Recorded, RecordingUpstream};

@@ -1,23 +1,55 @@
 //! Authentication (checklist #2): request → `Principal`.
 //!
-//! Input: the matched route and the request's credentials. Output: a `Principal`, the
-//! verified identity every later phase reads. Failure: `Rejection` (401 once credential
-//! checks exist). A `Principal` has private fields, so nothing outside this module can
-//! build one: an identity exists only because this phase produced it.
+//! Input: the matched route's `auth` rule and the request's credentials. Output: a
+//! `Principal`, the verified identity every later phase reads. Failure:
+//! `Rejection::Unauthorized` (401, `WWW-Authenticate: Bearer`) for missing, malformed,
+//! unknown, expired, revoked or forged credentials, and `Rejection::AuthUnavailable` (503)
+//! when the key store or the issuer's keys cannot be reached for a credential not already
+//! cached: authentication fails closed.
 //!
-//! This version has no credential store or token verifier yet, so every caller is
-//! anonymous; the API-key and JWT verifiers slot in here without changing callers.
+//! A `Principal` has private fields, so nothing outside this module can build one: an
+//! identity exists only because this phase produced it.
+//!
+//! Where credentials are read: `X-Api-Key: pal_…`, or `Authorization: Bearer …` (a value
+//! starting `pal_` is an API key, anything else a JWT). Never the query string, where keys
+//! end up in logs and browser history. Two credentials in one request are refused rather
+//! than one of them being picked: a gateway and an upstream that pick differently see two
+//! different callers.
+
+pub mod jwks;
+pub mod jwt;
 
 use std::sync::Arc;
 
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use palisade_store::{KeyRejection, KeyService};
+
+use crate::config::{RouteAuth, RouteConfig};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use jwt::{JwtRejection, JwtVerifier};
+
+/// The header API keys may arrive in besides `Authorization`.
+pub const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
 
 /// How a principal was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
-    /// No credentials were checked.
+    /// A public route: no credentials were checked.
     Anonymous,
+    ApiKey,
+    Jwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Anonymous => "anonymous",
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Jwt => "jwt",
+        }
+    }
 }
 
 /// A verified identity. Only `Authenticator::authenticate` can construct one.
@@ -26,7 +58,10 @@ pub struct Principal {
     method: AuthMethod,
     subject: Option<Arc<str>>,
     roles: Arc<[String]>,
+    scopes: Arc<[String]>,
     key_id: Option<Arc<str>>,
+    token_id: Option<Arc<str>>,
+    claims: Option<Arc<serde_json::Value>>,
 }
 
 impl Principal {
@@ -35,7 +70,10 @@ impl Principal {
             method: AuthMethod::Anonymous,
             subject: None,
             roles: Arc::from(Vec::new()),
+            scopes: Arc::from(Vec::new()),
             key_id: None,
+            token_id: None,
+            claims: None,
         }
     }
 
@@ -52,28 +90,255 @@ impl Principal {
         &self.roles
     }
 
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     /// The public id of the API key used, never the key itself.
     pub fn key_id(&self) -> Option<&str> {
         self.key_id.as_deref()
     }
+
+    /// The token's `jti`, when it has one.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
+    }
+
+    /// Every claim of the JWT (for owner rules that name a claim other than `sub`).
+    pub fn claims(&self) -> Option<&serde_json::Value> {
+        self.claims.as_deref()
+    }
+}
+
+/// The credential a request presents, before it is verified.
+enum Credential<'a> {
+    ApiKey(&'a str),
+    Jwt(&'a str),
+}
+
+/// Why a request carries no usable credential (before any verification).
+#[derive(Debug, Clone, Copy)]
+enum Presented {
+    Missing,
+    Ambiguous,
+    BadScheme,
 }
 
 /// The authentication phase, built from the config on every (re)load.
-#[derive(Debug, Default)]
-pub struct Authenticator {}
+pub struct Authenticator {
+    keys: Option<KeyService>,
+    jwt: Option<JwtVerifier>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("api_keys", &self.keys.is_some())
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
+}
 
 impl Authenticator {
-    pub fn new() -> Self {
-        Authenticator {}
+    pub fn new(keys: Option<KeyService>, jwt: Option<JwtVerifier>) -> Self {
+        Authenticator { keys, jwt }
     }
 
-    /// Establishes who is calling. Contract: never reads the body; never forwards.
-    pub fn authenticate(
+    /// Establishes who is calling. Contract: reads headers only (never the body or the
+    /// query string); never forwards; every failure is logged as `auth_failed` with its
+    /// reason and never with the credential.
+    pub async fn authenticate(
         &self,
-        _ctx: &RequestCtx,
-        _route: usize,
-        _request: &http::request::Parts,
+        ctx: &RequestCtx,
+        route: &RouteConfig,
+        headers: &HeaderMap,
     ) -> Result<Principal, Rejection> {
-        Ok(Principal::anonymous())
+        if route.auth == RouteAuth::Public {
+            return Ok(Principal::anonymous());
+        }
+        let credential = match credential(headers) {
+            Ok(credential) => credential,
+            Err(why) => {
+                let (reason, token_given) = match why {
+                    Presented::Missing => ("missing_credentials", false),
+                    Presented::Ambiguous => ("ambiguous_credentials", true),
+                    Presented::BadScheme => ("unsupported_scheme", false),
+                };
+                return Err(self.fail(ctx, reason, token_given, None, None));
+            }
+        };
+        match credential {
+            Credential::ApiKey(key) => {
+                let Some(keys) = self.keys.as_ref().filter(|_| route.auth != RouteAuth::Jwt) else {
+                    return Err(self.fail(ctx, "api_key_not_accepted", true, None, None));
+                };
+                match keys.verify(key).await {
+                    Ok(verified) => Ok(Principal {
+                        method: AuthMethod::ApiKey,
+                        subject: Some(verified.subject),
+                        roles: verified.roles,
+                        scopes: verified.scopes,
+                        key_id: Some(verified.id),
+                        token_id: None,
+                        claims: None,
+                    }),
+                    Err(KeyRejection::StoreUnavailable) => {
+                        tracing::warn!(event = "auth_failed", request_id = ctx.id.as_str(), client_ip = %ctx.client_ip, route = ctx.route.as_deref().unwrap_or("-"), reason = "key_store_unavailable", key_id = key_id_of(key));
+                        Err(Rejection::AuthUnavailable)
+                    }
+                    Err(rejection) => {
+                        Err(self.fail(ctx, rejection.reason(), true, key_id_of(key), None))
+                    }
+                }
+            }
+            Credential::Jwt(token) => {
+                let Some(verifier) = self
+                    .jwt
+                    .as_ref()
+                    .filter(|_| route.auth != RouteAuth::ApiKey)
+                else {
+                    return Err(self.fail(ctx, "jwt_not_accepted", true, None, None));
+                };
+                match verifier.verify(token).await {
+                    Ok(verified) => Ok(Principal {
+                        method: AuthMethod::Jwt,
+                        subject: Some(verified.subject.as_str().into()),
+                        roles: verified.roles.into(),
+                        scopes: verified.scopes.into(),
+                        key_id: None,
+                        token_id: verified.token_id.map(Into::into),
+                        claims: Some(Arc::new(verified.claims)),
+                    }),
+                    Err(JwtRejection::KeysUnavailable) => {
+                        tracing::warn!(event = "auth_failed", request_id = ctx.id.as_str(), client_ip = %ctx.client_ip, route = ctx.route.as_deref().unwrap_or("-"), reason = "jwt_keys_unavailable");
+                        Err(Rejection::AuthUnavailable)
+                    }
+                    Err(rejection) => {
+                        Err(self.fail(ctx, rejection.reason(), true, None, Some(token)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs an `auth_failed` event and builds the 401. The event names the reason and the
+    /// public key id or the token's `kid`/`iss` (read without trusting them), never the
+    /// credential itself.
+    fn fail(
+        &self,
+        ctx: &RequestCtx,
+        reason: &'static str,
+        token_given: bool,
+        key_id: Option<&str>,
+        token: Option<&str>,
+    ) -> Rejection {
+        let hints = token.map(jwt::unverified_hints).unwrap_or_default();
+        tracing::info!(
+            event = "auth_failed",
+            request_id = ctx.id.as_str(),
+            client_ip = %ctx.client_ip,
+            route = ctx.route.as_deref().unwrap_or("-"),
+            reason,
+            key_id,
+            kid = hints.kid.as_deref(),
+            iss = hints.iss.as_deref(),
+        );
+        Rejection::Unauthorized { token_given }
+    }
+}
+
+/// The one credential of a request, or why there is none.
+fn credential(headers: &HeaderMap) -> Result<Credential<'_>, Presented> {
+    let mut authorization = headers.get_all(AUTHORIZATION).iter();
+    let mut api_key = headers.get_all(X_API_KEY).iter();
+    let (auth, second_auth) = (authorization.next(), authorization.next());
+    let (key, second_key) = (api_key.next(), api_key.next());
+    if second_auth.is_some() || second_key.is_some() || (auth.is_some() && key.is_some()) {
+        return Err(Presented::Ambiguous);
+    }
+    if let Some(key) = key {
+        let key = key.to_str().map_err(|_| Presented::BadScheme)?.trim();
+        return Ok(Credential::ApiKey(key));
+    }
+    let Some(auth) = auth else {
+        return Err(Presented::Missing);
+    };
+    let auth = auth.to_str().map_err(|_| Presented::BadScheme)?;
+    // RFC 9110 §11.1: the scheme is case-insensitive.
+    let (scheme, value) = auth.split_once(' ').ok_or(Presented::BadScheme)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Presented::BadScheme);
+    }
+    let value = value.trim();
+    if value.starts_with("pal_") {
+        Ok(Credential::ApiKey(value))
+    } else {
+        Ok(Credential::Jwt(value))
+    }
+}
+
+/// The public key id of a presented key, if it is shaped like one (for the log only).
+fn key_id_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("pal_")?;
+    let (id, _) = rest.split_once('_')?;
+    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn credentials_come_from_one_header_only() {
+        assert!(matches!(credential(&headers(&[])), Err(Presented::Missing)));
+        assert!(matches!(
+            credential(&headers(&[("authorization", "Bearer pal_x_y")])),
+            Ok(Credential::ApiKey("pal_x_y"))
+        ));
+        assert!(matches!(
+            credential(&headers(&[("authorization", "bearer eyJ.a.b")])),
+            Ok(Credential::Jwt("eyJ.a.b"))
+        ));
+        assert!(matches!(
+            credential(&headers(&[("x-api-key", "pal_x_y")])),
+            Ok(Credential::ApiKey("pal_x_y"))
+        ));
+        assert!(matches!(
+            credential(&headers(&[("authorization", "Basic dTpw")])),
+            Err(Presented::BadScheme)
+        ));
+        assert!(matches!(
+            credential(&headers(&[
+                ("authorization", "Bearer a"),
+                ("x-api-key", "pal_b")
+            ])),
+            Err(Presented::Ambiguous)
+        ));
+        assert!(matches!(
+            credential(&headers(&[
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b")
+            ])),
+            Err(Presented::Ambiguous)
+        ));
+    }
+
+    #[test]
+    fn key_ids_are_extracted_only_from_key_shaped_strings() {
+        assert_eq!(key_id_of("pal_AbCdEf123456_secret"), Some("AbCdEf123456"));
+        assert_eq!(key_id_of("pal_short_secret"), None);
+        assert_eq!(key_id_of("eyJhbGciOi"), None);
     }
 }

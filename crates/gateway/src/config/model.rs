@@ -211,7 +211,10 @@ pub enum JwtAlgorithm {
 
 impl JwtAlgorithm {
     pub fn is_hmac(self) -> bool {
-        matches!(self, JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512)
+        matches!(
+            self,
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512
+        )
     }
 }
 

@@ -23,8 +23,7 @@ use super::model::{
     RouteConfig, ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
-    RawConfig, RawJwt, RawLimits, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls,
-    RawUpstream,
+    RawConfig, RawJwt, RawLimits, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 
@@ -85,8 +84,7 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
                 return Err("`sqlite://` needs a file name, e.g. `sqlite://palisade.db`".to_owned());
             }
             // Relative database files live beside the config, like every other path.
-            let path = if path == ":memory:" { path.to_owned() } else { ctx.dir.join(path).display().to_string() };
-            Ok(format!("sqlite://{path}"))
+            Ok(format!("sqlite://{}", ctx.dir.join(path).display()))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(url.to_owned())
         } else {
@@ -96,7 +94,10 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
     })?;
     let key_pepper = ctx.parse("store.key_pepper", &s.key_pepper, |p| {
         if p.len() < 32 {
-            return Err("the pepper must be at least 32 characters (e.g. `openssl rand -base64 48`)".to_owned());
+            return Err(
+                "the pepper must be at least 32 characters (e.g. `openssl rand -base64 48`)"
+                    .to_owned(),
+            );
         }
         Ok(SecretString::from(p))
     })?;
@@ -109,7 +110,11 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
 
 fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
     let issuer = ctx.parse("auth.jwt.issuer", &j.issuer, |s| {
-        if s.is_empty() { Err("the issuer is empty".to_owned()) } else { Ok(s.to_owned()) }
+        if s.is_empty() {
+            Err("the issuer is empty".to_owned())
+        } else {
+            Ok(s.to_owned())
+        }
     })?;
     if j.audiences.is_empty() {
         return Err(ctx.error("auth.jwt.audiences", "at least one audience is required"));
@@ -118,7 +123,10 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
         .map(|(i, a)| ctx.string(&format!("auth.jwt.audiences[{i}]"), a))
         .collect::<Result<Vec<_>, _>>()?;
     if j.algorithms.is_empty() {
-        return Err(ctx.error("auth.jwt.algorithms", "at least one algorithm is required, e.g. `[\"RS256\"]`"));
+        return Err(ctx.error(
+            "auth.jwt.algorithms",
+            "at least one algorithm is required, e.g. `[\"RS256\"]`",
+        ));
     }
     let algorithms = (j.algorithms.iter().enumerate())
         .map(|(i, a)| ctx.parse(&format!("auth.jwt.algorithms[{i}]"), a, jwt_algorithm))
@@ -182,7 +190,13 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
 
 /// A private route needs a way to authenticate; without one it could only ever answer 401,
 /// which is a config mistake worth stopping at load.
-fn check_route_auth(i: usize, r: &RouteConfig, store: bool, jwt: bool, ctx: &LoadCtx<'_>) -> Result<(), ConfigError> {
+fn check_route_auth(
+    i: usize,
+    r: &RouteConfig,
+    store: bool,
+    jwt: bool,
+    ctx: &LoadCtx<'_>,
+) -> Result<(), ConfigError> {
     let missing = match r.auth {
         RouteAuth::Public => None,
         RouteAuth::Any if !store && !jwt => Some("API keys ([store]) or JWT ([auth.jwt])"),
@@ -598,7 +612,11 @@ fn jwt_algorithm(s: &str) -> Result<JwtAlgorithm, String> {
         other if other.eq_ignore_ascii_case("none") => {
             return Err("`none` is never allowed: unsigned tokens prove nothing".to_owned());
         }
-        other => return Err(format!("unknown algorithm `{other}`: expected RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512")),
+        other => {
+            return Err(format!(
+                "unknown algorithm `{other}`: expected RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512"
+            ));
+        }
     })
 }
 
@@ -606,12 +624,18 @@ fn jwt_algorithm(s: &str) -> Result<JwtAlgorithm, String> {
 /// fetched over plain http from elsewhere could be swapped by anyone on the path.
 fn key_url(s: &str) -> Result<Uri, String> {
     let uri: Uri = s.parse().map_err(|e| format!("invalid URL `{s}`: {e}"))?;
-    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     match uri.scheme_str() {
         Some("https") if !host.is_empty() => Ok(uri),
         Some("http") if loopback => Ok(uri),
-        Some("http") => Err(format!("`{s}`: key material must be fetched over https (http is allowed only on loopback)")),
+        Some("http") => Err(format!(
+            "`{s}`: key material must be fetched over https (http is allowed only on loopback)"
+        )),
         _ => Err(format!("invalid URL `{s}`: expected an https URL")),
     }
 }

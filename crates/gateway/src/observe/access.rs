@@ -112,12 +112,21 @@ impl HttpBody for Observed {
 
 /// Keeps the names of query parameters and hides their values: a query string is where
 /// tokens, keys and e-mail addresses end up, and the log must not hold them.
+///
+/// A part without `=` may itself be the secret (`?sk_live_…`), and a name that is not a
+/// plain identifier may be one too: both are logged as `***`.
 pub fn redact_query(query: &str) -> String {
+    let plain_name = |name: &str| {
+        (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'[' | b']'))
+    };
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) => format!("{name}=***"),
-            None => pair.to_owned(),
+            Some((name, _)) if plain_name(name) => format!("{name}=***"),
+            _ => "***".to_owned(),
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -130,6 +139,10 @@ mod tests {
     #[test]
     fn query_values_are_redacted_names_kept() {
         assert_eq!(redact_query("page=2&token=abc"), "page=***&token=***");
-        assert_eq!(redact_query("flag&x="), "flag&x=***");
+        assert_eq!(redact_query("flag&x="), "***&x=***");
+        assert_eq!(
+            redact_query("sk_live_51HxSECRET&eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln=1"),
+            "***&***"
+        );
     }
 }

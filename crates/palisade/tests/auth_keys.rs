@@ -1,0 +1,382 @@
+//! Checklist #2 with API keys, end to end: keys made through the admin API and the CLI,
+//! verified by the real gateway against a real SQLite store, and never seen in a log.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use palisade_testkit::{GatewayProcess, RecordingUpstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_palisade");
+const TOKEN: &str = "auth-test-admin-token-0123456789";
+const PEPPER: &str = "auth-test-pepper-0123456789abcdef0123456789";
+
+fn config(upstream: &RecordingUpstream) -> String {
+    format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+
+[store]
+url = "sqlite://keys.db"
+key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[[route]]
+name = "public"
+path = "/public"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+
+[[route]]
+name = "partner"
+path = "/partner"
+methods = ["GET"]
+upstream = "app"
+auth = "api_key"
+forward_credentials = true
+"#,
+        url = upstream.url()
+    )
+}
+
+fn start(upstream: &RecordingUpstream) -> GatewayProcess {
+    GatewayProcess::builder(BIN)
+        .config(config(upstream))
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .start()
+}
+
+/// Creates a key through the admin API; returns (key, id).
+async fn create_key(gw: &GatewayProcess, body: serde_json::Value) -> (String, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/keys", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let created: serde_json::Value = response.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["info"]["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(&format!("pal_{id}_")), "{key}");
+    (key, id)
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+async fn assert_unauthorized(response: reqwest::Response, token_given: bool) {
+    assert_eq!(response.status(), 401);
+    let challenge = if token_given {
+        "Bearer realm=\"palisade\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"palisade\""
+    };
+    assert_eq!(response.headers()["www-authenticate"], challenge);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], 401);
+    assert_eq!(problem["request_id"], request_id.as_str());
+    // The body never says which check failed.
+    assert_eq!(problem["detail"], "valid credentials are required");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_authenticate_and_identity_reaches_the_upstream() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream);
+    let orders = format!("{}/api/orders", gw.http_url());
+    let (key, id) = create_key(
+        &gw,
+        serde_json::json!({"name": "billing", "subject": "svc-billing", "roles": ["service"], "scopes": ["orders:read", "orders:write"]}),
+    )
+    .await;
+
+    // Public routes need nothing; private ones answer 401 without a key.
+    assert_eq!(
+        get(&format!("{}/public", gw.http_url()), &[])
+            .await
+            .status(),
+        200
+    );
+    assert_unauthorized(get(&orders, &[]).await, false).await;
+    assert!(
+        upstream
+            .requests()
+            .iter()
+            .all(|r| r.path() != "/api/orders")
+    );
+
+    for (name, value) in [
+        ("x-api-key", key.clone()),
+        ("authorization", format!("Bearer {key}")),
+    ] {
+        upstream.clear();
+        let response = get(&orders, &[(name, &value), ("x-palisade-subject", "admin")]).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let seen = upstream.last().unwrap();
+        assert_eq!(seen.header("x-palisade-subject"), Some("svc-billing"));
+        assert_eq!(seen.header("x-palisade-roles"), Some("service"));
+        assert_eq!(
+            seen.header("x-palisade-scopes"),
+            Some("orders:read orders:write")
+        );
+        assert_eq!(seen.header("x-palisade-key-id"), Some(id.as_str()));
+        // The credential stays at the gateway unless the route forwards it.
+        assert_eq!(seen.header("x-api-key"), None);
+        assert_eq!(seen.header("authorization"), None);
+    }
+
+    // forward_credentials = true passes the key on.
+    upstream.clear();
+    let response = get(
+        &format!("{}/partner", gw.http_url()),
+        &[("x-api-key", &key)],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        upstream.last().unwrap().header("x-api-key"),
+        Some(key.as_str())
+    );
+
+    // Forged, malformed, misplaced and doubled credentials.
+    let (prefix, secret) = key.rsplit_once('_').unwrap();
+    let mut forged_secret = secret.to_owned();
+    let last = forged_secret.pop().unwrap();
+    forged_secret.push(if last == 'a' { 'b' } else { 'a' });
+    let forged = format!("{prefix}_{forged_secret}");
+    upstream.clear();
+    assert_unauthorized(get(&orders, &[("x-api-key", &forged)]).await, true).await;
+    assert_unauthorized(
+        get(&orders, &[("x-api-key", "pal_nonexistent0_abc")]).await,
+        true,
+    )
+    .await;
+    assert_unauthorized(
+        get(&orders, &[("authorization", "Basic YTpi")]).await,
+        false,
+    )
+    .await;
+    assert_unauthorized(get(&format!("{orders}?api_key={key}"), &[]).await, false).await;
+    let bearer = format!("Bearer {key}");
+    assert_unauthorized(
+        get(&orders, &[("x-api-key", &key), ("authorization", &bearer)]).await,
+        true,
+    )
+    .await;
+    assert!(
+        upstream.requests().is_empty(),
+        "no rejected request reached the upstream"
+    );
+
+    // Each failure is an auth_failed event with a reason, never the key.
+    let failed = gw
+        .wait_for_log(
+            |l| l.to_string().contains("\"auth_failed\"") && l.to_string().contains("wrong_secret"),
+            Duration::from_secs(5),
+        )
+        .expect("auth_failed event for the forged key");
+    assert!(
+        failed.to_string().contains(&id),
+        "the public key id is logged: {failed}"
+    );
+    for line in gw.logs() {
+        let line = line.to_string();
+        assert!(
+            !line.contains(secret),
+            "the key's secret leaked into a log line: {line}"
+        );
+        assert!(
+            !line.contains(&forged_secret),
+            "a presented secret leaked: {line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_and_rotation_through_the_admin_api() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream);
+    let orders = format!("{}/api/orders", gw.http_url());
+    let client = reqwest::Client::new();
+    let (revoked, revoked_id) =
+        create_key(&gw, serde_json::json!({"name": "a", "subject": "a"})).await;
+    let (old, old_id) = create_key(&gw, serde_json::json!({"name": "b", "subject": "b"})).await;
+    assert_eq!(get(&orders, &[("x-api-key", &revoked)]).await.status(), 200);
+
+    // Revocation takes effect on the next request.
+    let response = client
+        .delete(format!("{}/keys/{revoked_id}", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_unauthorized(get(&orders, &[("x-api-key", &revoked)]).await, true).await;
+
+    // Rotation: the new key works at once, the old one until the overlap ends.
+    let rotated = client
+        .post(format!("{}/keys/{old_id}/rotate", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"overlap": "2s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 201);
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    let new = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["info"]["subject"], "b");
+    assert_eq!(get(&orders, &[("x-api-key", &new)]).await.status(), 200);
+    assert_eq!(get(&orders, &[("x-api-key", &old)]).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = get(&orders, &[("x-api-key", &old)]).await.status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old key outlived its overlap"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(get(&orders, &[("x-api-key", &new)]).await.status(), 200);
+
+    // The list shows states, never a secret.
+    let list = client
+        .get(format!("{}/keys", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let text = list.text().await.unwrap();
+    for key in [&revoked, &old, &new] {
+        let secret = key.rsplit_once('_').unwrap().1;
+        assert!(!text.contains(secret), "a secret in GET /keys: {text}");
+    }
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let state_of = |id: &str| {
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .map(|k| k["state"].clone())
+    };
+    assert_eq!(state_of(&revoked_id), Some("revoked".into()));
+    assert_eq!(state_of(&old_id), Some("expired".into()));
+
+    // Without the admin token, key management is refused.
+    let anonymous = client
+        .get(format!("{}/keys", gw.admin_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_cli_manages_the_same_store_the_gateway_reads() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream);
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("keys")
+            .arg("-c")
+            .arg(gw.config_path())
+            .args(args)
+            .env("PALISADE_ADMIN_TOKEN", TOKEN)
+            .env("PALISADE_KEY_PEPPER", PEPPER)
+            .output()
+            .unwrap()
+    };
+    let created = cli(&[
+        "create",
+        "--name",
+        "ci",
+        "--subject",
+        "ci-bot",
+        "--roles",
+        "deployer",
+        "--scopes",
+        "a,b",
+        "--expires",
+        "90d",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("pal_"), "stdout is the key alone: {key:?}");
+    let stderr = String::from_utf8(created.stderr).unwrap();
+    assert!(stderr.contains("shown only now"), "{stderr}");
+
+    // The running gateway verifies a key it has never seen by reading the store.
+    upstream.clear();
+    let response = get(
+        &format!("{}/api/orders", gw.http_url()),
+        &[("x-api-key", &key)],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        upstream.last().unwrap().header("x-palisade-subject"),
+        Some("ci-bot")
+    );
+    assert_eq!(
+        upstream.last().unwrap().header("x-palisade-scopes"),
+        Some("a b")
+    );
+
+    let listed = cli(&["list"]);
+    assert!(listed.status.success());
+    let table = String::from_utf8(listed.stdout).unwrap();
+    let id = key.split('_').nth(1).unwrap();
+    assert!(
+        table.contains(id) && table.contains("ci-bot") && table.contains("active"),
+        "{table}"
+    );
+    assert!(
+        !table.contains(key.rsplit_once('_').unwrap().1),
+        "a secret in the list"
+    );
+
+    let revoked = cli(&["revoke", id]);
+    assert!(revoked.status.success());
+    let unknown = cli(&["revoke", "doesnotexist"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let listed = cli(&["list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(list[0]["state"], "revoked");
+}
