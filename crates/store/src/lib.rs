@@ -22,7 +22,8 @@
 //! ## Guarantees
 //! - A key revoked through a [`KeyService`] is rejected by that instance immediately, and
 //!   on PostgreSQL by every instance running [`KeyService::spawn_background`] well within a
-//!   second (`NOTIFY`). On SQLite other processes see it within one second (revalidation).
+//!   second (`NOTIFY`). On SQLite, other processes on the same file see it within a second
+//!   (cached keys are re-read every 500 ms).
 //! - The store being down never lets a request through that the store would refuse: an
 //!   uncached key gets [`KeyRejection::StoreUnavailable`]. Already-cached keys keep working
 //!   (except on PostgreSQL while the revocation feed is down, when nothing cached is trusted).

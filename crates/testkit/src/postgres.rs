@@ -6,8 +6,9 @@
 //! the machine's own server on 5432), with the Unix socket inside the temporary directory,
 //! `trust` authentication and `fsync`/`full_page_writes` off for speed (committed data
 //! survives [`PostgresServer::stop`] + [`PostgresServer::restart`], which is a crash of the
-//! server, not of the machine; `synchronous_commit` stays on for that reason). Dropping the value stops the server (`pg_ctl stop -m
-//! immediate`, then `kill -9` should it linger) and removes the directory.
+//! server, not of the machine; `synchronous_commit` stays on for that reason). Dropping the
+//! value stops the server (`pg_ctl stop -m immediate`, then `kill -9` should it linger) and
+//! removes the directory.
 //!
 //! PostgreSQL refuses to run as root. When the effective uid is 0 (asked of `id -u`; no
 //! libc), the directory is handed to the `postgres` user and every PostgreSQL command runs

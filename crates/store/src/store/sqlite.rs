@@ -5,7 +5,7 @@
 //! SQLite has no cross-process notification: the process that revokes a key (the gateway's
 //! admin API) drops it from its own cache at once, and other processes on the same file
 //! (say, a gateway while `palisade keys revoke` runs) see it at their next revalidation,
-//! which is one second for SQLite (see `service`).
+//! which is every 500 ms for SQLite (see `service`).
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 

@@ -550,7 +550,7 @@ pub async fn store_down(store: &TestStore) {
         svc.verify("pal_nope").await.unwrap_err(),
         KeyRejection::Malformed
     );
-    // Past the revalidation interval (1 s on SQLite) the stale entry is still served.
+    // Past the revalidation interval (500 ms on SQLite) the stale entry is still served.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(svc.verify(cached.key.expose_secret()).await.is_ok());
     // A wrong secret for the cached id is still refused.

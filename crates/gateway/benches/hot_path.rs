@@ -1,0 +1,100 @@
+//! The gateway's per-request costs, piece by piece: `cargo bench -p palisade-gateway`.
+//!
+//! - `canonical_path`: normalizing a typical and a tricky request path;
+//! - `authn/api_key_cached`: verifying an API key already in the cache (the hot path);
+//! - `authn/jwt_rs256`, `authn/jwt_es256`: verifying a JWT signature and its claims with
+//!   keys already loaded.
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use palisade_gateway::authn::jwt::JwtVerifier;
+use palisade_gateway::config::{JwtAlgorithm, JwtConfig, JwtKeySource};
+use palisade_gateway::path::canonicalize;
+use palisade_store::{KeyService, NewKey};
+use palisade_testkit::jwks::{Algorithm, JwksServer};
+use secrecy::{ExposeSecret, SecretString};
+
+fn canonical_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("canonical_path");
+    group.bench_function("plain", |b| {
+        b.iter(|| canonicalize(std::hint::black_box("/api/orders/12345/items")))
+    });
+    group.bench_function("tricky", |b| {
+        b.iter(|| canonicalize(std::hint::black_box("//api/./v1/%7Euser/../orders/%41%42")))
+    });
+    group.finish();
+}
+
+fn authn(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // API key: create one, verify it once so it is cached, then measure.
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let pepper = SecretString::from("bench-pepper-0123456789abcdef0123456789");
+    let (keys, key) = runtime.block_on(async {
+        let keys = KeyService::open(&url, pepper, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let issued = keys
+            .create(NewKey {
+                name: "bench".into(),
+                subject: "bench".into(),
+                roles: vec!["r".into()],
+                scopes: vec!["s".into()],
+                expires_in: None,
+            })
+            .await
+            .unwrap();
+        let key = issued.key.expose_secret().to_owned();
+        keys.verify(&key).await.unwrap();
+        (keys, key)
+    });
+
+    // JWT: keys from a JWKS file, tokens signed by the test issuer.
+    let (issuer, rs256, es256, jwks_path) = runtime.block_on(async {
+        let issuer = JwksServer::start().await;
+        let rs = issuer.add_key(Algorithm::RS256);
+        let es = issuer.add_key(Algorithm::ES256);
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, issuer.jwks().to_string()).unwrap();
+        let rs256 = issuer.sign(&rs, issuer.claims("user", "api"));
+        let es256 = issuer.sign(&es, issuer.claims("user", "api"));
+        (issuer, rs256, es256, path)
+    });
+    let verifier = JwtVerifier::new(&JwtConfig {
+        issuer: issuer.issuer(),
+        audiences: vec!["api".into()],
+        algorithms: vec![JwtAlgorithm::RS256, JwtAlgorithm::ES256],
+        keys: JwtKeySource::JwksFile(jwks_path),
+        roles_claim: "roles".into(),
+        leeway: Duration::from_secs(30),
+        max_token_bytes: 8192,
+        jwks_refresh: Duration::from_secs(600),
+        jwks_cooldown: Duration::from_secs(30),
+    })
+    .unwrap();
+
+    let mut group = c.benchmark_group("authn");
+    group.bench_function("api_key_cached", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { keys.verify(&key).await.unwrap() })
+    });
+    group.bench_function("jwt_rs256", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { verifier.verify(&rs256).await.unwrap() })
+    });
+    group.bench_function("jwt_es256", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { verifier.verify(&es256).await.unwrap() })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, canonical_path, authn);
+criterion_main!(benches);

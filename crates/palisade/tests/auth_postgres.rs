@@ -1,0 +1,98 @@
+//! Two gateway instances on one PostgreSQL: a key revoked through instance A is refused by
+//! instance B within one second (LISTEN/NOTIFY), with no restart and no shared memory.
+
+use std::time::{Duration, Instant};
+
+use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
+
+const TOKEN: &str = "pg-test-admin-token-0123456789";
+const PEPPER: &str = "pg-test-pepper-0123456789abcdef0123456789";
+
+fn start(upstream: &RecordingUpstream, database: &PostgresServer) -> GatewayProcess {
+    let config = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+
+[store]
+url = "{database}"
+key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+"#,
+        database = database.url(),
+        url = upstream.url()
+    );
+    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(config)
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .start()
+}
+
+async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/orders", gw.http_url()))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_on_one_instance_reaches_another_within_a_second() {
+    let database = PostgresServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let a = start(&upstream, &database);
+    let b = start(&upstream, &database);
+    let client = reqwest::Client::new();
+
+    let created: serde_json::Value = client
+        .post(format!("{}/keys", a.admin_url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "shared", "subject": "svc"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["info"]["id"].as_str().unwrap().to_owned();
+    // Both instances verify it, so both have it cached.
+    assert_eq!(status_with(&a, &key).await, 200);
+    assert_eq!(status_with(&b, &key).await, 200);
+
+    let revoked = client
+        .delete(format!("{}/keys/{id}", a.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let revoked_at = Instant::now();
+    assert_eq!(status_with(&a, &key).await, 401);
+    // The issue's bound: every instance within one second.
+    loop {
+        if status_with(&b, &key).await == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "instance B still accepted a key revoked on A after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
