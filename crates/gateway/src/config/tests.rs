@@ -594,3 +594,124 @@ fn schema_describes_the_raw_config() {
     assert!(text.contains("\"1MiB\""), "{schema:#}");
     assert!(text.contains("\"pattern\""), "{schema:#}");
 }
+
+/// MINIMAL with its one route made private (the default `auth = "any"`).
+fn private_minimal(extra: &str) -> String {
+    format!("{}\n{extra}", MINIMAL.replace("auth = \"public\"\n", ""))
+}
+
+const JWT: &str = r#"
+[auth.jwt]
+issuer = "https://id.example.com/"
+audiences = ["orders-api"]
+algorithms = ["RS256", "ES256"]
+jwks_url = "https://id.example.com/jwks.json"
+roles_claim = "realm_access.roles"
+"#;
+
+#[test]
+fn private_routes_need_a_way_to_authenticate() {
+    let src = private_minimal("");
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("route[0].auth"));
+    assert!(err.message.contains("auth = \"public\""), "{err}");
+    assert!(load(&private_minimal(JWT)).is_ok());
+    // A route that takes only API keys needs a store even when JWT is configured.
+    let api_key_only = private_minimal(JWT).replace(
+        "upstream = \"orders\"\n",
+        "upstream = \"orders\"\nauth = \"api_key\"\n",
+    );
+    let err = load_err(&api_key_only);
+    assert_eq!(err.key.as_deref(), Some("route[0].auth"));
+    assert!(err.message.contains("[store]"), "{err}");
+}
+
+#[test]
+fn jwt_section_is_validated_and_defaulted() {
+    let c = load(&private_minimal(JWT)).unwrap();
+    let jwt = c.auth.jwt.as_ref().unwrap();
+    assert_eq!(jwt.issuer, "https://id.example.com/");
+    assert_eq!(jwt.algorithms, [JwtAlgorithm::RS256, JwtAlgorithm::ES256]);
+    assert!(matches!(jwt.keys, JwtKeySource::JwksUrl(_)));
+    assert_eq!(jwt.roles_claim, "realm_access.roles");
+    assert_eq!(jwt.leeway, Duration::from_secs(30));
+    assert_eq!(jwt.max_token_bytes, 8192);
+    assert_eq!(c.routes[0].auth, RouteAuth::Any);
+
+    let cases: [(&str, &str, &str, &str); 6] = [
+        (
+            "\"RS256\", \"ES256\"",
+            "\"none\"",
+            "auth.jwt.algorithms[0]",
+            "never allowed",
+        ),
+        (
+            "\"RS256\", \"ES256\"",
+            "\"RS256\", \"HS256\"",
+            "auth.jwt.algorithms[1]",
+            "key confusion",
+        ),
+        (
+            "jwks_url = \"https://id.example.com/jwks.json\"",
+            "secret = \"0123456789abcdef0123456789abcdef\"",
+            "auth.jwt.algorithms[0]",
+            "only HS256",
+        ),
+        (
+            "jwks_url = \"https://id.example.com/jwks.json\"",
+            "jwks_url = \"http://id.example.com/jwks.json\"",
+            "auth.jwt.jwks_url",
+            "https",
+        ),
+        (
+            "jwks_url = \"https://id.example.com/jwks.json\"",
+            "jwks_url = \"https://id.example.com/jwks.json\"\njwks_file = \"jwks.json\"",
+            "auth.jwt",
+            "exactly one",
+        ),
+        (
+            "audiences = [\"orders-api\"]",
+            "audiences = []",
+            "auth.jwt.audiences",
+            "audience",
+        ),
+    ];
+    for (from, to, key, fragment) in cases {
+        let src = private_minimal(&JWT.replace(from, to));
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(fragment), "{err}");
+    }
+    // An HMAC secret shorter than the hash is refused, and never quoted.
+    let short = JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
+        "jwks_url = \"https://id.example.com/jwks.json\"",
+        "secret = \"tooshort\"",
+    );
+    let err = load_err(&private_minimal(&short));
+    assert_eq!(err.key.as_deref(), Some("auth.jwt.secret"));
+    assert!(!err.to_string().contains("tooshort"), "{err}");
+}
+
+#[test]
+fn store_section_is_validated() {
+    let store = |url: &str, pepper: &str| {
+        private_minimal(&format!(
+            "[store]\nurl = \"{url}\"\nkey_pepper = \"{pepper}\"\n"
+        ))
+    };
+    let pepper = "0123456789abcdef0123456789abcdef";
+    let c = load(&store("sqlite://keys.db", pepper)).unwrap();
+    let s = c.store.as_ref().unwrap();
+    // Relative database files sit beside the config file.
+    assert_eq!(s.url, "sqlite:///etc/palisade/keys.db");
+    assert_eq!(s.rotation_overlap, Duration::from_secs(24 * 3600));
+    assert_eq!(s.key_pepper.as_ref().unwrap().expose_secret(), pepper);
+    assert!(load(&store("postgres://palisade@db/palisade", pepper)).is_ok());
+
+    let err = load_err(&store("mysql://u:hunter2@db/x", pepper));
+    assert_eq!(err.key.as_deref(), Some("store.url"));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let err = load_err(&store("sqlite://keys.db", "short-pepper"));
+    assert_eq!(err.key.as_deref(), Some("store.key_pepper"));
+    assert!(!err.to_string().contains("short-pepper"), "{err}");
+}

@@ -621,23 +621,11 @@ fn jwt_algorithm(s: &str) -> Result<JwtAlgorithm, String> {
 }
 
 /// A key-material URL: https, or http to a loopback host (a test or sidecar issuer). Keys
-/// fetched over plain http from elsewhere could be swapped by anyone on the path.
+/// fetched over plain http from elsewhere could be swapped by anyone on the path. The
+/// policy is the fetcher's own, so config and runtime can never disagree.
 fn key_url(s: &str) -> Result<Uri, String> {
-    let uri: Uri = s.parse().map_err(|e| format!("invalid URL `{s}`: {e}"))?;
-    let host = uri
-        .host()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match uri.scheme_str() {
-        Some("https") if !host.is_empty() => Ok(uri),
-        Some("http") if loopback => Ok(uri),
-        Some("http") => Err(format!(
-            "`{s}`: key material must be fetched over https (http is allowed only on loopback)"
-        )),
-        _ => Err(format!("invalid URL `{s}`: expected an https URL")),
-    }
+    crate::authn::jwks::check_fetch_url(s)?;
+    s.parse().map_err(|e| format!("invalid URL `{s}`: {e}"))
 }
 
 fn method(s: &str) -> Result<http::Method, String> {
