@@ -28,6 +28,13 @@ pub enum Rejection {
     Unauthorized { token_given: bool },
     /// The key store or the issuer's keys are unreachable for an uncached credential.
     AuthUnavailable,
+    /// Authenticated, but without a role or scope the route needs.
+    Forbidden,
+    /// The body sets a field the route denies (mass assignment), or is not the JSON a
+    /// field rule needs.
+    ForbiddenField,
+    /// An owner-checked response could not be checked (too large, not JSON): fail closed.
+    UncheckableResponse { upstream: String, why: &'static str },
     /// No route for this path (or host).
     NotFound,
     /// The path is routed, but not for this method.
@@ -92,6 +99,24 @@ impl Rejection {
                 "auth-unavailable",
                 "Service unavailable",
                 Some("credentials cannot be verified right now; retry later"),
+            ),
+            Rejection::Forbidden => p(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                Some("the credentials do not grant access to this operation"),
+            ),
+            Rejection::ForbiddenField => p(
+                StatusCode::BAD_REQUEST,
+                "forbidden-field",
+                "Bad request",
+                Some("the request body sets a field that may not be set here"),
+            ),
+            Rejection::UncheckableResponse { .. } => p(
+                StatusCode::BAD_GATEWAY,
+                "bad-gateway",
+                "Bad gateway",
+                Some("the service behind the gateway is unavailable"),
             ),
             Rejection::NotFound => p(StatusCode::NOT_FOUND, "not-found", "Not found", None),
             Rejection::MethodNotAllowed { .. } => p(
@@ -256,6 +281,9 @@ fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
         } => {
             tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "status", status = status.as_u16(), body_excerpt = %excerpt);
         }
+        Rejection::UncheckableResponse { upstream, why } => {
+            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "uncheckable", why);
+        }
         Rejection::Internal { cause } => {
             tracing::error!(event = "internal_error", request_id = id, cause = %cause);
         }
@@ -277,6 +305,12 @@ mod tests {
             Rejection::BadRequest("conflicting Host headers"),
             Rejection::Unauthorized { token_given: true },
             Rejection::AuthUnavailable,
+            Rejection::Forbidden,
+            Rejection::ForbiddenField,
+            Rejection::UncheckableResponse {
+                upstream: "orders".into(),
+                why: "too large",
+            },
             Rejection::NotFound,
             Rejection::MethodNotAllowed {
                 allow: vec![Method::GET, Method::HEAD],
@@ -313,9 +347,15 @@ mod tests {
             Method::GET,
         );
         let expected_status = [
-            400, 400, 401, 503, 404, 405, 413, 431, 408, 502, 504, 503, 500,
+            400, 400, 401, 503, 403, 400, 502, 404, 405, 413, 431, 408, 502, 504, 503, 500,
         ];
-        for (rejection, status) in every_variant().into_iter().zip(expected_status) {
+        let variants = every_variant();
+        assert_eq!(
+            variants.len(),
+            expected_status.len(),
+            "one status per variant"
+        );
+        for (rejection, status) in variants.into_iter().zip(expected_status) {
             let kind = rejection.kind();
             let response = respond(rejection, &ctx);
             assert_eq!(response.status().as_u16(), status, "{kind}");

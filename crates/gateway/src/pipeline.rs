@@ -24,6 +24,7 @@ use palisade_store::KeyService;
 use crate::authn::Authenticator;
 use crate::authn::jwt::JwtVerifier;
 use crate::authz::Authorizer;
+use crate::authz::guard;
 use crate::body::Body;
 use crate::config::{Config, ConfigError, LimitsConfig};
 use crate::ctx::{ConnInfo, RequestCtx};
@@ -166,43 +167,91 @@ async fn phases(
             RouteMiss::MethodNotAllowed { allow } => Rejection::MethodNotAllowed { allow },
         });
     ctx.path = Some(canonical);
-    let route = matched?.route;
+    let matched = matched?;
+    let route = matched.route;
     ctx.route = Some(gw.route_names[route].clone());
+    let route_config = &gw.config.routes[route];
+    let limits = &gw.config.limits;
+    let trusted = &gw.config.server.trusted_proxies;
 
     // 2: who is calling → Principal.
-    let route_config = &gw.config.routes[route];
     let principal = gw
         .authn
         .authenticate(ctx, route_config, &head.headers)
         .await?;
-    // 3: may they call this route → Permit.
-    let permit = gw.authz.authorize(route, principal)?;
+    // 3: may they call this route (roles, scopes, owner by path) → Permit.
+    let path = ctx
+        .path
+        .as_ref()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    let permit = gw
+        .authz
+        .authorize(ctx, route, route_config, principal, &matched.params, &path)?;
     // 5 (size): the body, bounded before the upstream sees a byte.
-    let body = limits::limit_body(
-        incoming,
-        gw.config.limits.max_body,
-        gw.config.limits.request_timeout,
+    let body = limits::limit_body(incoming, limits.max_body, limits.request_timeout).await?;
+    // 3 (fields): mass assignment and the owner of a create.
+    let method = head.method.clone();
+    let body = guard::request_body(
+        ctx,
+        route_config,
+        &permit,
+        &method,
+        &head.headers,
+        body,
+        limits.max_body,
     )
     .await?;
 
     let upstream = gw.upstreams.get(route_config.upstream);
     ctx.upstream = Some(upstream.name.clone());
     let ctx = &*ctx;
-    let path = ctx.path.as_ref().map(|p| p.as_str()).unwrap_or("/");
-    upstream
+    // 3 (objects): a write to an owned object is checked on the object first.
+    if let Some(check) = permit.owner_check()
+        && guard::needs_preflight(&method, route_config)
+    {
+        let (status, bytes) = upstream
+            .preflight(
+                &permit,
+                ctx,
+                &check.object_path,
+                trusted,
+                limits.max_inspect_body,
+            )
+            .await?;
+        guard::preflight_verdict(ctx, &permit, check, &upstream.name, status, &bytes)?;
+    }
+    let mut head = head;
+    if method == Method::HEAD && permit.owner_check().is_some() {
+        // A HEAD answer has no body to check: ask for the object, send only its head.
+        head.method = Method::GET;
+    }
+    let response = upstream
         .forward(
             &permit,
             ctx,
             Outgoing {
                 head,
                 body,
-                path,
+                path: &path,
                 original_host: host.as_ref().map(|h| h.authority.as_str()),
-                trusted_proxies: &gw.config.server.trusted_proxies,
+                trusted_proxies: trusted,
                 forward_credentials: route_config.forward_credentials,
             },
         )
-        .await
+        .await?;
+    // 3 (responses): owner of what is read, fields that never leave.
+    guard::response(
+        ctx,
+        route_config,
+        &permit,
+        &method,
+        &upstream.name,
+        response,
+        limits.max_inspect_body,
+    )
+    .await
 }
 
 /// The host a request is for: its authority (for `X-Forwarded-Host`) and its lower-case

@@ -191,21 +191,7 @@ impl Upstream {
         }
         let request = Request::from_parts(head, body);
 
-        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await
-        {
-            Err(_elapsed) => {
-                return Err(Rejection::UpstreamTimeout {
-                    upstream: self.name.to_string(),
-                });
-            }
-            Ok(Err(error)) => {
-                return Err(Rejection::UpstreamUnavailable {
-                    upstream: self.name.to_string(),
-                    cause: error_chain(&error),
-                });
-            }
-            Ok(Ok(response)) => response,
-        };
+        let response = self.send(request).await?;
 
         let (parts, incoming) = response.into_parts();
         if parts.status.is_server_error() {
@@ -217,6 +203,59 @@ impl Upstream {
             });
         }
         Ok(Response::from_parts(parts, body::boxed(incoming)))
+    }
+
+    /// Sends one request, mapping failures to 502 and a missed deadline to 504.
+    async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, Rejection> {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_elapsed) => Err(Rejection::UpstreamTimeout {
+                upstream: self.name.to_string(),
+            }),
+            Ok(Err(error)) => Err(Rejection::UpstreamUnavailable {
+                upstream: self.name.to_string(),
+                cause: error_chain(&error),
+            }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// The preflight of an owned write: GET `path` with the caller's identity (and nothing
+    /// else of the client's), read whole up to `limit` bytes.
+    pub async fn preflight(
+        &self,
+        permit: &Permit,
+        ctx: &RequestCtx,
+        path: &str,
+        trusted_proxies: &[IpNet],
+        limit: u64,
+    ) -> Result<(http::StatusCode, bytes::Bytes), Rejection> {
+        let mut request = Request::new(body::empty());
+        *request.uri_mut() = self.upstream_uri(path, None)?;
+        let headers = request.headers_mut();
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        headers::prepare_upstream_headers(
+            headers,
+            ctx,
+            None,
+            trusted_proxies,
+            permit.principal(),
+            false,
+        );
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = crate::authz::guard::read_limited(body::boxed(response.into_body()), limit)
+            .await
+            .map_err(|_| Rejection::UncheckableResponse {
+                upstream: self.name.to_string(),
+                why: "preflight too large",
+            })?;
+        Ok((status, bytes))
     }
 
     fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Rejection> {

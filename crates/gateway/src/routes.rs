@@ -352,6 +352,11 @@ mod tests {
             host: host.map(str::to_owned),
             auth: crate::config::RouteAuth::Public,
             forward_credentials: false,
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            owner: None,
+            response_deny: Vec::new(),
+            request_deny: Vec::new(),
         }
     }
 

@@ -70,12 +70,19 @@ name = "orders"
 path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "sample"
+roles = ["customer", "admin"]
+# Lists show only the caller's orders; a new order is always the caller's.
+owner = {{ field = "/ownerId", collection = "/items", on_create = "set", bypass_roles = ["admin"] }}
 
 [[route]]
 name = "order"
 path = "/api/orders/{{id}}"
 methods = ["GET", "PUT", "DELETE"]
 upstream = "sample"
+roles = ["customer", "admin"]
+# Someone else's order answers 404, exactly like a missing one; writes are checked first.
+owner = {{ field = "/ownerId", bypass_roles = ["admin"] }}
+request_fields = {{ deny = ["/ownerId"] }}
 
 [[route]]
 name = "tasks"
@@ -253,30 +260,38 @@ This run's API keys (shown once; stored only as HMAC hashes):
       curl -ks -H "Authorization: Bearer $ALICE" {base}/api/orders             # 200
       curl -ks -X POST -H 'Content-Type: application/json' -d '{{"username":"alice","password":"wonderland"}}' {base}/api/login   # public
 
- 3  One canonical path: tricks are normalized once or refused with 400
+ 3  Authorization: roles per route, and objects only for their owners (BOLA/IDOR)
+      curl -ks -H "X-Api-Key: $BOB" {base}/api/orders                          # only bob's orders
+      curl -ksi -H "X-Api-Key: $BOB" {base}/api/orders/1 | head -1             # alice's order: 404
+      curl -ksi -H "X-Api-Key: $BOB" -X DELETE {base}/api/orders/1 | head -1   # 404, and it is still there:
+      curl -ks -H "X-Api-Key: $ALICE" {base}/api/orders/1                      # 200 for its owner
+      curl -ks -H "X-Api-Key: $ADMIN" {base}/api/orders/1                      # 200: admin bypass (logged)
+      curl -ksi -H "X-Api-Key: $ALICE" -X PUT -H 'Content-Type: application/json' -d '{{"ownerId":"bob"}}' {base}/api/orders/1 | head -1   # 400: mass assignment
+
+ 4  One canonical path: tricks are normalized once or refused with 400
       curl -ksi -H "X-Api-Key: $ALICE" --path-as-is '{base}/api/tasks/../orders/1' | head -1   # routed as /api/orders/1
       curl -ksi --path-as-is '{base}/api/orders%2F1' | head -1                 # encoded slash: 400
       curl -ksi --path-as-is '{base}/api/../../etc/passwd' | head -1           # above the root: 400
       curl -ksi -X DELETE {base}/api/orders | head -1                          # 405 with Allow
 
- 4  Identity comes from the gateway, never from the client
+ 5  Identity comes from the gateway, never from the client
       curl -ks -H "X-Api-Key: $BOB" -H 'X-Palisade-Subject: admin' -H 'X-Forwarded-For: 6.6.6.6' {base}/api/whoami
 
- 5  Safe errors: the API's stack trace and fingerprints never reach the client
+ 6  Safe errors: the API's stack trace and fingerprints never reach the client
       curl -ksi -H "X-Api-Key: $ALICE" {base}/api/debug/crash
 
- 6  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
+ 7  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
       head -c 2097152 /dev/zero | curl -ksi -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
 
- 7  Operations: metrics, readiness, keys, and a reload that never takes a bad config
+ 8  Operations: metrics, readiness, keys, and a reload that never takes a bad config
       curl -s http://{admin}/metrics | grep palisade_requests
       curl -s http://{admin}/readyz
       curl -s -H 'Authorization: Bearer {token}' http://{admin}/keys
       curl -s -X POST -H 'Authorization: Bearer {token}' http://{admin}/reload
 
 Every request above appears below as one JSON log line (failed authentications as
-`auth_failed` events, never with the key). Authorization, rate limits and schema
-validation join this tour as they land.
+`auth_failed`, `forbidden` and `owner_violation` events, never with the key). Rate
+limits and schema validation join this tour as they land.
 Write this config out with `palisade demo --print-config > palisade.toml`.
 Stop with Ctrl-C.
 "#,

@@ -82,7 +82,47 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
     );
     assert!(orders.headers().get("x-powered-by").is_none());
     let body: serde_json::Value = orders.json().await.unwrap();
-    assert_eq!(body["items"].as_array().unwrap().len(), 3);
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "alice sees her two orders only: {body}");
+    assert!(items.iter().all(|o| o["ownerId"] == "alice"));
+
+    // The tour's BOLA steps: bob cannot read or delete alice's order; she and admin can.
+    let admin = key_of("ADMIN");
+    let as_key = |method: reqwest::Method, key: &str| {
+        client
+            .request(method, format!("{base}/api/orders/1"))
+            .header("X-Api-Key", key.to_owned())
+    };
+    assert_eq!(
+        as_key(reqwest::Method::GET, &bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        as_key(reqwest::Method::DELETE, &bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let still_there = as_key(reqwest::Method::GET, &alice).send().await.unwrap();
+    assert_eq!(still_there.status(), 200);
+    assert_eq!(
+        still_there.json::<serde_json::Value>().await.unwrap()["item"],
+        "book"
+    );
+    assert_eq!(
+        as_key(reqwest::Method::GET, &admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let crash = client
         .get(format!("{base}/api/debug/crash"))

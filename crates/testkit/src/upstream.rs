@@ -11,7 +11,7 @@
 //! |----------------|---------------------------------------------------------------------|
 //! | `/slow…`       | sleeps `?ms=N` (default 5000), then the default JSON                |
 //! | `/fail…`       | 500 `text/plain` with a fake stack trace and `SECRET-STACK-TRACE`   |
-//! | `/big…`        | 200 with `?bytes=N` (default 1 MiB) of `x`, streamed in chunks       |
+//! | `/big…`        | 200 with `?bytes=N` (default 1 MiB) of `x`, streamed (`?json=1`: labelled JSON) |
 //! | anything else  | 200 `{"upstream":"ok","method":…,"path":…}`                          |
 //!
 //! Every answer carries `Server: Apache/2.4.1 (Unix)` and `X-Powered-By: PHP/5.6`, the
@@ -291,10 +291,14 @@ async fn handle(
     } else if path.starts_with("/big") {
         let bytes = query_param(&query, "bytes").unwrap_or(1024 * 1024);
         let mut rsp = Response::new(UpstreamBody::repeat(bytes));
-        rsp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        // `?json=1` labels the bytes as JSON, for tests of size limits on JSON inspection.
+        let content_type = if query.contains("json=1") {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        rsp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         rsp
     } else {
         ok_json(&method, &path)

@@ -80,6 +80,8 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// How long SIGTERM waits for in-flight requests before exiting. Default 10 s.
     pub drain_timeout: Duration,
+    /// Largest upstream response read whole for owner and field checks. Default 1 MiB.
+    pub max_inspect_body: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,57 @@ pub struct RouteConfig {
     pub auth: RouteAuth,
     /// Pass the client's credentials (`Authorization`, `X-Api-Key`) upstream.
     pub forward_credentials: bool,
+    /// Any one of these roles is needed; empty: none.
+    pub roles: Vec<String>,
+    /// All of these scopes are needed.
+    pub scopes: Vec<String>,
+    pub owner: Option<OwnerRule>,
+    /// JSON pointers (with `*`) removed from JSON responses.
+    pub response_deny: Vec<String>,
+    /// JSON pointers (with `*`) a request body may not set.
+    pub request_deny: Vec<String>,
+}
+
+/// Object-level authorization for one route.
+#[derive(Debug, Clone)]
+pub struct OwnerRule {
+    pub source: OwnerSource,
+    /// `sub`, or the name of a JWT claim.
+    pub claim: String,
+    pub bypass_roles: Vec<String>,
+    /// JSON pointer to the array of a list response (`""`: the root is the array).
+    pub collection: Option<String>,
+    pub collection_mode: CollectionMode,
+    pub on_create: Option<OnCreate>,
+    pub mode: OwnerMode,
+    /// matchit pattern of the object's path for preflight GETs; `None`: the route's path.
+    pub object: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerSource {
+    /// A path parameter's name.
+    Param(String),
+    /// A JSON pointer into the upstream's object.
+    Field(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionMode {
+    Filter,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCreate {
+    Enforce,
+    Set,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerMode {
+    Enforce,
+    Report,
 }
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address).

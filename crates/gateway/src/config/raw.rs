@@ -212,6 +212,9 @@ pub(crate) struct RawLimits {
     pub max_header_bytes: ByteSize,
     /// How long a shutdown (SIGTERM) waits for in-flight requests before exiting.
     pub drain_timeout: HumanDuration,
+    /// Largest upstream response read whole for an owner or field check; a larger (or
+    /// non-JSON) response on such a route fails closed with 502.
+    pub max_inspect_body: ByteSize,
 }
 
 impl Default for RawLimits {
@@ -223,6 +226,7 @@ impl Default for RawLimits {
             header_timeout: secs(10),
             max_header_bytes: ByteSize(16 << 10),
             drain_timeout: secs(10),
+            max_inspect_body: ByteSize(1 << 20),
         }
     }
 }
@@ -270,4 +274,89 @@ pub(crate) struct RawRoute {
     /// default: the upstream gets the verified identity in `X-Palisade-*` instead.
     #[serde(default)]
     pub forward_credentials: bool,
+    /// The caller needs at least one of these roles (403 otherwise). Empty: any caller.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The caller needs every one of these scopes (403 otherwise).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Object-level authorization (BOLA/IDOR): the caller must own the object. A caller
+    /// who does not gets 404, exactly like a missing object.
+    pub owner: Option<RawOwner>,
+    /// JSON fields removed from responses (JSON pointers; `*` matches every array item or
+    /// member), e.g. `{ deny = ["/passwordHash", "/items/*/internalNote"] }`.
+    pub response_fields: Option<RawFieldRule>,
+    /// JSON fields a request body may not set (400), e.g. `{ deny = ["/role", "/isAdmin"] }`:
+    /// mass assignment stopped even without a schema.
+    pub request_fields: Option<RawFieldRule>,
+}
+
+/// A list of JSON pointers.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "FieldRule")]
+pub(crate) struct RawFieldRule {
+    pub deny: Vec<String>,
+}
+
+/// Who owns the object a request touches.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Owner")]
+pub(crate) struct RawOwner {
+    /// A path parameter that must equal the caller's claim (`/users/{user_id}/…`).
+    /// Exactly one of `param` and `field`.
+    pub param: Option<String>,
+    /// A JSON pointer to the owner in the upstream's object (`/ownerId`). GETs are checked
+    /// on the response; writes are checked first with a GET of the object.
+    pub field: Option<String>,
+    /// The caller's claim the owner must equal: `sub` (the subject, for keys and tokens) or
+    /// another JWT claim such as `tenant_id`.
+    #[serde(default = "default_owner_claim")]
+    pub claim: String,
+    /// Roles that skip the check (logged when they do).
+    #[serde(default)]
+    pub bypass_roles: Vec<String>,
+    /// For list responses: a JSON pointer to the array (`/items`; `""` for a root array).
+    pub collection: Option<String>,
+    /// `filter` (default) removes items the caller does not own; `deny` refuses the response.
+    #[serde(default)]
+    pub collection_mode: RawCollectionMode,
+    /// On a POST to this route, the body's owner `field` must equal the caller's claim
+    /// (`enforce`, 403 otherwise) or is set to it (`set`).
+    pub on_create: Option<RawOnCreate>,
+    /// `enforce` (default) or `report`: log would-be denials as `owner_violation` events
+    /// and let the request through, to roll a rule out safely.
+    #[serde(default)]
+    pub mode: RawOwnerMode,
+    /// The object's path for action routes (`/api/orders/{id}` for `/api/orders/{id}/cancel`);
+    /// the preflight GET goes there. Default: the route's own path.
+    pub object: Option<String>,
+}
+
+fn default_owner_claim() -> String {
+    "sub".to_owned()
+}
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawCollectionMode {
+    #[default]
+    Filter,
+    Deny,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawOnCreate {
+    Enforce,
+    Set,
+}
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawOwnerMode {
+    #[default]
+    Enforce,
+    Report,
 }

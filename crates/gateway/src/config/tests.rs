@@ -715,3 +715,70 @@ fn store_section_is_validated() {
     assert_eq!(err.key.as_deref(), Some("store.key_pepper"));
     assert!(!err.to_string().contains("short-pepper"), "{err}");
 }
+
+#[test]
+fn owner_rules_are_validated() {
+    let with = |rule: &str| {
+        private_minimal(JWT).replace(
+            "path = \"/api/orders\"",
+            &format!("path = \"/api/users/{{user_id}}/orders/{{id}}\"\n{rule}"),
+        )
+    };
+    let c = load(&with("owner = { field = \"/ownerId\", bypass_roles = [\"admin\"], object = \"/api/users/{user_id}/orders/{id}\" }")).unwrap();
+    let rule = c.routes[0].owner.as_ref().unwrap();
+    assert_eq!(rule.source, OwnerSource::Field("/ownerId".into()));
+    assert_eq!(rule.claim, "sub");
+    assert_eq!(rule.mode, OwnerMode::Enforce);
+    assert_eq!(rule.collection_mode, CollectionMode::Filter);
+    assert!(
+        load(&with(
+            "owner = { param = \"user_id\", claim = \"tenant_id\" }"
+        ))
+        .is_ok()
+    );
+
+    let cases = [
+        (
+            "owner = { param = \"nope\" }",
+            "route[0].owner.param",
+            "no `{nope}`",
+        ),
+        (
+            "owner = { field = \"ownerId\" }",
+            "route[0].owner.field",
+            "starts with `/`",
+        ),
+        (
+            "owner = { param = \"id\", field = \"/o\" }",
+            "route[0].owner",
+            "exactly one",
+        ),
+        (
+            "owner = { param = \"id\", on_create = \"set\" }",
+            "route[0].owner",
+            "need `field`",
+        ),
+        (
+            "owner = { field = \"/o\", object = \"/x/{other}\" }",
+            "route[0].owner.object",
+            "{other}",
+        ),
+        ("roles = [\"a,b\"]", "route[0].roles[0]", "commas"),
+        (
+            "response_fields = { deny = [\"passwordHash\"] }",
+            "route[0].response_fields.deny[0]",
+            "pointer",
+        ),
+    ];
+    for (rule, key, fragment) in cases {
+        let err = load_err(&with(rule));
+        assert_eq!(err.key.as_deref(), Some(key), "{rule}: {err}");
+        assert!(err.message.contains(fragment), "{rule}: {err}");
+    }
+    // Ownership needs an identity: a public route cannot carry an owner rule.
+    let public = MINIMAL.replace(
+        "path = \"/api/orders\"",
+        "path = \"/api/orders/{id}\"\nowner = { param = \"id\" }",
+    );
+    assert_eq!(load_err(&public).key.as_deref(), Some("route[0].owner"));
+}

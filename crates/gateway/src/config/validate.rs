@@ -19,11 +19,13 @@ use secrecy::SecretString;
 
 use super::locate::KeyIndex;
 use super::model::{
-    AuthConfig, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource, LimitsConfig, RouteAuth,
-    RouteConfig, ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
+    AuthConfig, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource, LimitsConfig,
+    OnCreate, OwnerMode, OwnerRule, OwnerSource, RouteAuth, RouteConfig, ServerConfig, StoreConfig,
+    TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
-    RawConfig, RawJwt, RawLimits, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
+    RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawOnCreate, RawOwner,
+    RawOwnerMode, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 
@@ -334,6 +336,7 @@ fn limits(l: &RawLimits, ctx: &LoadCtx<'_>) -> Result<LimitsConfig, ConfigError>
         header_timeout: l.header_timeout.0,
         max_header_bytes,
         drain_timeout: l.drain_timeout.0,
+        max_inspect_body: l.max_inspect_body.0,
     })
 }
 
@@ -403,6 +406,32 @@ fn route(
         RawRouteAuth::Jwt => RouteAuth::Jwt,
         RawRouteAuth::ApiKey => RouteAuth::ApiKey,
     };
+    let names = |key: &str, list: &[String]| {
+        (list.iter().enumerate())
+            .map(|(j, v)| ctx.parse(&format!("{key}[{j}]"), v, label))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let roles = names(&at("roles"), &r.roles)?;
+    let scopes = names(&at("scopes"), &r.scopes)?;
+    let pointers = |key: String, rule: Option<&RawFieldRule>| match rule {
+        None => Ok(Vec::new()),
+        Some(rule) => (rule.deny.iter().enumerate())
+            .map(|(j, p)| ctx.parse(&format!("{key}.deny[{j}]"), p, json_pointer))
+            .collect::<Result<Vec<_>, _>>(),
+    };
+    let response_deny = pointers(at("response_fields"), r.response_fields.as_ref())?;
+    let request_deny = pointers(at("request_fields"), r.request_fields.as_ref())?;
+    let owner = r
+        .owner
+        .as_ref()
+        .map(|o| owner(&at("owner"), o, &path, ctx))
+        .transpose()?;
+    if owner.is_some() && auth == RouteAuth::Public {
+        return Err(ctx.error(
+            &at("owner"),
+            "an owner rule needs to know who is calling: the route cannot be `auth = \"public\"`",
+        ));
+    }
     Ok(RouteConfig {
         name,
         path,
@@ -411,7 +440,120 @@ fn route(
         host,
         auth,
         forward_credentials: r.forward_credentials,
+        roles,
+        scopes,
+        owner,
+        response_deny,
+        request_deny,
     })
+}
+
+fn owner(key: &str, o: &RawOwner, path: &str, ctx: &LoadCtx<'_>) -> Result<OwnerRule, ConfigError> {
+    let at = |field: &str| format!("{key}.{field}");
+    let params_of = |pattern: &str| -> Vec<String> {
+        pattern
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|p| p.trim_start_matches('*').to_owned())
+            .collect()
+    };
+    let route_params = params_of(path);
+    let source = match (&o.param, &o.field) {
+        (Some(param), None) => {
+            let param = ctx.string(&at("param"), param)?;
+            if !route_params.contains(&param) {
+                return Err(ctx.error(
+                    &at("param"),
+                    format!("the route's path `{path}` has no `{{{param}}}` parameter"),
+                ));
+            }
+            OwnerSource::Param(param)
+        }
+        (None, Some(field)) => OwnerSource::Field(ctx.parse(&at("field"), field, json_pointer)?),
+        _ => return Err(ctx.error(key, "set exactly one of `param` and `field`")),
+    };
+    let claim = ctx.parse(&at("claim"), &o.claim, label)?;
+    let bypass_roles = (o.bypass_roles.iter().enumerate())
+        .map(|(j, r)| ctx.parse(&format!("{key}.bypass_roles[{j}]"), r, label))
+        .collect::<Result<Vec<_>, _>>()?;
+    let collection = o
+        .collection
+        .as_deref()
+        .map(|c| {
+            ctx.parse(&at("collection"), c, |c| {
+                if c.is_empty() {
+                    Ok(String::new())
+                } else {
+                    json_pointer(c)
+                }
+            })
+        })
+        .transpose()?;
+    let object = o
+        .object
+        .as_deref()
+        .map(|obj| ctx.parse(&at("object"), obj, route_path))
+        .transpose()?;
+    if let Some(object) = &object
+        && let Some(missing) = params_of(object)
+            .into_iter()
+            .find(|p| !route_params.contains(p))
+    {
+        return Err(ctx.error(
+            &at("object"),
+            format!("`{{{missing}}}` is not a parameter of the route's path `{path}`"),
+        ));
+    }
+    let is_field = matches!(source, OwnerSource::Field(_));
+    if !is_field && (collection.is_some() || o.on_create.is_some() || object.is_some()) {
+        return Err(ctx.error(key, "`collection`, `on_create` and `object` need `field`"));
+    }
+    Ok(OwnerRule {
+        source,
+        claim,
+        bypass_roles,
+        collection,
+        collection_mode: match o.collection_mode {
+            RawCollectionMode::Filter => CollectionMode::Filter,
+            RawCollectionMode::Deny => CollectionMode::Deny,
+        },
+        on_create: o.on_create.map(|c| match c {
+            RawOnCreate::Enforce => OnCreate::Enforce,
+            RawOnCreate::Set => OnCreate::Set,
+        }),
+        mode: match o.mode {
+            RawOwnerMode::Enforce => OwnerMode::Enforce,
+            RawOwnerMode::Report => OwnerMode::Report,
+        },
+        object,
+    })
+}
+
+/// A role, scope or claim name: it travels in headers, so printable ASCII without
+/// separators.
+fn label(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+        return Err(format!(
+            "invalid name `{s}`: 1 to 64 printable characters, no spaces or commas"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// A JSON pointer (RFC 6901) whose segments may be `*` (every item or member).
+fn json_pointer(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!(
+            "invalid JSON pointer `{s}`: it starts with `/`, e.g. `/ownerId`"
+        ));
+    }
+    let mut escapes = s.split('~').skip(1);
+    if escapes.any(|rest| !(rest.starts_with('0') || rest.starts_with('1'))) {
+        return Err(format!(
+            "invalid JSON pointer `{s}`: `~` must be followed by 0 or 1"
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 fn duplicate(ctx: &LoadCtx<'_>, kind: &str, name: &str, i: usize, first: usize) -> ConfigError {

@@ -1,0 +1,193 @@
+//! JSON pointers with a wildcard, for owner fields, collections and field rules.
+//!
+//! RFC 6901 pointers (`/items/0/ownerId`, `~1` for `/`, `~0` for `~`), plus one extension:
+//! a segment `*` stands for every element of an array or every member of an object, so
+//! `/items/*/internalNote` names that field in every item.
+
+use serde_json::Value;
+
+fn segments(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// Every location `pointer` names in `value`, as mutable references to their parents and
+/// the last segment.
+fn visit_parents<'v>(
+    value: &'v mut Value,
+    segs: &[String],
+    out: &mut Vec<(&'v mut Value, String)>,
+) {
+    let Some((first, rest)) = segs.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        out.push((value, first.clone()));
+        return;
+    }
+    let wildcard = first == "*";
+    match value {
+        Value::Object(map) => {
+            if wildcard {
+                for child in map.values_mut() {
+                    visit_parents(child, rest, out);
+                }
+            } else if let Some(child) = map.get_mut(first.as_str()) {
+                visit_parents(child, rest, out);
+            }
+        }
+        Value::Array(items) => {
+            if wildcard {
+                for child in items.iter_mut() {
+                    visit_parents(child, rest, out);
+                }
+            } else if let Some(child) = first.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                visit_parents(child, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes every field `pointer` names; returns how many were removed.
+pub fn remove_matching(value: &mut Value, pointer: &str) -> usize {
+    let segs = segments(pointer);
+    let mut parents = Vec::new();
+    visit_parents(value, &segs, &mut parents);
+    let mut removed = 0;
+    for (parent, last) in parents {
+        match parent {
+            Value::Object(map) if last == "*" => {
+                removed += map.len();
+                map.clear();
+            }
+            Value::Object(map) => removed += usize::from(map.remove(&last).is_some()),
+            // Array elements are not removed by a field rule: that would shift indexes.
+            _ => {}
+        }
+    }
+    removed
+}
+
+/// Whether any field `pointer` names is present.
+pub fn any_matching(value: &Value, pointer: &str) -> bool {
+    // Reuse the mutable walk on a copy only when needed: bodies are small and this runs
+    // once per request with a field rule.
+    let mut copy = value.clone();
+    remove_matching(&mut copy, pointer) > 0
+}
+
+/// The owner at `pointer`, as text: a string as is, a number in its JSON form. Anything
+/// else (absent, null, object) is no owner.
+pub fn owner_of(value: &Value, pointer: &str) -> Option<String> {
+    match value.pointer(pointer)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Keeps the items of the array at `collection` whose owner is `expected`; returns
+/// `(kept, removed)`, or `None` when there is no array there.
+pub fn filter_owned(
+    doc: &mut Value,
+    collection: &str,
+    field: &str,
+    expected: &str,
+) -> Option<(usize, usize)> {
+    let items = if collection.is_empty() {
+        doc.as_array_mut()?
+    } else {
+        doc.pointer_mut(collection)?.as_array_mut()?
+    };
+    let before = items.len();
+    items.retain(|item| owner_of(item, field).as_deref() == Some(expected));
+    Some((items.len(), before - items.len()))
+}
+
+/// Sets the field at `pointer` (its parent must be an object); false when it cannot.
+pub fn set_field(value: &mut Value, pointer: &str, new: Value) -> bool {
+    let segs = segments(pointer);
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for seg in parents {
+        node = match node {
+            Value::Object(map) => match map.get_mut(seg.as_str()) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        Value::Object(map) => {
+            map.insert(last.clone(), new);
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wildcard_removal() {
+        let mut doc = json!({"items": [{"a": 1, "note": "x"}, {"a": 2, "note": "y"}, {"a": 3}], "passwordHash": "h"});
+        assert_eq!(remove_matching(&mut doc, "/items/*/note"), 2);
+        assert_eq!(remove_matching(&mut doc, "/passwordHash"), 1);
+        assert_eq!(remove_matching(&mut doc, "/missing/deep"), 0);
+        assert_eq!(doc, json!({"items": [{"a": 1}, {"a": 2}, {"a": 3}]}));
+    }
+
+    #[test]
+    fn escaped_segments_and_detection() {
+        let doc = json!({"a/b": {"~c": 1}, "role": "admin"});
+        assert!(any_matching(&doc, "/a~1b/~0c"));
+        assert!(any_matching(&doc, "/role"));
+        assert!(!any_matching(&doc, "/isAdmin"));
+    }
+
+    #[test]
+    fn owners_and_collections() {
+        assert_eq!(
+            owner_of(&json!({"ownerId": "alice"}), "/ownerId").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            owner_of(&json!({"owner": {"id": 42}}), "/owner/id").as_deref(),
+            Some("42")
+        );
+        assert_eq!(owner_of(&json!({"ownerId": null}), "/ownerId"), None);
+        let mut list = json!({"items": [{"ownerId": "alice"}, {"ownerId": "bob"}, {}]});
+        assert_eq!(
+            filter_owned(&mut list, "/items", "/ownerId", "alice"),
+            Some((1, 2))
+        );
+        assert_eq!(list, json!({"items": [{"ownerId": "alice"}]}));
+        let mut root = json!([{"ownerId": "bob"}]);
+        assert_eq!(
+            filter_owned(&mut root, "", "/ownerId", "alice"),
+            Some((0, 1))
+        );
+        assert_eq!(
+            filter_owned(&mut json!({"items": 1}), "/items", "/ownerId", "a"),
+            None
+        );
+    }
+
+    #[test]
+    fn setting_a_field() {
+        let mut body = json!({"item": "pen"});
+        assert!(set_field(&mut body, "/ownerId", json!("alice")));
+        assert_eq!(body["ownerId"], "alice");
+        assert!(!set_field(&mut json!([1]), "/ownerId", json!("a")));
+    }
+}
