@@ -4,6 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
@@ -59,22 +61,8 @@ fn start(upstream: &RecordingUpstream) -> GatewayProcess {
         .start()
 }
 
-/// Creates a key through the admin API; returns (key, id).
 async fn create_key(gw: &GatewayProcess, body: serde_json::Value) -> (String, String) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let created: serde_json::Value = response.json().await.unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
-    let id = created["info"]["id"].as_str().unwrap().to_owned();
-    assert!(key.starts_with(&format!("pal_{id}_")), "{key}");
-    (key, id)
+    common::create_key(gw, TOKEN, body).await
 }
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
 
 const TOKEN: &str = "pg-test-admin-token-0123456789";
@@ -59,18 +61,12 @@ async fn revocation_on_one_instance_reaches_another_within_a_second() {
     let b = start(&upstream, &database);
     let client = reqwest::Client::new();
 
-    let created: serde_json::Value = client
-        .post(format!("{}/keys", a.admin_url()))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"name": "shared", "subject": "svc"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
-    let id = created["info"]["id"].as_str().unwrap().to_owned();
+    let (key, id) = common::create_key(
+        &a,
+        TOKEN,
+        serde_json::json!({"name": "shared", "subject": "svc"}),
+    )
+    .await;
     // Both instances verify it, so both have it cached.
     assert_eq!(status_with(&a, &key).await, 200);
     assert_eq!(status_with(&b, &key).await, 200);

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+mod common;
+
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 use serde_json::{Value, json};
 
@@ -105,17 +107,8 @@ async fn setup(mode: &str) -> Setup {
         ("bob", "customer"),
         ("root", "admin"),
     ] {
-        let created: Value = reqwest::Client::new()
-            .post(format!("{}/keys", gw.admin_url()))
-            .bearer_auth(TOKEN)
-            .json(&json!({"name": subject, "subject": subject, "roles": [role]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        keys.push(created["key"].as_str().unwrap().to_owned());
+        let body = json!({"name": subject, "subject": subject, "roles": [role]});
+        keys.push(common::create_key(&gw, TOKEN, body).await.0);
     }
     let [alice, bob, admin] = <[String; 3]>::try_from(keys).unwrap();
     Setup {
@@ -291,18 +284,11 @@ async fn roles_scopes_params_fields_and_uncheckable_responses() {
     let (status, body) = call(gw, "GET", "/reports", Some(&s.alice), None).await;
     assert_eq!(status, 403);
     assert_eq!(body["type"], "urn:palisade:problem:forbidden");
-    let keyless_role: Value = reqwest::Client::new()
-        .post(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "norole", "subject": "eve"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let eve = keyless_role["key"].as_str().unwrap();
-    assert_eq!(call(gw, "GET", "/api/orders", Some(eve), None).await.0, 403);
+    let (eve, _) = common::create_key(gw, TOKEN, json!({"name": "norole", "subject": "eve"})).await;
+    assert_eq!(
+        call(gw, "GET", "/api/orders", Some(&eve), None).await.0,
+        403
+    );
 
     // A response that cannot be checked fails closed: not JSON, invalid JSON, too large.
     for (query, why) in [
