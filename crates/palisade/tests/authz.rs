@@ -65,7 +65,7 @@ name = "profile"
 path = "/users/{{user_id}}/profile"
 methods = ["GET"]
 upstream = "recorder"
-owner = {{ param = "user_id", claim = "sub" }}
+owner = {{ param = "user_id", claim = "sub", bypass_roles = ["admin"] }}
 response_fields = {{ deny = ["/method"] }}
 
 [[route]]
@@ -74,6 +74,14 @@ path = "/reports"
 methods = ["GET"]
 upstream = "recorder"
 scopes = ["reports:read"]
+
+[[route]]
+name = "orders-strict"
+host = "strict.test"
+path = "/api/orders"
+methods = ["GET", "POST"]
+upstream = "api"
+owner = {{ field = "/ownerId", collection = "/items", collection_mode = "deny", on_create = "enforce" }}
 
 [[route]]
 name = "big"
@@ -127,8 +135,23 @@ async fn call(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
+    call_host(gw, None, method, path, key, body).await
+}
+
+/// `call` with a `Host` header, for host-specific routes.
+async fn call_host(
+    gw: &GatewayProcess,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request =
         reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", gw.http_url()));
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
     if let Some(key) = key {
         request = request.header("x-api-key", key);
     }
@@ -335,4 +358,69 @@ async fn report_mode_lets_requests_through_and_logs_them() {
     assert!(
         event.to_string().contains("read_unowned") || event.to_string().contains("unowned_items")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_owner_mode_with_owner_other_user_admin_and_nobody() {
+    let s = setup("enforce").await;
+    let gw = &s.gw;
+
+    // param: owner 200, other 404, admin bypass 200, nobody 401.
+    for (key, status) in [
+        (Some(&s.alice), 200),
+        (Some(&s.bob), 404),
+        (Some(&s.admin), 200),
+        (None, 401),
+    ] {
+        let (got, _) = call(
+            gw,
+            "GET",
+            "/users/alice/profile",
+            key.map(String::as_str),
+            None,
+        )
+        .await;
+        assert_eq!(got, status, "param rule, key {key:?}");
+    }
+    // collection (filter): nobody gets 401 before the upstream is asked.
+    assert_eq!(call(gw, "GET", "/api/orders", None, None).await.0, 401);
+
+    // collection in deny mode: a list holding someone else's item is refused (403);
+    // the admin has no bypass on this route either.
+    let strict = Some("strict.test");
+    let (status, body) = call_host(gw, strict, "GET", "/api/orders", Some(&s.alice), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["type"], "urn:palisade:problem:forbidden");
+
+    // on_create = "enforce": creating in another's name is refused, in one's own allowed.
+    let as_alice = json!({"item": "pen", "quantity": 1, "ownerId": "alice"});
+    let (status, _) = call_host(
+        gw,
+        strict,
+        "POST",
+        "/api/orders",
+        Some(&s.bob),
+        Some(as_alice.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, created) = call_host(
+        gw,
+        strict,
+        "POST",
+        "/api/orders",
+        Some(&s.alice),
+        Some(as_alice),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["ownerId"], "alice");
+    let (_, all) = call(gw, "GET", "/api/orders", Some(&s.admin), None).await;
+    let alice_pens = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["item"] == "pen")
+        .count();
+    assert_eq!(alice_pens, 2, "bob's create as alice never reached the API");
 }
