@@ -223,6 +223,7 @@ async fn phases(
         guard::preflight_verdict(ctx, &permit, check, &upstream.name, status, &bytes)?;
     }
     let mut head = head;
+    guard::prepare_inspected_request(route_config, &permit, &method, &mut head.headers);
     if method == Method::HEAD && permit.owner_check().is_some() {
         // A HEAD answer has no body to check: ask for the object, send only its head.
         head.method = Method::GET;
@@ -250,6 +251,7 @@ async fn phases(
         &upstream.name,
         response,
         limits.max_inspect_body,
+        upstream.timeout(),
     )
     .await
 }

@@ -249,13 +249,16 @@ impl Upstream {
         );
         let response = self.send(request).await?;
         let status = response.status();
-        let bytes = crate::authz::guard::read_limited(body::boxed(response.into_body()), limit)
-            .await
-            .map_err(|_| Rejection::UncheckableResponse {
-                upstream: self.name.to_string(),
-                why: "preflight too large",
-            })?;
-        Ok((status, bytes))
+        let read = crate::authz::guard::read_limited(body::boxed(response.into_body()), limit);
+        let uncheckable = |why| Rejection::UncheckableResponse {
+            upstream: self.name.to_string(),
+            why,
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(bytes)) => Ok((status, bytes)),
+            Ok(Err(())) => Err(uncheckable("preflight too large")),
+            Err(_) => Err(uncheckable("preflight body timeout")),
+        }
     }
 
     fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Rejection> {
@@ -276,6 +279,11 @@ impl Upstream {
             .path_and_query(path_and_query)
             .build()
             .map_err(|_| Rejection::BadRequest("the query string is not valid"))
+    }
+
+    /// The time this upstream has to answer (its own `timeout` or `limits.request_timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Whether a TCP connection to the upstream opens within `within` (for `/readyz`).

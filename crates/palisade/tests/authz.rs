@@ -54,7 +54,7 @@ owner = {{ field = "/ownerId", collection = "/items", on_create = "set", bypass_
 [[route]]
 name = "order"
 path = "/api/orders/{{id}}"
-methods = ["GET", "PUT", "DELETE"]
+methods = ["GET", "PUT", "DELETE", "OPTIONS", "PROPFIND"]
 upstream = "api"
 roles = ["customer", "admin"]
 owner = {{ field = "/ownerId", bypass_roles = ["admin"], mode = "{mode}" }}
@@ -423,4 +423,60 @@ async fn every_owner_mode_with_owner_other_user_admin_and_nobody() {
         .filter(|o| o["item"] == "pen")
         .count();
     assert_eq!(alice_pens, 2, "bob's create as alice never reached the API");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_method_header_or_body_trick_gets_around_the_owner_check() {
+    let s = setup("enforce").await;
+    let gw = &s.gw;
+
+    // Methods other than GET/HEAD are writes: checked on the object first.
+    for method in ["OPTIONS", "PROPFIND"] {
+        let (status, body) = call(gw, method, "/api/orders/1", Some(&s.bob), None).await;
+        assert_eq!(status, 404, "{method}");
+        assert_not_found(&body);
+    }
+
+    // A conditional request cannot confirm that someone else's object exists.
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/orders/1", gw.http_url()))
+        .header("x-api-key", &s.bob)
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().get("etag").is_none());
+    // ... and the owner always gets the whole, checked object.
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/orders/1", gw.http_url()))
+        .header("x-api-key", &s.alice)
+        .header("if-none-match", "*")
+        .header("range", "bytes=0-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["ownerId"], "alice");
+
+    // Bodies: a repeated member, or the owner field in another case, never gets through.
+    let raw = |body: &'static str, key: &str| {
+        reqwest::Client::new()
+            .put(format!("{}/api/orders/2", gw.http_url()))
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let duplicate = raw(r#"{"quantity":1,"quantity":2}"#, &s.bob).await.unwrap();
+    assert_eq!(duplicate.status(), 400);
+    let cased = raw(r#"{"OwnerID":"alice"}"#, &s.bob).await.unwrap();
+    assert_eq!(
+        cased.status(),
+        400,
+        "a denied field in another case is still denied"
+    );
+    let (_, order) = call(gw, "GET", "/api/orders/2", Some(&s.bob), None).await;
+    assert_eq!(order["ownerId"], "bob");
+    assert_eq!(order["quantity"], 2, "no rejected write reached the API");
 }

@@ -548,8 +548,11 @@ fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value>
 /// An array of strings (other elements ignored) or a space-separated string.
 fn string_list(value: Option<&Value>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // Roles and scopes travel upstream joined by `,` and ` `: an entry containing either
+    // (`"customer,admin"`) would become two there, so such entries are dropped.
     let mut push = |s: &str| {
-        if !s.is_empty() && !out.iter().any(|o| o == s) {
+        let plain = s.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+        if plain && !s.is_empty() && !out.iter().any(|o| o == s) {
             out.push(s.to_owned());
         }
     };
@@ -624,6 +627,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn roles_that_would_split_upstream_are_dropped() {
+        let claim =
+            serde_json::json!(["customer", "customer,admin", "a b", "ok-role", "tab\there"]);
+        assert_eq!(string_list(Some(&claim)), ["customer", "ok-role"]);
+        let scope = serde_json::json!("orders:read  profile");
+        assert_eq!(string_list(Some(&scope)), ["orders:read", "profile"]);
+    }
 
     const AUDIENCE: &str = "orders-api";
 

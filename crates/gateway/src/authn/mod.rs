@@ -200,6 +200,11 @@ impl Authenticator {
                     return Err(self.fail(ctx, "jwt_not_accepted", true, None, None));
                 };
                 match verifier.verify(token).await {
+                    // The subject goes upstream in a header; one that cannot be written
+                    // there would leave the upstream without an identity.
+                    Ok(verified) if http::HeaderValue::from_str(&verified.subject).is_err() => {
+                        Err(self.fail(ctx, "bad_subject", true, None, Some(token)))
+                    }
                     Ok(verified) => Ok(Principal {
                         method: AuthMethod::Jwt,
                         subject: Some(verified.subject.as_str().into()),

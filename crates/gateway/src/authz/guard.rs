@@ -18,7 +18,9 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::json::{any_matching, filter_owned, owner_of, remove_matching, set_field};
+use super::json::{
+    any_matching, filter_owned, owner_of, parse_strict, remove_matching, set_field, values_at,
+};
 use super::{OwnerCheck, Permit, owner_violation};
 use crate::body::{self, Body};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
@@ -35,14 +37,38 @@ pub fn needs_preflight(method: &Method, route: &RouteConfig) -> bool {
     if !matches!(rule.source, OwnerSource::Field(_)) {
         return false;
     }
+    // Every method but GET and HEAD (whose responses are checked instead) is treated as
+    // a write: OPTIONS, PROPFIND or QUERY must not be a way around the check.
     match *method {
-        Method::PUT | Method::PATCH | Method::DELETE => true,
+        Method::GET | Method::HEAD => false,
         Method::POST => rule.collection.is_none() && rule.on_create.is_none(),
-        _ => false,
+        _ => true,
     }
 }
 
-/// Applies `request_fields.deny` and `on_create` to the body.
+/// Whether the request body must be read and checked: a field rule, a create with an
+/// owner rule, or a write that could set the owner field.
+fn owner_in_body(
+    route: &RouteConfig,
+    permit: &Permit,
+    method: &Method,
+) -> Option<(String, OnCreate)> {
+    let rule = route.owner.as_ref()?;
+    let OwnerSource::Field(field) = &rule.source else {
+        return None;
+    };
+    // Bypass roles may write any owner; they got no owner check in their permit.
+    permit.owner_check()?;
+    match *method {
+        Method::POST => rule.on_create.map(|mode| (field.clone(), mode)),
+        // An update may not move the object to someone else, or plant one on them.
+        Method::PUT | Method::PATCH => Some((field.clone(), OnCreate::Enforce)),
+        _ => None,
+    }
+}
+
+/// Applies `request_fields.deny` and the owner field rules to the body. The body sent
+/// upstream is the document that was checked, re-serialized, never the original bytes.
 pub async fn request_body(
     ctx: &RequestCtx,
     route: &RouteConfig,
@@ -52,12 +78,8 @@ pub async fn request_body(
     body: Body,
     max_body: u64,
 ) -> Result<Body, Rejection> {
-    let on_create = route
-        .owner
-        .as_ref()
-        .and_then(|rule| rule.on_create)
-        .filter(|_| *method == Method::POST);
-    if (route.request_deny.is_empty() && on_create.is_none()) || body.is_end_stream() {
+    let owner_rule = owner_in_body(route, permit, method);
+    if (route.request_deny.is_empty() && owner_rule.is_none()) || body.is_end_stream() {
         return Ok(body);
     }
     let bytes = read_limited(body, max_body)
@@ -69,8 +91,9 @@ pub async fn request_body(
     if !is_json(headers) {
         return Err(Rejection::ForbiddenField);
     }
-    let mut doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| Rejection::BadRequest("the request body is not valid JSON"))?;
+    let mut doc = parse_strict(&bytes).map_err(|_| {
+        Rejection::BadRequest("the request body is not valid JSON, or repeats a member")
+    })?;
     if let Some(pointer) = route.request_deny.iter().find(|p| any_matching(&doc, p)) {
         tracing::info!(
             event = "invalid_request",
@@ -81,39 +104,66 @@ pub async fn request_body(
         );
         return Err(Rejection::ForbiddenField);
     }
-    let Some(on_create) = on_create else {
-        return Ok(body::full(bytes));
-    };
-    // `on_create` is only ever set on an owner rule with a `field` (config validation).
-    let Some(rule) = &route.owner else {
-        return Ok(body::full(bytes));
-    };
-    let OwnerSource::Field(field) = &rule.source else {
-        return Ok(body::full(bytes));
-    };
-    let Some(expected) = super::claim_value(permit.principal(), &rule.claim) else {
-        owner_violation(ctx, permit.principal(), "claim_missing", rule.mode);
-        return Err(Rejection::Forbidden);
-    };
-    match on_create {
-        OnCreate::Enforce => match owner_of(&doc, field) {
-            Some(owner) if owner != expected => {
-                owner_violation(ctx, permit.principal(), "create_for_another", rule.mode);
-                if rule.mode == OwnerMode::Enforce {
-                    return Err(Rejection::Forbidden);
+    if let (Some((field, mode)), Some(check)) = (owner_rule, permit.owner_check()) {
+        match mode {
+            OnCreate::Enforce => {
+                let foreign = values_at(&doc, &field)
+                    .iter()
+                    .any(|v| owner_text(v).as_deref() != Some(check.expected.as_str()));
+                if foreign {
+                    owner_violation(ctx, permit.principal(), "owner_field_in_body", check.mode);
+                    if check.mode == OwnerMode::Enforce {
+                        return Err(Rejection::Forbidden);
+                    }
                 }
-                Ok(body::full(bytes))
             }
-            _ => Ok(body::full(bytes)),
-        },
-        OnCreate::Set => {
-            if !set_field(&mut doc, field, Value::String(expected)) {
-                return Err(Rejection::BadRequest(
-                    "the request body is not a JSON object",
-                ));
+            OnCreate::Set => {
+                if !set_field(&mut doc, &field, Value::String(check.expected.clone())) {
+                    return Err(Rejection::BadRequest(
+                        "the request body is not a JSON object",
+                    ));
+                }
             }
-            Ok(body::full(serde_json::to_vec(&doc).unwrap_or_default()))
         }
+    }
+    Ok(body::full(serde_json::to_vec(&doc).unwrap_or_default()))
+}
+
+/// An owner value as text: strings as they are, integers in decimal; anything else (a
+/// float, an array, an object) is never an owner.
+fn owner_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Request headers that would let the upstream answer with something other than the
+/// whole current representation, which the response checks need: conditional requests
+/// (a 304 would confirm the object exists), ranges (a 206 fragment cannot be checked) and
+/// content codings (a compressed body cannot be parsed).
+pub fn prepare_inspected_request(
+    route: &RouteConfig,
+    permit: &Permit,
+    method: &Method,
+    headers: &mut HeaderMap,
+) {
+    let owner_read =
+        permit.owner_check().is_some() && matches!(*method, Method::GET | Method::HEAD);
+    if !owner_read && route.response_deny.is_empty() {
+        return;
+    }
+    for name in [
+        http::header::IF_NONE_MATCH,
+        http::header::IF_MODIFIED_SINCE,
+        http::header::IF_MATCH,
+        http::header::IF_UNMODIFIED_SINCE,
+        http::header::IF_RANGE,
+        http::header::RANGE,
+        http::header::ACCEPT_ENCODING,
+    ] {
+        headers.remove(name);
     }
 }
 
@@ -135,7 +185,7 @@ pub fn preflight_verdict(
             why: "preflight status",
         });
     }
-    let doc: Value = serde_json::from_slice(bytes).map_err(|_| Rejection::UncheckableResponse {
+    let doc: Value = parse_strict(bytes).map_err(|_| Rejection::UncheckableResponse {
         upstream: upstream.to_owned(),
         why: "preflight not JSON",
     })?;
@@ -158,6 +208,7 @@ pub async fn response(
     upstream: &str,
     response: Response<Body>,
     max_inspect: u64,
+    deadline: std::time::Duration,
 ) -> Result<Response<Body>, Rejection> {
     let owner = permit
         .owner_check()
@@ -166,17 +217,22 @@ pub async fn response(
         return Ok(response);
     }
     let status = response.status();
-    if owner.is_some() && status == StatusCode::NOT_FOUND {
-        // The upstream's own 404 body could differ from ours; make both look the same.
-        return Err(Rejection::NotFound);
-    }
-    if !status.is_success() || status == StatusCode::NO_CONTENT {
-        return Ok(response);
-    }
     let uncheckable = |why| Rejection::UncheckableResponse {
         upstream: upstream.to_owned(),
         why,
     };
+    if owner.is_some() && !status.is_success() {
+        // Only a checked 2xx object reaches the client. The upstream's own 404 (or a 409,
+        // a redirect, a 304 carrying someone's ETag) could differ from a missing object's
+        // answer or carry the object itself: every other status looks like "not found".
+        return Err(Rejection::NotFound);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        return Err(uncheckable("partial content"));
+    }
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(response);
+    }
     let (mut parts, body) = response.into_parts();
     if !is_json(&parts.headers) {
         return match owner {
@@ -185,10 +241,12 @@ pub async fn response(
             None => Ok(Response::from_parts(parts, body)),
         };
     }
-    let bytes = read_limited(body, max_inspect)
-        .await
-        .map_err(|_| uncheckable("too large"))?;
-    let mut doc: Value = serde_json::from_slice(&bytes).map_err(|_| uncheckable("invalid JSON"))?;
+    let bytes = match tokio::time::timeout(deadline, read_limited(body, max_inspect)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(())) => return Err(uncheckable("too large")),
+        Err(_) => return Err(uncheckable("body timeout")),
+    };
+    let mut doc: Value = parse_strict(&bytes).map_err(|_| uncheckable("invalid JSON"))?;
     let mut changed = false;
     if let Some(check) = owner {
         match &check.collection {
@@ -201,8 +259,7 @@ pub async fn response(
                     match (check.mode, check.collection_mode) {
                         (OwnerMode::Report, _) => {
                             // Report mode lets the list through untouched.
-                            doc = serde_json::from_slice(&bytes)
-                                .map_err(|_| uncheckable("invalid JSON"))?;
+                            doc = parse_strict(&bytes).map_err(|_| uncheckable("invalid JSON"))?;
                         }
                         (OwnerMode::Enforce, CollectionMode::Filter) => changed = true,
                         (OwnerMode::Enforce, CollectionMode::Deny) => {

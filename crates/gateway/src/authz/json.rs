@@ -4,7 +4,76 @@
 //! a segment `*` stands for every element of an array or every member of an object, so
 //! `/items/*/internalNote` names that field in every item.
 
-use serde_json::Value;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Parses JSON, refusing duplicate member names at any depth.
+///
+/// Why: parsers disagree on `{"ownerId":"bob","ownerId":"alice"}` (serde keeps the last,
+/// others the first), so a gateway and an upstream could read two different owners.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Strict>(bytes).map(|strict| strict.0)
+}
+
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrictVisitor;
+        impl<'de> Visitor<'de> for StrictVisitor {
+            type Value = Strict;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(Value::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+                Ok(Strict(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Strict(item)) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Strict(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Strict, A::Error> {
+                let mut map = Map::new();
+                while let Some((key, Strict(value))) = access.next_entry::<String, Strict>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate member `{key}`"
+                        )));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(Strict(Value::Object(map)))
+            }
+        }
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
 
 fn segments(pointer: &str) -> Vec<String> {
     pointer
@@ -35,8 +104,14 @@ fn visit_parents<'v>(
                 for child in map.values_mut() {
                     visit_parents(child, rest, out);
                 }
-            } else if let Some(child) = map.get_mut(first.as_str()) {
-                visit_parents(child, rest, out);
+            } else {
+                // Member names match ignoring ASCII case: Go's encoding/json, ASP.NET and
+                // others bind `IsAdmin` to a field `isAdmin`.
+                for (name, child) in map.iter_mut() {
+                    if name.eq_ignore_ascii_case(first) {
+                        visit_parents(child, rest, out);
+                    }
+                }
             }
         }
         Value::Array(items) => {
@@ -64,7 +139,11 @@ pub fn remove_matching(value: &mut Value, pointer: &str) -> usize {
                 removed += map.len();
                 map.clear();
             }
-            Value::Object(map) => removed += usize::from(map.remove(&last).is_some()),
+            Value::Object(map) => {
+                let before = map.len();
+                map.retain(|name, _| !name.eq_ignore_ascii_case(&last));
+                removed += before - map.len();
+            }
             // Array elements are not removed by a field rule: that would shift indexes.
             _ => {}
         }
@@ -108,7 +187,30 @@ pub fn filter_owned(
     Some((items.len(), before - items.len()))
 }
 
-/// Sets the field at `pointer` (its parent must be an object); false when it cannot.
+/// Every value found at `pointer`, member names compared ignoring ASCII case (so
+/// `/ownerId` also finds `OwnerID`, which some upstreams bind to the same field).
+pub fn values_at(value: &Value, pointer: &str) -> Vec<Value> {
+    let segs = segments(pointer);
+    let Some((last, _)) = segs.split_last() else {
+        return Vec::new();
+    };
+    let mut copy = value.clone();
+    let mut parents = Vec::new();
+    visit_parents(&mut copy, &segs, &mut parents);
+    parents
+        .into_iter()
+        .filter_map(|(parent, _)| parent.as_object().cloned())
+        .flat_map(|map| {
+            map.into_iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(last))
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Sets the field at `pointer` (its parent must be an object), removing any member whose
+/// name differs only in case; false when it cannot.
 pub fn set_field(value: &mut Value, pointer: &str, new: Value) -> bool {
     let segs = segments(pointer);
     let Some((last, parents)) = segs.split_last() else {
@@ -126,6 +228,7 @@ pub fn set_field(value: &mut Value, pointer: &str, new: Value) -> bool {
     }
     match node {
         Value::Object(map) => {
+            map.retain(|name, _| !name.eq_ignore_ascii_case(last));
             map.insert(last.clone(), new);
             true
         }
@@ -181,6 +284,26 @@ mod tests {
             filter_owned(&mut json!({"items": 1}), "/items", "/ownerId", "a"),
             None
         );
+    }
+
+    #[test]
+    fn strict_parsing_refuses_duplicates_at_any_depth() {
+        assert!(parse_strict(br#"{"a":1,"a":2}"#).is_err());
+        assert!(parse_strict(br#"{"x":[{"ownerId":"bob","ownerId":"alice"}]}"#).is_err());
+        assert_eq!(
+            parse_strict(br#"{"a":[1,{"b":null}]}"#).unwrap(),
+            json!({"a":[1,{"b":null}]})
+        );
+    }
+
+    #[test]
+    fn names_match_ignoring_case() {
+        let doc = json!({"OwnerID": "alice", "IsAdmin": true});
+        assert!(any_matching(&doc, "/isAdmin"));
+        assert_eq!(values_at(&doc, "/ownerId"), [json!("alice")]);
+        let mut doc = doc;
+        assert!(set_field(&mut doc, "/ownerId", json!("bob")));
+        assert_eq!(doc, json!({"ownerId": "bob", "IsAdmin": true}));
     }
 
     #[test]

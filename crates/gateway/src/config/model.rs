@@ -195,7 +195,6 @@ impl IpNet {
 }
 
 /// `[store]`: where API keys (and later ownership records) live.
-#[derive(Debug)]
 pub struct StoreConfig {
     /// `sqlite://path.db` (created on first use) or `postgres://…`.
     pub url: String,
@@ -203,6 +202,17 @@ pub struct StoreConfig {
     pub key_pepper: Option<SecretString>,
     /// How long a rotated key stays valid next to its replacement. Default 24 h.
     pub rotation_overlap: Duration,
+}
+
+// By hand: a `postgres://user:password@…` URL must never reach a log through `{:?}`.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.url.split("://").next().unwrap_or("?");
+        f.debug_struct("StoreConfig")
+            .field("url", &format_args!("{scheme}://…"))
+            .field("rotation_overlap", &self.rotation_overlap)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[auth]`: how callers prove who they are.

@@ -13,7 +13,7 @@ const FILE: &str = "/etc/palisade/palisade.toml";
 
 fn env(name: &str) -> Result<String, VarError> {
     match name {
-        "PALISADE_ADMIN_TOKEN" => Ok("admin-t0ken".into()),
+        "PALISADE_ADMIN_TOKEN" => Ok("admin-t0ken-0123456789".into()),
         "ORDERS_HOST" => Ok("orders.internal".into()),
         _ => Err(VarError::NotPresent),
     }
@@ -116,7 +116,7 @@ fn full_config() {
     assert_eq!(s.admin, Some(addr("0.0.0.0:9090")));
     assert_eq!(
         s.admin_token.as_ref().unwrap().expose_secret(),
-        "admin-t0ken"
+        "admin-t0ken-0123456789"
     );
     let proxies: Vec<String> = s
         .trusted_proxies
@@ -298,7 +298,7 @@ fn missing_env_reference() {
 fn file_reference_with_trailing_newline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("secrets")).unwrap();
-    std::fs::write(dir.path().join("secrets/admin"), "from-a-file\n").unwrap();
+    std::fs::write(dir.path().join("secrets/admin"), "from-a-file-0123456789\n").unwrap();
     let src = MINIMAL.replace(
         "http = \"127.0.0.1:8080\"",
         "http = \"127.0.0.1:8080\"\nadmin = \"[::]:9090\"\nadmin_token = \"${file:secrets/admin}\"",
@@ -308,11 +308,11 @@ fn file_reference_with_trailing_newline() {
     let c = Config::load(&path).unwrap();
     assert_eq!(
         c.server.admin_token.as_ref().unwrap().expose_secret(),
-        "from-a-file"
+        "from-a-file-0123456789"
     );
     // Secrets don't show in Debug output.
     let debug = format!("{c:?}");
-    assert!(!debug.contains("from-a-file"), "{debug}");
+    assert!(!debug.contains("from-a-file-0123456789"), "{debug}");
 }
 
 #[test]

@@ -13,6 +13,7 @@
 use std::env::VarError;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use http::uri::{Authority, Uri};
 use secrecy::SecretString;
@@ -173,6 +174,16 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
         return Err(ctx.error(&format!("auth.jwt.algorithms[{i}]"), message));
     }
     let roles_claim = ctx.string("auth.jwt.roles_claim", &j.roles_claim)?;
+    // Bounds that keep a typo from turning the issuer into a target or tokens immortal.
+    if j.jwks_cooldown.0 < Duration::from_secs(1) {
+        return Err(ctx.error("auth.jwt.jwks_cooldown", "must be at least 1s"));
+    }
+    if j.jwks_refresh.0 < Duration::from_secs(60) {
+        return Err(ctx.error("auth.jwt.jwks_refresh", "must be at least 1m"));
+    }
+    if j.leeway.0 > Duration::from_secs(300) {
+        return Err(ctx.error("auth.jwt.leeway", "must be at most 5m"));
+    }
     let max_token_bytes = usize::try_from(j.max_token_bytes.0)
         .ok()
         .filter(|n| (64..=(64 << 10)).contains(n))
@@ -508,6 +519,14 @@ fn owner(key: &str, o: &RawOwner, path: &str, ctx: &LoadCtx<'_>) -> Result<Owner
     if !is_field && (collection.is_some() || o.on_create.is_some() || object.is_some()) {
         return Err(ctx.error(key, "`collection`, `on_create` and `object` need `field`"));
     }
+    // `object` names another object to check before a write; a collection route's POST
+    // creates instead of writing, so the two together would leave that POST unchecked.
+    if object.is_some() && (collection.is_some() || o.on_create.is_some()) {
+        return Err(ctx.error(
+            &at("object"),
+            "`object` cannot be combined with `collection` or `on_create`",
+        ));
+    }
     Ok(OwnerRule {
         source,
         claim,
@@ -619,8 +638,10 @@ fn socket_addr(s: &str) -> Result<SocketAddr, String> {
 
 fn token(s: &str) -> Result<SecretString, String> {
     // Never quote the value: it is the secret.
-    if s.is_empty() {
-        return Err("the token is empty".to_owned());
+    if s.len() < 16 {
+        return Err(
+            "the token must be at least 16 characters (e.g. `openssl rand -hex 32`)".to_owned(),
+        );
     }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("the token contains whitespace or control characters".to_owned());
@@ -868,8 +889,10 @@ mod tests {
 
     #[test]
     fn tokens_are_never_quoted() {
-        assert!(token("abc").is_ok());
-        let err = token("has space").err().unwrap();
+        assert!(token("0123456789abcdef").is_ok());
+        let err = token("has space 0123456789").err().unwrap();
         assert!(!err.contains("has space"), "{err}");
+        let err = token("short").err().unwrap();
+        assert!(err.contains("16") && !err.contains("short"), "{err}");
     }
 }
