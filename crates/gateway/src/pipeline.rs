@@ -248,10 +248,9 @@ async fn phases(
         route_config,
         &permit,
         &method,
-        &upstream.name,
+        upstream,
         response,
         limits.max_inspect_body,
-        upstream.timeout(),
     )
     .await
 }

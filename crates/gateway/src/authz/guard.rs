@@ -26,6 +26,7 @@ use crate::body::{self, Body};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use crate::proxy::Upstream;
 
 /// Whether a request with `method` on `route` writes to an object that must be owned, and
 /// so needs a preflight GET. A POST is a write to an object unless the rule treats the
@@ -205,10 +206,9 @@ pub async fn response(
     route: &RouteConfig,
     permit: &Permit,
     method: &Method,
-    upstream: &str,
+    upstream: &Upstream,
     response: Response<Body>,
     max_inspect: u64,
-    deadline: std::time::Duration,
 ) -> Result<Response<Body>, Rejection> {
     let owner = permit
         .owner_check()
@@ -218,9 +218,10 @@ pub async fn response(
     }
     let status = response.status();
     let uncheckable = |why| Rejection::UncheckableResponse {
-        upstream: upstream.to_owned(),
+        upstream: upstream.name.to_string(),
         why,
     };
+    let deadline = upstream.timeout();
     if owner.is_some() && !status.is_success() {
         // Only a checked 2xx object reaches the client. The upstream's own 404 (or a 409,
         // a redirect, a 304 carrying someone's ETag) could differ from a missing object's
