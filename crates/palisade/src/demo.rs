@@ -145,9 +145,12 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         pepper: format!("{}{}", random_token(), random_token()),
         store: dir.join("demo.db").display().to_string(),
     };
-    let text = demo_config(&args, api, &secrets);
-    let config = Config::from_str(&text, Path::new("demo.toml"))
-        .map_err(|e| Failure::Config(e.to_string()))?;
+    // Written to a file (readable by this user only: it holds the run's secrets) so that
+    // a reload has something to read, and the user something to edit.
+    let config_path = dir.join("palisade.toml");
+    write_private(&config_path, &demo_config(&args, api, &secrets))
+        .map_err(|e| Failure::Config(format!("cannot write {}: {e}", config_path.display())))?;
+    let config = Config::load(&config_path).map_err(|e| Failure::Config(e.to_string()))?;
     let server = Server::start(config)
         .await
         .map_err(|e| Failure::Config(e.to_string()))?;
@@ -162,6 +165,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             api,
             &secrets.admin_token,
             &keys,
+            &config_path,
         )
     );
     let result = server
@@ -170,6 +174,17 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Config(format!("cannot install signal handlers: {e}")));
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 /// The secrets a demo run makes up (or, with `--print-config`, the references to them).
@@ -232,6 +247,7 @@ fn tour(
     api: SocketAddr,
     token: &str,
     keys: &DemoKeys,
+    config_path: &Path,
 ) -> String {
     let base = format!("https://localhost:{}", https.port());
     let DemoKeys {
@@ -281,7 +297,7 @@ This run's API keys (shown once; stored only as HMAC hashes):
       curl -ksi -H "X-Api-Key: $ALICE" {base}/api/debug/crash
 
  7  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
-      head -c 2097152 /dev/zero | curl -ksi -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
+      head -c 2097152 /dev/zero | curl -ksi --http1.1 -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
 
  8  Operations: metrics, readiness, keys, and a reload that never takes a bad config
       curl -s http://{admin}/metrics | grep palisade_requests
@@ -292,9 +308,11 @@ This run's API keys (shown once; stored only as HMAC hashes):
 Every request above appears below as one JSON log line (failed authentications as
 `auth_failed`, `forbidden` and `owner_violation` events, never with the key). Rate
 limits and schema validation join this tour as they land.
-Write this config out with `palisade demo --print-config > palisade.toml`.
+This run's config is {config}: edit it, then reload (SIGHUP or POST /reload above).
+Write a reusable one with `palisade demo --print-config > palisade.toml`.
 Stop with Ctrl-C.
 "#,
         http_port = http.port(),
+        config = config_path.display(),
     )
 }

@@ -162,6 +162,19 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
     assert_eq!(redirect.status(), 308);
 
     assert!(stdout.contains("Palisade demo"), "{stdout}");
+    // The tour's reload works: the demo's config is a real file.
+    let token = stdout
+        .split("Authorization: Bearer ")
+        .filter_map(|rest| rest.split('\'').next())
+        .find(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .expect("the tour shows the admin token");
+    let reload = reqwest::Client::new()
+        .post(format!("http://{}/reload", gw.admin()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
     // Keys appear in the tour once and never in a log line (the JSON lines).
     for line in gw.logs().into_iter().filter(|l| l.is_object()) {
         let line = line.to_string();
