@@ -237,3 +237,21 @@ async fn self_signed_development_certificate_is_made_at_start() {
         "max-age=31536000"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_body_over_http2_gets_its_413() {
+    let upstream = RecordingUpstream::start().await;
+    let pki = TestPki::new();
+    let gw = start(&upstream, &pki);
+    let response = client(&pki, false)
+        .post(format!("{}/api/orders", gw.https_url()))
+        .header("content-type", "application/json")
+        .body(vec![b'x'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert!(upstream.requests().is_empty());
+}
