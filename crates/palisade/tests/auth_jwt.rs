@@ -33,6 +33,13 @@ path = "/api/orders"
 methods = ["GET"]
 upstream = "app"
 auth = "jwt"
+
+[[route]]
+name = "tenant"
+path = "/tenants/{{tenant}}/data"
+methods = ["GET"]
+upstream = "app"
+owner = {{ param = "tenant", claim = "tenant_id" }}
 "#,
         issuer = issuer.issuer(),
         jwks = issuer.jwks_url(),
@@ -170,4 +177,37 @@ async fn key_rotation_at_the_issuer_needs_no_restart() {
         status = call(&gw, &token).await.status();
     }
     assert_eq!(status, 200, "the new key is fetched without a restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenancy_compares_a_path_parameter_with_a_token_claim() {
+    let upstream = RecordingUpstream::start().await;
+    let issuer = JwksServer::start().await;
+    let kid = issuer.add_key(Algorithm::ES256);
+    let gw = start(&upstream, &issuer);
+    let mut claims = issuer.claims("user-1", AUDIENCE);
+    claims["tenant_id"] = json!("acme");
+    let token = issuer.sign(&kid, claims);
+    let get = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("{}{path}", gw.http_url()))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(get("/tenants/acme/data").await.unwrap().status(), 200);
+    assert_eq!(get("/tenants/globex/data").await.unwrap().status(), 404);
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the other tenant's request never left"
+    );
+    // A token without the claim owns nothing.
+    let bare = issuer.sign(&kid, issuer.claims("user-2", AUDIENCE));
+    let response = reqwest::Client::new()
+        .get(format!("{}/tenants/acme/data", gw.http_url()))
+        .bearer_auth(&bare)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }
