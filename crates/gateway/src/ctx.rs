@@ -81,6 +81,8 @@ pub struct RequestCtx {
     pub route: Option<Arc<str>>,
     /// Name of the upstream the request was forwarded to.
     pub upstream: Option<Arc<str>>,
+    /// The tightest rate-limit policy's state, when `RateLimit` headers go on every response.
+    pub rate_limit: Option<crate::ratelimit::RateLimitState>,
 }
 
 impl RequestCtx {
@@ -95,6 +97,7 @@ impl RequestCtx {
             query: None,
             route: None,
             upstream: None,
+            rate_limit: None,
         }
     }
 }

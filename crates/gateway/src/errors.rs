@@ -28,6 +28,11 @@ pub enum Rejection {
     Unauthorized { token_given: bool },
     /// The key store or the issuer's keys are unreachable for an uncached credential.
     AuthUnavailable,
+    /// A rate-limit policy refused the request.
+    RateLimited {
+        state: crate::ratelimit::RateLimitState,
+        retry_after: std::time::Duration,
+    },
     /// Authenticated, but without a role or scope the route needs.
     Forbidden,
     /// The body sets a field the route denies (mass assignment), or is not the JSON a
@@ -99,6 +104,12 @@ impl Rejection {
                 "auth-unavailable",
                 "Service unavailable",
                 Some("credentials cannot be verified right now; retry later"),
+            ),
+            Rejection::RateLimited { .. } => p(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                Some("the rate limit for this request is exhausted; retry after the time given"),
             ),
             Rejection::Forbidden => p(
                 StatusCode::FORBIDDEN,
@@ -219,6 +230,17 @@ pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
             .headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
+    if let Rejection::RateLimited { state, retry_after } = &rejection {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let (policy, now) = crate::ratelimit::header_values(state);
+        let headers = response.headers_mut();
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
     if matches!(rejection, Rejection::AuthUnavailable) {
         response
             .headers_mut()
@@ -305,6 +327,16 @@ mod tests {
             Rejection::BadRequest("conflicting Host headers"),
             Rejection::Unauthorized { token_given: true },
             Rejection::AuthUnavailable,
+            Rejection::RateLimited {
+                state: crate::ratelimit::RateLimitState {
+                    policy: "login".into(),
+                    limit: 5,
+                    window: std::time::Duration::from_secs(900),
+                    remaining: 0,
+                    reset: std::time::Duration::from_secs(180),
+                },
+                retry_after: std::time::Duration::from_millis(179_500),
+            },
             Rejection::Forbidden,
             Rejection::ForbiddenField,
             Rejection::UncheckableResponse {
@@ -347,7 +379,7 @@ mod tests {
             Method::GET,
         );
         let expected_status = [
-            400, 400, 401, 503, 403, 400, 502, 404, 405, 413, 431, 408, 502, 504, 503, 500,
+            400, 400, 401, 503, 429, 403, 400, 502, 404, 405, 413, 431, 408, 502, 504, 503, 500,
         ];
         let variants = every_variant();
         assert_eq!(

@@ -17,6 +17,7 @@ pub mod observe;
 pub mod path;
 pub mod pipeline;
 pub mod proxy;
+pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod tls;

@@ -34,6 +34,8 @@ use crate::limits;
 use crate::observe::{Metrics, Observed};
 use crate::path;
 use crate::proxy::{Outgoing, Upstreams};
+use crate::ratelimit::RateLimiter;
+use crate::ratelimit::memory::MemoryStore;
 use crate::routes::{RouteMiss, Router};
 use crate::tls::Tls;
 
@@ -45,6 +47,7 @@ pub struct Gateway {
     route_names: Vec<Arc<str>>,
     upstreams: Upstreams,
     authn: Authenticator,
+    limiter: RateLimiter,
     authz: Authorizer,
     keys: Option<KeyService>,
     pub tls: Option<Tls>,
@@ -58,11 +61,14 @@ impl Gateway {
         config: Config,
         metrics: Arc<Metrics>,
         keys: Option<KeyService>,
+        rate_store: Arc<MemoryStore>,
     ) -> Result<Gateway, ConfigError> {
         let router = Router::build(&config.routes)
             .map_err(|e| config.error_at(&format!("route[{}].path", e.route), e.message))?;
         let upstreams = Upstreams::build(&config)?;
         let tls = Tls::build(&config)?;
+        let limiter = RateLimiter::new(&config, rate_store)
+            .map_err(|message| config.error_at("rate_limit", message))?;
         let jwt = config
             .auth
             .jwt
@@ -80,6 +86,7 @@ impl Gateway {
             route_names,
             upstreams,
             authn: Authenticator::new(keys.clone(), jwt),
+            limiter,
             keys,
             authz: Authorizer::new(),
             tls,
@@ -122,6 +129,14 @@ pub async fn handle(
         errors::respond(rejection, &ctx)
     });
 
+    if let Some(state) = &ctx.rate_limit {
+        let (policy, now) = crate::ratelimit::header_values(state);
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().entry(name).or_insert(value);
+            }
+        }
+    }
     let hsts = gw.tls.as_ref().filter(|_| conn.tls).map(|tls| &tls.hsts);
     headers::finish_response(&mut response, ctx.id.as_str(), hsts);
     let status = response.status().as_u16();
@@ -174,11 +189,15 @@ async fn phases(
     let limits = &gw.config.limits;
     let trusted = &gw.config.server.trusted_proxies;
 
+    // 4 (before auth): per ip, per route, per header — cheap, before any crypto.
+    gw.limiter.before_auth(ctx, route, &head.headers)?;
     // 2: who is calling → Principal.
     let principal = gw
         .authn
         .authenticate(ctx, route_config, &head.headers)
         .await?;
+    // 4 (after auth): per client, subject or key.
+    gw.limiter.after_auth(ctx, route, &principal)?;
     // 3: may they call this route (roles, scopes, owner by path) → Permit.
     let path = ctx
         .path

@@ -357,6 +357,7 @@ mod tests {
             owner: None,
             response_deny: Vec::new(),
             request_deny: Vec::new(),
+            rate_limit: Vec::new(),
         }
     }
 

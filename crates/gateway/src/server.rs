@@ -33,6 +33,8 @@ use tokio::task::JoinSet;
 
 use palisade_store::KeyService;
 
+use crate::ratelimit::memory::MemoryStore;
+
 use crate::body;
 use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
@@ -57,6 +59,8 @@ pub enum StartError {
 /// State shared by every listener and the admin API.
 pub struct Shared {
     gateway: ArcSwap<Gateway>,
+    /// Rate-limit state, kept across reloads (a reload must not reset anyone's quota).
+    rate_store: Arc<MemoryStore>,
     /// The open key store, kept across reloads that leave `[store]` unchanged so that its
     /// cache and connections survive.
     keys: tokio::sync::Mutex<Option<OpenStore>>,
@@ -93,7 +97,7 @@ impl Shared {
                     Ok(store) => {
                         let keys = store.as_ref().map(|s| s.service.clone());
                         *open = store;
-                        Gateway::build(config, self.metrics.clone(), keys)
+                        Gateway::build(config, self.metrics.clone(), keys, self.rate_store.clone())
                     }
                     Err(error) => Err(error),
                 }
@@ -223,7 +227,8 @@ impl Server {
         let has_tls = config.server.tls.is_some();
         let store = OpenStore::reuse_or_open(None, &config).await?;
         let keys = store.as_ref().map(|s| s.service.clone());
-        let gateway = Gateway::build(config, metrics.clone(), keys)?;
+        let rate_store = Arc::new(MemoryStore::new(config.rate_limit.max_keys));
+        let gateway = Gateway::build(config, metrics.clone(), keys, rate_store.clone())?;
 
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -255,6 +260,7 @@ impl Server {
         let shared = Arc::new(Shared {
             gateway: ArcSwap::from_pointee(gateway),
             keys: tokio::sync::Mutex::new(store),
+            rate_store,
             metrics,
             config_path,
             reload_lock: tokio::sync::Mutex::new(()),

@@ -25,6 +25,7 @@ pub struct Config {
     /// `[store]`, when API keys are in use.
     pub store: Option<StoreConfig>,
     pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     /// Maps key paths such as `route[2].path` to lines, so that errors found after
     /// validation (for example a route conflict found while building the router) still
     /// name the file, the line and the key.
@@ -118,6 +119,59 @@ pub struct RouteConfig {
     pub response_deny: Vec<String>,
     /// JSON pointers (with `*`) a request body may not set.
     pub request_deny: Vec<String>,
+    /// This route's own policies; empty: `[rate_limit] default` applies.
+    pub rate_limit: Vec<Policy>,
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub default: Vec<Policy>,
+    /// Send `RateLimit`/`RateLimit-Policy` on every response, not only on 429s.
+    pub headers_always: bool,
+    pub max_keys: usize,
+}
+
+/// One rate-limit policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Unique name, shown in headers, logs and metrics.
+    pub name: String,
+    pub limit: u32,
+    pub window: Duration,
+    pub burst: u32,
+    pub per: PerKey,
+}
+
+/// What a policy counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PerKey {
+    Ip,
+    /// The API key id or subject; the ip when anonymous.
+    Client,
+    Subject,
+    Key,
+    /// Every caller of the route together.
+    Route,
+    Header(http::HeaderName),
+}
+
+impl PerKey {
+    /// Whether the key is known before authentication (and so can stop floods cheaply).
+    pub fn before_auth(&self) -> bool {
+        matches!(self, PerKey::Ip | PerKey::Route | PerKey::Header(_))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PerKey::Ip => "ip",
+            PerKey::Client => "client",
+            PerKey::Subject => "subject",
+            PerKey::Key => "key",
+            PerKey::Route => "route",
+            PerKey::Header(_) => "header",
+        }
+    }
 }
 
 /// Object-level authorization for one route.

@@ -41,6 +41,80 @@ pub(crate) struct RawConfig {
     /// How callers authenticate besides API keys.
     #[serde(default)]
     pub auth: RawAuth,
+    /// Rate limits (GCRA) and where their state lives.
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+}
+
+/// Rate limiting: 429 with `Retry-After` and the IETF `RateLimit` headers.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "RateLimit")]
+pub(crate) struct RawRateLimit {
+    /// The policy (or policies) for every route that has no `rate_limit` of its own; its
+    /// buckets are shared by all those routes (a client's overall budget).
+    pub default: Option<RawPolicies>,
+    /// `on_429` (default): the `RateLimit` headers on 429s only; `always`: on every
+    /// response of a rate-limited route.
+    pub headers: RawRateLimitHeaders,
+    /// Most keys (clients, addresses, …) tracked at once by the in-memory store; idle keys
+    /// are evicted first. Bounds its memory (see the README).
+    pub max_keys: u64,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        RawRateLimit {
+            default: None,
+            headers: RawRateLimitHeaders::On429,
+            max_keys: 1_000_000,
+        }
+    }
+}
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRateLimitHeaders {
+    #[default]
+    #[serde(rename = "on_429")]
+    On429,
+    Always,
+}
+
+/// One policy, or a list of them that must all pass.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawPolicies {
+    One(RawPolicy),
+    Many(Vec<RawPolicy>),
+}
+
+/// `limit` requests per `window` for each value of `per`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Policy")]
+pub(crate) struct RawPolicy {
+    /// Requests admitted per window.
+    pub limit: u32,
+    /// The window, e.g. `15m`.
+    pub window: HumanDuration,
+    /// What is counted: `ip`, `client` (API key or subject, else ip), `subject`, `key`,
+    /// `route` (everyone together), or `{ header = "X-Tenant" }`.
+    pub per: RawPer,
+    /// Requests admitted at once from a rested state. Default: `limit`.
+    pub burst: Option<u32>,
+    /// Name in headers, logs and metrics. Default: derived from the route.
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawPer {
+    Kind(String),
+    Header {
+        /// Count per value of this request header.
+        header: String,
+    },
 }
 
 /// The key store: API keys, stored only as HMAC-SHA-256 with a server-side pepper.
@@ -289,6 +363,9 @@ pub(crate) struct RawRoute {
     /// JSON fields a request body may not set (400), e.g. `{ deny = ["/role", "/isAdmin"] }`:
     /// mass assignment stopped even without a schema.
     pub request_fields: Option<RawFieldRule>,
+    /// This route's rate limit: one policy or a list (all must pass), replacing
+    /// `[rate_limit] default` here, e.g. `{ limit = 5, window = "15m", per = "ip" }`.
+    pub rate_limit: Option<RawPolicies>,
 }
 
 /// A list of JSON pointers.

@@ -21,12 +21,13 @@ use secrecy::SecretString;
 use super::locate::KeyIndex;
 use super::model::{
     AuthConfig, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource, LimitsConfig,
-    OnCreate, OwnerMode, OwnerRule, OwnerSource, RouteAuth, RouteConfig, ServerConfig, StoreConfig,
-    TlsConfig, TlsSource, UpstreamConfig,
+    OnCreate, OwnerMode, OwnerRule, OwnerSource, PerKey, Policy, RateLimitConfig, RouteAuth,
+    RouteConfig, ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
     RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawOnCreate, RawOwner,
-    RawOwnerMode, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
+    RawOwnerMode, RawPer, RawPolicies, RawPolicy, RawRateLimitHeaders, RawRoute, RawRouteAuth,
+    RawServer, RawStore, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 
@@ -54,6 +55,21 @@ pub(super) fn validate(
         }
         upstreams.push(u);
     }
+    let rate_limit = RateLimitConfig {
+        default: policies(
+            "rate_limit.default",
+            raw.rate_limit.default.as_ref(),
+            "default",
+            &ctx,
+        )?,
+        headers_always: raw.rate_limit.headers == RawRateLimitHeaders::Always,
+        max_keys: usize::try_from(raw.rate_limit.max_keys)
+            .ok()
+            .filter(|n| (1_000..=100_000_000).contains(n))
+            .ok_or_else(|| {
+                ctx.error("rate_limit.max_keys", "must be between 1000 and 100000000")
+            })?,
+    };
     let store = raw.store.as_ref().map(|s| store(s, &ctx)).transpose()?;
     let auth = AuthConfig {
         jwt: raw.auth.jwt.as_ref().map(|j| jwt(j, &ctx)).transpose()?,
@@ -76,8 +92,75 @@ pub(super) fn validate(
         routes,
         store,
         auth,
+        rate_limit,
         keys,
     })
+}
+
+/// One policy or a list, at `key`; `prefix` names unnamed policies (`default`,
+/// `route.login`, with `.2` … for the later ones of a list).
+fn policies(
+    key: &str,
+    raw: Option<&RawPolicies>,
+    prefix: &str,
+    ctx: &LoadCtx<'_>,
+) -> Result<Vec<Policy>, ConfigError> {
+    let list: Vec<(String, &RawPolicy)> = match raw {
+        None => return Ok(Vec::new()),
+        Some(RawPolicies::One(p)) => vec![(key.to_owned(), p)],
+        Some(RawPolicies::Many(ps)) => ps
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("{key}[{i}]"), p))
+            .collect(),
+    };
+    let mut out: Vec<Policy> = Vec::with_capacity(list.len());
+    for (i, (at, p)) in list.into_iter().enumerate() {
+        let field = |f: &str| format!("{at}.{f}");
+        if p.limit == 0 {
+            return Err(ctx.error(&field("limit"), "must be at least 1"));
+        }
+        let burst = p.burst.unwrap_or(p.limit);
+        if burst == 0 {
+            return Err(ctx.error(&field("burst"), "must be at least 1"));
+        }
+        let per = match &p.per {
+            RawPer::Kind(kind) => match kind.as_str() {
+                "ip" => PerKey::Ip,
+                "client" => PerKey::Client,
+                "subject" => PerKey::Subject,
+                "key" => PerKey::Key,
+                "route" => PerKey::Route,
+                other => {
+                    return Err(ctx.error(
+                        &field("per"),
+                        format!("unknown `{other}`: expected ip, client, subject, key, route or {{ header = \"…\" }}"),
+                    ));
+                }
+            },
+            RawPer::Header { header } => PerKey::Header(
+                http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                    ctx.error(&field("per"), format!("invalid header name `{header}`"))
+                })?,
+            ),
+        };
+        let name = match &p.name {
+            Some(name) => ctx.parse(&field("name"), name, label)?,
+            None if i == 0 => prefix.to_owned(),
+            None => format!("{prefix}.{}", i + 1),
+        };
+        if out.iter().any(|o| o.name == name) {
+            return Err(ctx.error(&field("name"), format!("two policies are named `{name}`")));
+        }
+        out.push(Policy {
+            name,
+            limit: p.limit,
+            window: p.window.0,
+            burst,
+            per,
+        });
+    }
+    Ok(out)
 }
 
 fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
@@ -432,6 +515,12 @@ fn route(
     };
     let response_deny = pointers(at("response_fields"), r.response_fields.as_ref())?;
     let request_deny = pointers(at("request_fields"), r.request_fields.as_ref())?;
+    let rate_limit = policies(
+        &at("rate_limit"),
+        r.rate_limit.as_ref(),
+        &format!("route.{name}"),
+        ctx,
+    )?;
     let owner = r
         .owner
         .as_ref()
@@ -456,6 +545,7 @@ fn route(
         owner,
         response_deny,
         request_deny,
+        rate_limit,
     })
 }
 
