@@ -3,7 +3,8 @@
 //! - `canonical_path`: normalizing a typical and a tricky request path;
 //! - `authn/api_key_cached`: verifying an API key already in the cache (the hot path);
 //! - `authn/jwt_rs256`, `authn/jwt_es256`: verifying a JWT signature and its claims with
-//!   keys already loaded.
+//!   keys already loaded;
+//! - `ratelimit/memory_decision`: one GCRA decision in the memory store (one key of many).
 
 use std::time::Duration;
 
@@ -96,5 +97,22 @@ fn authn(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, canonical_path, authn);
+fn ratelimit(c: &mut Criterion) {
+    use palisade_gateway::ratelimit::gcra::Quota;
+    use palisade_gateway::ratelimit::memory::MemoryStore;
+    let store = MemoryStore::new(1_000_000);
+    let quota = Quota::new(1_000_000_000, Duration::from_secs(1), None).unwrap();
+    let keys: Vec<String> = (0..10_000)
+        .map(|i| format!("route|policy|ip|10.0.{}.{}", i / 256, i % 256))
+        .collect();
+    let mut i = 0;
+    c.bench_function("ratelimit/memory_decision", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            store.check_all(&[(keys[i].as_str(), quota)])
+        })
+    });
+}
+
+criterion_group!(benches, canonical_path, authn, ratelimit);
 criterion_main!(benches);

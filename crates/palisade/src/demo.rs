@@ -64,6 +64,8 @@ path = "/api/login"
 methods = ["POST"]
 upstream = "sample"
 auth = "public"                     # everything else needs an API key
+# Brute force stops here: 5 attempts per 15 minutes per address, before anything else runs.
+rate_limit = {{ limit = 5, window = "15m", per = "ip", name = "login" }}
 
 [[route]]
 name = "orders"
@@ -284,30 +286,33 @@ This run's API keys (shown once; stored only as HMAC hashes):
       curl -ks -H "X-Api-Key: $ADMIN" {base}/api/orders/1                      # 200: admin bypass (logged)
       curl -ksi -H "X-Api-Key: $ALICE" -X PUT -H 'Content-Type: application/json' -d '{{"ownerId":"bob"}}' {base}/api/orders/1 | head -1   # 400: mass assignment
 
- 4  One canonical path: tricks are normalized once or refused with 400
+ 4  Rate limits: the sixth login attempt in 15 minutes from one address gets 429
+      for i in 1 2 3 4 5 6; do curl -ksi -X POST -H 'Content-Type: application/json' -d '{{"username":"alice","password":"guess"}}' {base}/api/login | grep -iE '^HTTP|^retry-after|^ratelimit'; done
+
+ 5  One canonical path: tricks are normalized once or refused with 400
       curl -ksi -H "X-Api-Key: $ALICE" --path-as-is '{base}/api/tasks/../orders/1' | head -1   # routed as /api/orders/1
       curl -ksi --path-as-is '{base}/api/orders%2F1' | head -1                 # encoded slash: 400
       curl -ksi --path-as-is '{base}/api/../../etc/passwd' | head -1           # above the root: 400
       curl -ksi -X DELETE {base}/api/orders | head -1                          # 405 with Allow
 
- 5  Identity comes from the gateway, never from the client
+ 6  Identity comes from the gateway, never from the client
       curl -ks -H "X-Api-Key: $BOB" -H 'X-Palisade-Subject: admin' -H 'X-Forwarded-For: 6.6.6.6' {base}/api/whoami
 
- 6  Safe errors: the API's stack trace and fingerprints never reach the client
+ 7  Safe errors: the API's stack trace and fingerprints never reach the client
       curl -ksi -H "X-Api-Key: $ALICE" {base}/api/debug/crash
 
- 7  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
+ 8  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
       head -c 2097152 /dev/zero | curl -ksi --http1.1 -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
 
- 8  Operations: metrics, readiness, keys, and a reload that never takes a bad config
+ 9  Operations: metrics, readiness, keys, and a reload that never takes a bad config
       curl -s http://{admin}/metrics | grep palisade_requests
       curl -s http://{admin}/readyz
       curl -s -H 'Authorization: Bearer {token}' http://{admin}/keys
       curl -s -X POST -H 'Authorization: Bearer {token}' http://{admin}/reload
 
 Every request above appears below as one JSON log line (failed authentications as
-`auth_failed`, `forbidden` and `owner_violation` events, never with the key). Rate
-limits and schema validation join this tour as they land.
+`auth_failed`, `forbidden`, `owner_violation` and `rate_limited` events, never with
+the key). Schema validation joins this tour when it lands.
 This run's config is {config}: edit it, then reload (SIGHUP or POST /reload above).
 Write a reusable one with `palisade demo --print-config > palisade.toml`.
 Stop with Ctrl-C.

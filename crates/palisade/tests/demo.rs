@@ -68,6 +68,28 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200, "login is public");
+    // The login limit: five per address per 15 minutes (one used above).
+    for _ in 0..4 {
+        let attempt = client
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({"username": "alice", "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            attempt.status(),
+            401,
+            "wrong password, still under the limit"
+        );
+    }
+    let limited = client
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"username": "alice", "password": "wonderland"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
 
     let orders = client
         .get(format!("{base}/api/orders"))

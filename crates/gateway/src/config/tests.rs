@@ -782,3 +782,55 @@ fn owner_rules_are_validated() {
     );
     assert_eq!(load_err(&public).key.as_deref(), Some("route[0].owner"));
 }
+
+#[test]
+fn rate_limit_policies_are_validated_and_named() {
+    let with = |extra: &str, route: &str| {
+        format!(
+            "{}\n{extra}",
+            MINIMAL.replace(
+                "auth = \"public\"\n",
+                &format!("auth = \"public\"\n{route}")
+            )
+        )
+    };
+    let c = load(&with(
+        "[rate_limit]\ndefault = { limit = 100, window = \"15m\", per = \"client\" }\nheaders = \"always\"",
+        "rate_limit = [{ limit = 5, window = \"15m\", per = \"ip\" }, { limit = 50, window = \"1h\", per = { header = \"X-Tenant\" }, burst = 10 }]\n",
+    ))
+    .unwrap();
+    assert!(c.rate_limit.headers_always);
+    assert_eq!(c.rate_limit.default[0].name, "default");
+    assert_eq!(c.rate_limit.default[0].per, PerKey::Client);
+    let route = &c.routes[0].rate_limit;
+    assert_eq!(route[0].name, "route.orders");
+    assert_eq!(route[0].burst, 5, "burst defaults to the limit");
+    assert_eq!(route[1].name, "route.orders.2");
+    assert_eq!(
+        route[1].per,
+        PerKey::Header(http::HeaderName::from_static("x-tenant"))
+    );
+    assert_eq!(route[1].burst, 10);
+
+    for (route_rule, key, fragment) in [
+        (
+            "rate_limit = { limit = 0, window = \"1m\", per = \"ip\" }\n",
+            "route[0].rate_limit.limit",
+            "at least 1",
+        ),
+        (
+            "rate_limit = { limit = 1, window = \"1m\", per = \"planet\" }\n",
+            "route[0].rate_limit.per",
+            "unknown `planet`",
+        ),
+        (
+            "rate_limit = { limit = 1, window = \"1m\", per = \"ip\", burst = 0 }\n",
+            "route[0].rate_limit.burst",
+            "at least 1",
+        ),
+    ] {
+        let err = load_err(&with("", route_rule));
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(fragment), "{err}");
+    }
+}
