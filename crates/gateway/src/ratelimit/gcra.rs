@@ -34,20 +34,18 @@ impl Quota {
         })
     }
 
-    /// `T`: the time one request "costs", in nanoseconds (at least 1).
+    /// `T`: the time one request "costs", in nanoseconds: `window / limit`, computed in
+    /// u128, saturated to `u64::MAX` (windows past ~584 years) and at least 1 (a window
+    /// shorter than `limit` nanoseconds is rounded up to one request per nanosecond).
     fn interval_ns(&self) -> u64 {
-        let t = self.window.as_nanos() / u128::from(self.limit);
+        // `max(1)`: the fields are public, so a `Quota` built without `new` must not divide by 0.
+        let t = self.window.as_nanos() / u128::from(self.limit.max(1));
         u64::try_from(t).unwrap_or(u64::MAX).max(1)
     }
 
+    /// `T = window / limit` (at least one nanosecond).
     pub fn emission_interval(&self) -> Duration {
         Duration::from_nanos(self.interval_ns())
-    }
-
-    /// `tau`: how far ahead of `now` the TAT may run, in nanoseconds.
-    fn tolerance_ns(&self) -> u64 {
-        let tau = u128::from(self.interval_ns()) * u128::from(self.burst);
-        u64::try_from(tau).unwrap_or(u64::MAX)
     }
 }
 
@@ -68,10 +66,10 @@ pub enum Decision {
 /// whose TAT is `tat` (`None`: never seen, or forgotten). Returns the decision and the TAT
 /// to store: `None` when refused, because a refusal consumes nothing.
 pub fn decide(tat: Option<u64>, now: u64, quota: &Quota) -> (Decision, Option<u64>) {
-    // In u128, so that no sum near the ends of the clock's range can wrap or saturate into
-    // a wrong answer.
+    // In u128: `T × burst` and `TAT + T` cannot overflow there (both operands are < 2^64),
+    // so nothing near the ends of the clock's range can wrap or saturate into a wrong answer.
     let t = u128::from(quota.interval_ns());
-    let tau = u128::from(quota.tolerance_ns());
+    let tau = t * u128::from(quota.burst);
     let now = u128::from(now);
     let start = tat.map_or(now, |tat| u128::from(tat).max(now));
     let new_tat = start + t;
@@ -82,6 +80,7 @@ pub fn decide(tat: Option<u64>, now: u64, quota: &Quota) -> (Decision, Option<u6
             remaining: u32::try_from((tau - ahead) / t).unwrap_or(u32::MAX),
             reset: nanos(ahead),
         };
+        // Saturates only for windows of centuries, where "never again" is the right answer.
         (decision, Some(u64::try_from(new_tat).unwrap_or(u64::MAX)))
     } else {
         let decision = Decision::Deny {
@@ -250,5 +249,201 @@ mod tests {
         assert!(matches!(decide(None, 0, &tiny).0, Decision::Allow { .. }));
         assert!(Quota::new(0, Duration::from_secs(1), None).is_err());
         assert!(Quota::new(1, Duration::ZERO, None).is_err());
+    }
+
+    /// A second, structurally different reference: ITU-T I.371's "virtual scheduling"
+    /// formulation, with the limit `L` expressed as the tolerance beyond one interval
+    /// (`L = (burst − 1) × T`), a request conforming iff `t ≥ TAT − L`, on i128 so no clamping
+    /// is involved. Driven in nanoseconds by a fixed pseudo-random schedule, including
+    /// intervals that do not divide the window.
+    fn virtual_scheduling(t: i128, burst: i128, arrivals: &[u64]) -> Vec<bool> {
+        let l = (burst - 1) * t;
+        let mut tat: i128 = i128::MIN / 2;
+        arrivals
+            .iter()
+            .map(|&at| {
+                let at = i128::from(at);
+                if at < tat - l {
+                    false
+                } else {
+                    tat = tat.max(at) + t;
+                    true
+                }
+            })
+            .collect()
+    }
+
+    fn run_ns(quota: &Quota, arrivals: &[u64]) -> Vec<bool> {
+        let mut tat = None;
+        arrivals
+            .iter()
+            .map(|&at| {
+                let (decision, new_tat) = decide(tat, at, quota);
+                assert_eq!(
+                    new_tat.is_some(),
+                    matches!(decision, Decision::Allow { .. })
+                );
+                tat = new_tat.or(tat);
+                new_tat.is_some()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_virtual_scheduling_on_random_nanosecond_schedules() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for (limit, window_ns, burst) in [
+            (5_u32, 900 * S, 5_u32),
+            (7, 1_000, 3),
+            (3, 1_000, 11),
+            (1, 1, 1),
+            (1000, 999, 1),
+            (13, 1_000_003, 13),
+        ] {
+            let quota = Quota::new(limit, Duration::from_nanos(window_ns), Some(burst)).unwrap();
+            let t = i128::from(quota.interval_ns());
+            for _ in 0..20 {
+                let mut at = next(window_ns);
+                let arrivals: Vec<u64> = (0..200)
+                    .map(|_| {
+                        // Mostly bursts (gap 0), sometimes short gaps, sometimes long pauses.
+                        at += match next(4) {
+                            0 | 1 => 0,
+                            2 => next(window_ns / u64::from(limit) + 2),
+                            _ => next(2 * window_ns + 1),
+                        };
+                        at
+                    })
+                    .collect();
+                assert_eq!(
+                    run_ns(&quota, &arrivals),
+                    virtual_scheduling(t, i128::from(burst), &arrivals),
+                    "limit {limit} window {window_ns}ns burst {burst}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn burst_larger_and_smaller_than_the_limit() {
+        // 10 per minute (T = 6 s) with a burst of 3: 3 at once, then one every 6 s.
+        let q = quota(10, 60, Some(3));
+        let mut tat = None;
+        for expected in [2, 1, 0] {
+            let (d, new_tat) = decide(tat, 0, &q);
+            assert_eq!(
+                d,
+                Decision::Allow {
+                    remaining: expected,
+                    reset: Duration::from_secs(6 * (3 - u64::from(expected)))
+                }
+            );
+            tat = new_tat;
+        }
+        assert_eq!(
+            decide(tat, 0, &q).0,
+            Decision::Deny {
+                retry_after: Duration::from_secs(6),
+                reset: Duration::from_secs(18)
+            }
+        );
+        assert_eq!(
+            run(&q, &[0, 0, 0, 0, 5, 6, 6, 11, 12, 60, 60, 60, 60]),
+            [
+                true, true, true, false, false, true, false, false, true, true, true, true, false
+            ]
+        );
+
+        // 2 per minute (T = 30 s) with a burst of 5: 5 at once, then one every 30 s.
+        let q = quota(2, 60, Some(5));
+        let (first, _) = decide(None, 0, &q);
+        assert_eq!(
+            first,
+            Decision::Allow {
+                remaining: 4,
+                reset: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            run(
+                &q,
+                &[0, 0, 0, 0, 0, 0, 29, 30, 30, 150, 150, 150, 150, 150, 150]
+            ),
+            [
+                true, true, true, true, true, false, false, true, false, true, true, true, true,
+                false, false
+            ]
+        );
+    }
+
+    #[test]
+    fn one_per_nanosecond() {
+        let q = Quota::new(1, Duration::from_nanos(1), None).unwrap();
+        assert_eq!(q.emission_interval(), Duration::from_nanos(1));
+        let (d, tat) = decide(None, 0, &q);
+        assert_eq!(
+            d,
+            Decision::Allow {
+                remaining: 0,
+                reset: Duration::from_nanos(1)
+            }
+        );
+        assert_eq!(tat, Some(1));
+        assert_eq!(
+            decide(tat, 0, &q),
+            (
+                Decision::Deny {
+                    retry_after: Duration::from_nanos(1),
+                    reset: Duration::from_nanos(1)
+                },
+                None
+            )
+        );
+        assert_eq!(decide(tat, 1, &q).1, Some(2));
+        // At the very end of the clock the TAT saturates instead of wrapping to 0.
+        let (d, tat) = decide(None, u64::MAX, &q);
+        assert!(matches!(d, Decision::Allow { remaining: 0, .. }));
+        assert_eq!(tat, Some(u64::MAX));
+        // More requests per window than nanoseconds: rounded to one per nanosecond.
+        let q = Quota::new(10, Duration::from_nanos(3), None).unwrap();
+        assert_eq!(q.emission_interval(), Duration::from_nanos(1));
+    }
+
+    #[test]
+    fn huge_windows_and_bursts_do_not_overflow() {
+        // T = u64::MAX / 2 ns and a burst of u32::MAX: T × burst needs 95 bits.
+        let q = Quota::new(2, Duration::from_nanos(u64::MAX), Some(u32::MAX)).unwrap();
+        let (d, tat) = decide(None, 5, &q);
+        let Decision::Allow { remaining, reset } = d else {
+            panic!("the first request is admitted: {d:?}")
+        };
+        assert_eq!(remaining, u32::MAX - 1);
+        assert_eq!(reset, Duration::from_nanos(u64::MAX / 2));
+        // The next TAT would be past the clock's range: it saturates instead of wrapping.
+        let (_, tat) = decide(tat, 5, &q);
+        assert_eq!(tat, Some(u64::MAX));
+        // A window of u64::MAX seconds: the interval saturates to u64::MAX nanoseconds.
+        let q = Quota::new(1, Duration::from_secs(u64::MAX), None).unwrap();
+        assert_eq!(q.emission_interval(), Duration::from_nanos(u64::MAX));
+        let (d, tat) = decide(None, 0, &q);
+        assert!(matches!(d, Decision::Allow { remaining: 0, .. }));
+        assert!(matches!(
+            decide(tat, u64::MAX - 1, &q).0,
+            Decision::Deny { .. }
+        ));
+        // A `Quota` built by hand with zeros does not panic.
+        let zero = Quota {
+            limit: 0,
+            window: Duration::from_secs(1),
+            burst: 0,
+        };
+        assert!(matches!(decide(None, 0, &zero).0, Decision::Deny { .. }));
+        assert!(Quota::new(1, Duration::from_secs(1), Some(0)).is_err());
     }
 }
