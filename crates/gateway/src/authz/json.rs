@@ -151,12 +151,48 @@ pub fn remove_matching(value: &mut Value, pointer: &str) -> usize {
     removed
 }
 
+/// Every value `pointer` names, read in place: the same rules as `remove_matching`
+/// (member names ignoring ASCII case, `*` for every item or member, array elements never
+/// the last step), without copying the document.
+fn leaves<'v>(value: &'v Value, segs: &[String], out: &mut Vec<&'v Value>) {
+    let Some((first, rest)) = segs.split_first() else {
+        return;
+    };
+    let wildcard = first == "*";
+    let children: Vec<&Value> = match value {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(name, _)| wildcard || name.eq_ignore_ascii_case(first))
+            .map(|(_, child)| child)
+            .collect(),
+        Value::Array(items) if !rest.is_empty() => {
+            if wildcard {
+                items.iter().collect()
+            } else {
+                first
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .into_iter()
+                    .collect()
+            }
+        }
+        _ => Vec::new(),
+    };
+    if rest.is_empty() {
+        out.extend(children);
+    } else {
+        for child in children {
+            leaves(child, rest, out);
+        }
+    }
+}
+
 /// Whether any field `pointer` names is present.
 pub fn any_matching(value: &Value, pointer: &str) -> bool {
-    // Reuse the mutable walk on a copy only when needed: bodies are small and this runs
-    // once per request with a field rule.
-    let mut copy = value.clone();
-    remove_matching(&mut copy, pointer) > 0
+    let mut found = Vec::new();
+    leaves(value, &segments(pointer), &mut found);
+    !found.is_empty()
 }
 
 /// The owner at `pointer`, as text: a string as is, a number in its JSON form. Anything
@@ -189,24 +225,10 @@ pub fn filter_owned(
 
 /// Every value found at `pointer`, member names compared ignoring ASCII case (so
 /// `/ownerId` also finds `OwnerID`, which some upstreams bind to the same field).
-pub fn values_at(value: &Value, pointer: &str) -> Vec<Value> {
-    let segs = segments(pointer);
-    let Some((last, _)) = segs.split_last() else {
-        return Vec::new();
-    };
-    let mut copy = value.clone();
-    let mut parents = Vec::new();
-    visit_parents(&mut copy, &segs, &mut parents);
-    parents
-        .into_iter()
-        .filter_map(|(parent, _)| parent.as_object().cloned())
-        .flat_map(|map| {
-            map.into_iter()
-                .filter(|(name, _)| name.eq_ignore_ascii_case(last))
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+pub fn values_at<'v>(value: &'v Value, pointer: &str) -> Vec<&'v Value> {
+    let mut found = Vec::new();
+    leaves(value, &segments(pointer), &mut found);
+    found
 }
 
 /// Sets the field at `pointer` (its parent must be an object), removing any member whose
@@ -300,7 +322,7 @@ mod tests {
     fn names_match_ignoring_case() {
         let doc = json!({"OwnerID": "alice", "IsAdmin": true});
         assert!(any_matching(&doc, "/isAdmin"));
-        assert_eq!(values_at(&doc, "/ownerId"), [json!("alice")]);
+        assert_eq!(values_at(&doc, "/ownerId"), [&json!("alice")]);
         let mut doc = doc;
         assert!(set_field(&mut doc, "/ownerId", json!("bob")));
         assert_eq!(doc, json!({"ownerId": "bob", "IsAdmin": true}));
