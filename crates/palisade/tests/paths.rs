@@ -5,11 +5,12 @@
 //! upstream received (exactly the canonical path, or nothing at all), and what the access
 //! log recorded.
 
-use std::time::Duration;
+mod common;
 
-use palisade_testkit::gateway::{log_event, log_field};
-use palisade_testkit::{GatewayProcess, RawResponse, RecordingUpstream, raw};
-use serde_json::Value;
+use common::{assert_gateway_headers, assert_problem, log_line};
+
+use palisade_testkit::gateway::log_field;
+use palisade_testkit::{GatewayProcess, RecordingUpstream, raw};
 
 fn config(upstream_url: &str) -> String {
     format!(
@@ -69,60 +70,6 @@ fn request(method: &str, target: &str) -> Vec<u8> {
 fn request_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     text.lines().next().unwrap_or_default().to_owned()
-}
-
-/// Headers palisade puts on (or removes from) every response, its own errors included.
-fn assert_gateway_headers(rsp: &RawResponse, what: &str) -> String {
-    let id = rsp
-        .header("x-request-id")
-        .unwrap_or_else(|| panic!("{what}: no x-request-id in {rsp:?}"));
-    assert!(!id.is_empty(), "{what}: empty x-request-id");
-    assert_eq!(
-        rsp.header("x-content-type-options"),
-        Some("nosniff"),
-        "{what}"
-    );
-    assert_eq!(rsp.header("server"), None, "{what}");
-    assert_eq!(rsp.header("x-powered-by"), None, "{what}");
-    id.to_owned()
-}
-
-/// A palisade problem+json answer with this status and slug, tied to the request id.
-fn assert_problem(rsp: &RawResponse, status: u16, slug: &str, what: &str) {
-    assert_eq!(rsp.status, status, "{what}: {}", rsp.body_str());
-    let id = assert_gateway_headers(rsp, what);
-    assert_eq!(
-        rsp.header("content-type"),
-        Some("application/problem+json"),
-        "{what}"
-    );
-    let body = rsp.json();
-    assert_eq!(
-        body["type"],
-        format!("urn:palisade:problem:{slug}"),
-        "{what}"
-    );
-    assert!(
-        body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{what}: {body}"
-    );
-    assert_eq!(body["status"], status, "{what}");
-    assert_eq!(body["request_id"], id.as_str(), "{what}");
-}
-
-/// The access-log line of the request with this id (it is written when the response body
-/// ends, so it may trail the response by a moment).
-fn access_log(gw: &GatewayProcess, id: &str) -> Value {
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |v| {
-                log_event(v) == Some("request")
-                    && log_field(v, "request_id").and_then(Value::as_str) == Some(id)
-            },
-            Duration::from_secs(5),
-        )
-    })
-    .unwrap_or_else(|| panic!("no access log line for request {id}\n{}", gw.stdout()))
 }
 
 /// The log's form of a path and query: values redacted, names kept.
@@ -222,7 +169,7 @@ async fn each_path_is_routed_as_canonicalized_or_refused() {
         let rsp = raw::send(addr, &bytes).await;
         let id = assert_gateway_headers(&rsp, &what);
         let seen = upstream.requests();
-        let log = access_log(&gw, &id);
+        let log = log_line(&gw, "request", &id);
         match expect {
             Forwarded(path_and_query) => {
                 assert_eq!(rsp.status, 200, "{what}: {}", rsp.body_str());

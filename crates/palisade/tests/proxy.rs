@@ -5,14 +5,18 @@
 //! Requests are raw bytes, so that the test, not a client library, decides every header
 //! and every framing byte.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use palisade_testkit::gateway::{log_event, log_field};
+use palisade_testkit::gateway::log_field;
 use palisade_testkit::raw::{self, RawConnection};
 use palisade_testkit::upstream::SECRET_MARKER;
-use palisade_testkit::{GatewayProcess, RawResponse, Recorded, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, Recorded, RecordingUpstream};
 use serde_json::Value;
+
+use common::{assert_gateway_headers, assert_problem, log_line};
 
 const MIB: usize = 1 << 20;
 
@@ -100,34 +104,6 @@ fn get(target: &str, headers: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: client.example\r\n{headers}\r\n").into_bytes()
 }
 
-/// Headers palisade puts on (or removes from) every response; returns the request id.
-fn assert_gateway_headers(rsp: &RawResponse) -> String {
-    let id = rsp
-        .header("x-request-id")
-        .unwrap_or_else(|| panic!("no x-request-id in {rsp:?}"));
-    assert!(!id.is_empty());
-    assert_eq!(rsp.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(rsp.header("server"), None, "{rsp:?}");
-    assert_eq!(rsp.header("x-powered-by"), None, "{rsp:?}");
-    id.to_owned()
-}
-
-/// A palisade problem+json answer; returns the request id.
-fn assert_problem(rsp: &RawResponse, status: u16, slug: &str) -> String {
-    assert_eq!(rsp.status, status, "{}", rsp.body_str());
-    let id = assert_gateway_headers(rsp);
-    assert_eq!(rsp.header("content-type"), Some("application/problem+json"));
-    let body = rsp.json();
-    assert_eq!(body["type"], format!("urn:palisade:problem:{slug}"));
-    assert!(
-        body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert_eq!(body["status"], status);
-    assert_eq!(body["request_id"], id.as_str());
-    id
-}
-
 /// The one request the upstream received since the last `clear`.
 fn only_request(upstream: &RecordingUpstream) -> Recorded {
     let seen = upstream.requests();
@@ -136,20 +112,6 @@ fn only_request(upstream: &RecordingUpstream) -> Recorded {
 }
 
 /// The first log line with this `event` and `request_id` (the access log line is written
-/// when the response body ends, so it may trail the response by a moment).
-fn log_line(gw: &GatewayProcess, event: &str, id: &str) -> Value {
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |v| {
-                log_event(v) == Some(event)
-                    && log_field(v, "request_id").and_then(Value::as_str) == Some(id)
-            },
-            Duration::from_secs(5),
-        )
-    })
-    .unwrap_or_else(|| panic!("no {event} log line for request {id}\n{}", gw.stdout()))
-}
-
 fn field<'a>(line: &'a Value, key: &str) -> &'a Value {
     log_field(line, key).unwrap_or_else(|| panic!("no `{key}` in {line}"))
 }
@@ -189,7 +151,7 @@ async fn client_headers_never_speak_for_the_gateway() {
     )
     .await;
     assert_eq!(rsp.status, 200, "{}", rsp.body_str());
-    let id = assert_gateway_headers(&rsp);
+    let id = assert_gateway_headers(&rsp, "");
     assert_ne!(id, "spoofed-id");
     let seen = only_request(&upstream);
     assert_eq!(seen.path_and_query, "/api/orders");
@@ -229,7 +191,7 @@ async fn client_headers_never_speak_for_the_gateway() {
     )
     .await;
     assert_eq!(rsp.status, 200, "{}", rsp.body_str());
-    assert_gateway_headers(&rsp);
+    assert_gateway_headers(&rsp, "");
     let seen = only_request(&upstream);
     assert_eq!(seen.path_and_query, "/api/orders/7");
     for hop in ["connection", "x-secret", "te", "proxy-authorization"] {
@@ -241,7 +203,7 @@ async fn client_headers_never_speak_for_the_gateway() {
     upstream.clear();
     let rsp = raw::send(addr, &get("/api/orders?token=abc123secret&page=2", "")).await;
     assert_eq!(rsp.status, 200, "{}", rsp.body_str());
-    let id = assert_gateway_headers(&rsp);
+    let id = assert_gateway_headers(&rsp, "");
     assert_eq!(
         only_request(&upstream).path_and_query,
         "/api/orders?token=abc123secret&page=2"
@@ -265,7 +227,7 @@ async fn a_trusted_proxy_extends_the_forwarding_chain() {
     )
     .await;
     assert_eq!(rsp.status, 200, "{}", rsp.body_str());
-    let id = assert_gateway_headers(&rsp);
+    let id = assert_gateway_headers(&rsp, "");
     let seen = only_request(&upstream);
     assert_eq!(seen.header_all("x-forwarded-for"), ["6.6.6.6, 127.0.0.1"]);
     assert!(
@@ -286,7 +248,7 @@ async fn upstream_failures_reach_the_client_as_generic_problems() {
 
     // 500 with a stack trace: the status passes, the trace and fingerprints do not.
     let rsp = raw::send(addr, &get("/fail", "")).await;
-    let id = assert_problem(&rsp, 500, "upstream-error");
+    let id = assert_problem(&rsp, 500, "upstream-error", "upstream-error");
     for leak in [SECRET_MARKER, "Apache", "PHP", "NullPointerException"] {
         assert!(
             !rsp.body_str().contains(leak),
@@ -308,7 +270,7 @@ async fn upstream_failures_reach_the_client_as_generic_problems() {
     // Nothing listening: 502.
     upstream.clear();
     let rsp = raw::send(addr, &get("/down", "")).await;
-    let id = assert_problem(&rsp, 502, "bad-gateway");
+    let id = assert_problem(&rsp, 502, "bad-gateway", "bad-gateway");
     assert!(upstream.requests().is_empty());
     assert_eq!(
         field(&log_line(&gw, "upstream_error", &id), "reason"),
@@ -319,7 +281,7 @@ async fn upstream_failures_reach_the_client_as_generic_problems() {
     // sleeps, so it has seen the request.
     upstream.clear();
     let rsp = raw::send(addr, &get("/slow?ms=5000", "")).await;
-    let id = assert_problem(&rsp, 504, "gateway-timeout");
+    let id = assert_problem(&rsp, 504, "gateway-timeout", "gateway-timeout");
     assert_eq!(only_request(&upstream).path_and_query, "/slow?ms=5000");
     assert_eq!(
         field(&log_line(&gw, "upstream_error", &id), "reason"),
@@ -344,7 +306,7 @@ async fn limits_hold_before_the_upstream_sees_anything() {
             .as_bytes(),
         )
         .await;
-    assert_problem(&rsp, 413, "payload-too-large");
+    assert_problem(&rsp, 413, "payload-too-large", "payload-too-large");
     assert!(upstream.requests().is_empty());
 
     // Chunked, one byte over the limit: the gateway reads up to the limit, then refuses.
@@ -357,7 +319,7 @@ async fn limits_hold_before_the_upstream_sees_anything() {
     conn.write(&full[..full.len() - b"0\r\n\r\n".len()]).await;
     conn.write(b"1\r\nx\r\n").await;
     let rsp = conn.read_response().await;
-    assert_problem(&rsp, 413, "payload-too-large");
+    assert_problem(&rsp, 413, "payload-too-large", "payload-too-large");
     assert!(upstream.requests().is_empty());
 
     // Chunked within the limit (up to exactly the limit): buffered, then sent with a
@@ -370,7 +332,7 @@ async fn limits_hold_before_the_upstream_sees_anything() {
         request.extend_from_slice(&chunked(&body, 10_000));
         let rsp = raw::send(addr, &request).await;
         assert_eq!(rsp.status, 200, "{len} bytes: {}", rsp.body_str());
-        assert_gateway_headers(&rsp);
+        assert_gateway_headers(&rsp, "");
         let seen = only_request(&upstream);
         assert_eq!(seen.header_all("content-length"), [len.to_string()]);
         assert_eq!(seen.header("transfer-encoding"), None);
@@ -384,7 +346,7 @@ async fn limits_hold_before_the_upstream_sees_anything() {
     upstream.clear();
     let big = format!("X-Big: {}\r\n", "a".repeat(40 * 1024));
     let rsp = raw::send(addr, &get("/api/orders", &big)).await;
-    assert_problem(&rsp, 431, "headers-too-large");
+    assert_problem(&rsp, 431, "headers-too-large", "headers-too-large");
     assert!(upstream.requests().is_empty());
     // Far past hyper's read buffer (64 KiB), hyper answers first (a bare 431); only the
     // status is asserted, so either layer may answer.

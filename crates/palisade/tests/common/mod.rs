@@ -1,13 +1,17 @@
-//! Helpers shared by the integration tests that need API keys.
+//! Helpers shared by the integration tests: API keys, palisade's response headers and
+//! problem bodies, and log lines.
 
-use palisade_testkit::GatewayProcess;
+// Each test binary uses only some of these.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use palisade_testkit::gateway::{log_event, log_field};
+use palisade_testkit::{GatewayProcess, RawResponse};
+use serde_json::Value;
 
 /// Creates a key through the admin API and checks the answer; returns `(key, id)`.
-pub async fn create_key(
-    gw: &GatewayProcess,
-    admin_token: &str,
-    body: serde_json::Value,
-) -> (String, String) {
+pub async fn create_key(gw: &GatewayProcess, admin_token: &str, body: Value) -> (String, String) {
     let response = reqwest::Client::new()
         .post(format!("{}/keys", gw.admin_url()))
         .bearer_auth(admin_token)
@@ -17,9 +21,66 @@ pub async fn create_key(
         .unwrap();
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let created: serde_json::Value = response.json().await.unwrap();
+    let created: Value = response.json().await.unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["info"]["id"].as_str().unwrap().to_owned();
     assert!(key.starts_with(&format!("pal_{id}_")), "{key}");
     (key, id)
+}
+
+/// The headers palisade puts on (or removes from) every response; returns the request id.
+/// `what` names the case in failure messages.
+pub fn assert_gateway_headers(rsp: &RawResponse, what: &str) -> String {
+    let id = rsp
+        .header("x-request-id")
+        .unwrap_or_else(|| panic!("{what}: no x-request-id in {rsp:?}"));
+    assert!(!id.is_empty(), "{what}: empty x-request-id");
+    assert_eq!(
+        rsp.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(rsp.header("server"), None, "{what}: {rsp:?}");
+    assert_eq!(rsp.header("x-powered-by"), None, "{what}: {rsp:?}");
+    id.to_owned()
+}
+
+/// A palisade problem+json answer with this status and slug, tied to the request id;
+/// returns the id.
+pub fn assert_problem(rsp: &RawResponse, status: u16, slug: &str, what: &str) -> String {
+    assert_eq!(rsp.status, status, "{what}: {}", rsp.body_str());
+    let id = assert_gateway_headers(rsp, what);
+    assert_eq!(
+        rsp.header("content-type"),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    let body = rsp.json();
+    assert_eq!(
+        body["type"],
+        format!("urn:palisade:problem:{slug}"),
+        "{what}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{what}: {body}"
+    );
+    assert_eq!(body["status"], status, "{what}");
+    assert_eq!(body["request_id"], id.as_str(), "{what}");
+    id
+}
+
+/// The first log line with this `event` and `request_id` (the access log line is written
+/// when the response body ends, so it may trail the response by a moment).
+pub fn log_line(gw: &GatewayProcess, event: &str, id: &str) -> Value {
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |v| {
+                log_event(v) == Some(event)
+                    && log_field(v, "request_id").and_then(Value::as_str) == Some(id)
+            },
+            Duration::from_secs(5),
+        )
+    })
+    .unwrap_or_else(|| panic!("no {event} log line for request {id}\n{}", gw.stdout()))
 }
