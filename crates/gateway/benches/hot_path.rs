@@ -99,7 +99,7 @@ fn authn(c: &mut Criterion) {
 
 fn ratelimit(c: &mut Criterion) {
     use palisade_gateway::ratelimit::gcra::Quota;
-    use palisade_gateway::ratelimit::memory::MemoryStore;
+    use palisade_gateway::ratelimit::memory::{Check, MemoryStore};
     let store = MemoryStore::new(1_000_000);
     let quota = Quota::new(1_000_000_000, Duration::from_secs(1), None).unwrap();
     let keys: Vec<String> = (0..10_000)
@@ -109,7 +109,7 @@ fn ratelimit(c: &mut Criterion) {
     c.bench_function("ratelimit/memory_decision", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            store.check_all(&[(keys[i].as_str(), quota)])
+            store.check_all(&[Check::take(keys[i].as_str(), quota)])
         })
     });
 }

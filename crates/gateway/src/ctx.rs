@@ -83,6 +83,9 @@ pub struct RequestCtx {
     pub upstream: Option<Arc<str>>,
     /// The tightest rate-limit policy's state, when `RateLimit` headers go on every response.
     pub rate_limit: Option<crate::ratelimit::RateLimitState>,
+    /// The `on_store_error` mode that decided this request's rate limits, when the shared
+    /// store failed (`local`, `deny` or `allow`).
+    pub rate_limit_fallback: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -98,6 +101,7 @@ impl RequestCtx {
             route: None,
             upstream: None,
             rate_limit: None,
+            rate_limit_fallback: None,
         }
     }
 }

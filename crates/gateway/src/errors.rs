@@ -33,6 +33,8 @@ pub enum Rejection {
         state: crate::ratelimit::RateLimitState,
         retry_after: std::time::Duration,
     },
+    /// The shared rate-limit store is failing and `on_store_error = "deny"`.
+    RateLimitUnavailable,
     /// Authenticated, but without a role or scope the route needs.
     Forbidden,
     /// The body sets a field the route denies (mass assignment), or is not the JSON a
@@ -110,6 +112,12 @@ impl Rejection {
                 "rate-limited",
                 "Too many requests",
                 Some("the rate limit for this request is exhausted; retry after the time given"),
+            ),
+            Rejection::RateLimitUnavailable => p(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate-limit-unavailable",
+                "Service unavailable",
+                Some("rate limits cannot be checked right now; retry later"),
             ),
             Rejection::Forbidden => p(
                 StatusCode::FORBIDDEN,
@@ -246,6 +254,12 @@ pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
     }
+    if matches!(rejection, Rejection::RateLimitUnavailable) {
+        // The store is retried every half second: a client may come back at once.
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if let Rejection::MethodNotAllowed { allow } = &rejection {
         let list = allow
             .iter()
@@ -327,6 +341,7 @@ mod tests {
             Rejection::BadRequest("conflicting Host headers"),
             Rejection::Unauthorized { token_given: true },
             Rejection::AuthUnavailable,
+            Rejection::RateLimitUnavailable,
             Rejection::RateLimited {
                 state: crate::ratelimit::RateLimitState {
                     policy: "login".into(),
@@ -379,7 +394,8 @@ mod tests {
             Method::GET,
         );
         let expected_status = [
-            400, 400, 401, 503, 429, 403, 400, 502, 404, 405, 413, 431, 408, 502, 504, 503, 500,
+            400, 400, 401, 503, 503, 429, 403, 400, 502, 404, 405, 413, 431, 408, 502, 504, 503,
+            500,
         ];
         let variants = every_variant();
         assert_eq!(

@@ -34,8 +34,9 @@ use crate::limits;
 use crate::observe::{Metrics, Observed};
 use crate::path;
 use crate::proxy::{Outgoing, Upstreams};
+use crate::ratelimit;
 use crate::ratelimit::RateLimiter;
-use crate::ratelimit::memory::MemoryStore;
+use crate::ratelimit::store::RateStore;
 use crate::routes::{RouteMiss, Router};
 use crate::tls::Tls;
 
@@ -56,18 +57,19 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds every phase from `config`; any error names the file, line and key. `keys` is
-    /// the key service for `config.store` (opened by the server, kept across reloads).
+    /// the key service for `config.store` and `rate_store` the rate-limit store (both
+    /// opened by the server and kept across reloads).
     pub fn build(
         config: Config,
         metrics: Arc<Metrics>,
         keys: Option<KeyService>,
-        rate_store: Arc<MemoryStore>,
+        rate_store: RateStore,
     ) -> Result<Gateway, ConfigError> {
         let router = Router::build(&config.routes)
             .map_err(|e| config.error_at(&format!("route[{}].path", e.route), e.message))?;
         let upstreams = Upstreams::build(&config)?;
         let tls = Tls::build(&config)?;
-        let limiter = RateLimiter::new(&config, rate_store)
+        let limiter = RateLimiter::new(&config, rate_store, metrics.clone())
             .map_err(|message| config.error_at("rate_limit", message))?;
         let jwt = config
             .auth
@@ -130,7 +132,7 @@ pub async fn handle(
     });
 
     if let Some(state) = &ctx.rate_limit {
-        let (policy, now) = crate::ratelimit::header_values(state);
+        let (policy, now) = ratelimit::header_values(state);
         for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
             if let Ok(value) = http::HeaderValue::from_str(&value) {
                 response.headers_mut().entry(name).or_insert(value);
@@ -189,15 +191,25 @@ async fn phases(
     let limits = &gw.config.limits;
     let trusted = &gw.config.server.trusted_proxies;
 
-    // 4 (before auth): per ip, per route, per header — cheap, before any crypto.
-    gw.limiter.before_auth(ctx, route, &head.headers)?;
+    // 4 (before auth): per ip, per route, per header, and address lockouts — cheap,
+    // before any crypto.
+    gw.limiter.before_auth(ctx, route, &head.headers).await?;
     // 2: who is calling → Principal.
-    let principal = gw
+    let principal = match gw
         .authn
         .authenticate(ctx, route_config, &head.headers)
-        .await?;
+        .await
+    {
+        Ok(principal) => principal,
+        Err(rejection) => {
+            if matches!(rejection, Rejection::Unauthorized { token_given: true }) {
+                gw.limiter.record_failure(ctx, route, None).await;
+            }
+            return Err(rejection);
+        }
+    };
     // 4 (after auth): per client, subject or key.
-    gw.limiter.after_auth(ctx, route, &principal)?;
+    gw.limiter.after_auth(ctx, route, &principal).await?;
     // 3: may they call this route (roles, scopes, owner by path) → Permit.
     let path = ctx
         .path
@@ -210,6 +222,15 @@ async fn phases(
         .authorize(ctx, route, route_config, principal, &matched.params, &path)?;
     // 5 (size): the body, bounded before the upstream sees a byte.
     let body = limits::limit_body(incoming, limits.max_body, limits.request_timeout).await?;
+    // 4 (body): per body field, and account lockouts on login routes.
+    let (body, fields) = ratelimit::body::read_fields(
+        &head.headers,
+        body,
+        limits.max_body,
+        &gw.limiter.body_fields(route),
+    )
+    .await?;
+    gw.limiter.after_body(ctx, route, &fields).await?;
     // 3 (fields): mass assignment and the owner of a create.
     let method = head.method.clone();
     let body = guard::request_body(
@@ -225,7 +246,6 @@ async fn phases(
 
     let upstream = gw.upstreams.get(route_config.upstream);
     ctx.upstream = Some(upstream.name.clone());
-    let ctx = &*ctx;
     // 3 (objects): a write to an owned object is checked on the object first.
     if let Some(check) = permit.owner_check()
         && guard::needs_preflight(&method, route_config)
@@ -250,7 +270,7 @@ async fn phases(
     let response = upstream
         .forward(
             &permit,
-            ctx,
+            &*ctx,
             Outgoing {
                 head,
                 body,
@@ -261,6 +281,11 @@ async fn phases(
             },
         )
         .await?;
+    // 4 (logins): the upstream's verdict on a login counts against address and account.
+    if gw.limiter.is_failed_login(route, response.status()) {
+        let account = gw.limiter.login_account_value(route, &fields);
+        gw.limiter.record_failure(ctx, route, account).await;
+    }
     // 3 (responses): owner of what is read, fields that never leave.
     guard::response(
         ctx,

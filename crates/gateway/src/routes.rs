@@ -358,6 +358,7 @@ mod tests {
             response_deny: Vec::new(),
             request_deny: Vec::new(),
             rate_limit: Vec::new(),
+            login: None,
         }
     }
 

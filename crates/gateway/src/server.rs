@@ -33,7 +33,10 @@ use tokio::task::JoinSet;
 
 use palisade_store::KeyService;
 
+use crate::config::RateStoreKind;
 use crate::ratelimit::memory::MemoryStore;
+use crate::ratelimit::redis::RedisStore;
+use crate::ratelimit::store::RateStore;
 
 use crate::body;
 use crate::config::{Config, ConfigError};
@@ -59,8 +62,8 @@ pub enum StartError {
 /// State shared by every listener and the admin API.
 pub struct Shared {
     gateway: ArcSwap<Gateway>,
-    /// Rate-limit state, kept across reloads (a reload must not reset anyone's quota).
-    rate_store: Arc<MemoryStore>,
+    /// Rate-limit stores, kept across reloads (a reload must not reset anyone's quota).
+    rate_stores: RateStores,
     /// The open key store, kept across reloads that leave `[store]` unchanged so that its
     /// cache and connections survive.
     keys: tokio::sync::Mutex<Option<OpenStore>>,
@@ -97,7 +100,11 @@ impl Shared {
                     Ok(store) => {
                         let keys = store.as_ref().map(|s| s.service.clone());
                         *open = store;
-                        Gateway::build(config, self.metrics.clone(), keys, self.rate_store.clone())
+                        self.rate_stores
+                            .for_config(&config, &self.metrics)
+                            .and_then(|rate_store| {
+                                Gateway::build(config, self.metrics.clone(), keys, rate_store)
+                            })
                     }
                     Err(error) => Err(error),
                 }
@@ -142,6 +149,39 @@ fn warn_about_listener_changes(config: &Config, bound: Bound) {
 }
 
 /// An open key store and its background task (revocation listener, last-used flusher).
+/// The rate-limit stores of the process: the memory store (also the fallback for Redis)
+/// for its whole life, the Redis connection for as long as its URL stays the same.
+struct RateStores {
+    memory: Arc<MemoryStore>,
+    redis: std::sync::Mutex<Option<Arc<RedisStore>>>,
+}
+
+impl RateStores {
+    fn for_config(&self, config: &Config, metrics: &Metrics) -> Result<RateStore, ConfigError> {
+        let limits = &config.rate_limit;
+        let RateStoreKind::Redis(url) = &limits.store else {
+            return Ok(RateStore::memory(self.memory.clone()));
+        };
+        let mut open = self.redis.lock().unwrap_or_else(|p| p.into_inner());
+        let redis = match open.as_ref().filter(|r| r.url() == url) {
+            Some(redis) => redis.clone(),
+            None => {
+                let redis = RedisStore::connect(url)
+                    .map_err(|message| config.error_at("rate_limit.store", message))?;
+                *open = Some(redis.clone());
+                redis
+            }
+        };
+        Ok(RateStore::redis(
+            redis,
+            self.memory.clone(),
+            limits.on_store_error,
+            limits.store_timeout,
+            metrics,
+        ))
+    }
+}
+
 struct OpenStore {
     url: String,
     pepper: secrecy::SecretString,
@@ -227,8 +267,12 @@ impl Server {
         let has_tls = config.server.tls.is_some();
         let store = OpenStore::reuse_or_open(None, &config).await?;
         let keys = store.as_ref().map(|s| s.service.clone());
-        let rate_store = Arc::new(MemoryStore::new(config.rate_limit.max_keys));
-        let gateway = Gateway::build(config, metrics.clone(), keys, rate_store.clone())?;
+        let rate_stores = RateStores {
+            memory: Arc::new(MemoryStore::new(config.rate_limit.max_keys)),
+            redis: std::sync::Mutex::new(None),
+        };
+        let rate_store = rate_stores.for_config(&config, &metrics)?;
+        let gateway = Gateway::build(config, metrics.clone(), keys, rate_store)?;
 
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -260,7 +304,7 @@ impl Server {
         let shared = Arc::new(Shared {
             gateway: ArcSwap::from_pointee(gateway),
             keys: tokio::sync::Mutex::new(store),
-            rate_store,
+            rate_stores,
             metrics,
             config_path,
             reload_lock: tokio::sync::Mutex::new(()),

@@ -60,7 +60,7 @@ async fn login_from(gw: &GatewayProcess, ip: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{}/api/login", gw.http_url()))
         .header("x-forwarded-for", ip)
-        .json(&serde_json::json!({"username": "alice", "password": "guess"}))
+        .json(&serde_json::json!({"username": "alice", "password": palisade_testkit::upstream::LOGIN_PASSWORD}))
         .send()
         .await
         .unwrap()

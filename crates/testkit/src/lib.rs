@@ -6,17 +6,20 @@
 //! - [`pki`]: a throw-away CA and server certificate (rcgen), rustls client/server configs;
 //! - [`upstream`]: [`RecordingUpstream`], which records exactly what reached it;
 //! - [`raw`]: byte-exact HTTP/1.1 and TLS probes for path, smuggling and slowloris tests;
-//! - [`gateway`]: [`GatewayProcess`], which launches `palisade serve` and reads its logs.
+//! - [`gateway`]: [`GatewayProcess`], which launches `palisade serve` and reads its logs;
+//! - [`redis`]: [`RedisServer`], a throw-away `redis-server` with a minimal RESP client.
 
 pub mod gateway;
 pub mod jwks;
 pub mod pki;
 pub mod postgres;
 pub mod raw;
+pub mod redis;
 pub mod upstream;
 
 pub use gateway::{GatewayBuilder, GatewayProcess};
 pub use pki::TestPki;
 pub use postgres::PostgresServer;
 pub use raw::{HandshakeOutcome, RawConnection, RawResponse};
+pub use redis::RedisServer;
 pub use upstream::{Recorded, RecordingUpstream};

@@ -12,6 +12,7 @@
 //! | `/slow…`       | sleeps `?ms=N` (default 5000), then the default JSON                |
 //! | `/fail…`       | 500 `text/plain` with a fake stack trace and `SECRET-STACK-TRACE`   |
 //! | `/big…`        | 200 with `?bytes=N` (default 1 MiB) of `x`, streamed (`?json=1`: labelled JSON) |
+//! | `…/login`      | JSON body with `password` = [`LOGIN_PASSWORD`]: 200 `{"token":"t","username":…}`; else 401 `{"error":"invalid credentials"}` |
 //! | anything else  | 200 `{"upstream":"ok","method":…,"path":…}`                          |
 //!
 //! Every answer carries `Server: Apache/2.4.1 (Unix)` and `X-Powered-By: PHP/5.6`, the
@@ -46,6 +47,9 @@ pub const MAX_RECORDED_BODY: usize = 16 * 1024 * 1024;
 /// The marker string in `/fail` bodies; a test that finds it in a client response has
 /// caught a leak.
 pub const SECRET_MARKER: &str = "SECRET-STACK-TRACE";
+
+/// The one password that paths ending in `/login` accept (for auth-failure lockout tests).
+pub const LOGIN_PASSWORD: &str = "correct-horse-battery-staple";
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +255,10 @@ async fn handle(
         }
     }
     let path = parts.uri.path().to_owned();
+    // Answered from the body, which moves into the record below.
+    let login = path
+        .ends_with("/login")
+        .then(|| login_response(&recorded_body));
     let query = parts.uri.query().unwrap_or("").to_owned();
     let method = parts.method.as_str().to_owned();
     let recorded = Recorded {
@@ -300,6 +308,8 @@ async fn handle(
         rsp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         rsp
+    } else if let Some(rsp) = login {
+        rsp
     } else {
         ok_json(&method, &path)
     };
@@ -315,6 +325,30 @@ async fn handle(
 fn ok_json(method: &str, path: &str) -> Response<UpstreamBody> {
     let body = serde_json::json!({ "upstream": "ok", "method": method, "path": path });
     let mut rsp = Response::new(UpstreamBody::full(body.to_string()));
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    rsp
+}
+
+/// 200 `{"token":"t","username":…}` if the JSON body's `password` is [`LOGIN_PASSWORD`],
+/// else 401 `{"error":"invalid credentials"}` (also for a body that is not JSON).
+fn login_response(body: &[u8]) -> Response<UpstreamBody> {
+    let credentials: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let (status, body) = if credentials["password"] == LOGIN_PASSWORD {
+        (
+            StatusCode::OK,
+            serde_json::json!({ "token": "t", "username": credentials["username"] }),
+        )
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({ "error": "invalid credentials" }),
+        )
+    };
+    let mut rsp = Response::new(UpstreamBody::full(body.to_string()));
+    *rsp.status_mut() = status;
     rsp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -444,6 +478,55 @@ mod tests {
 
         up.clear();
         assert!(up.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn login_accepts_only_the_right_password() {
+        let up = RecordingUpstream::start().await;
+        let login = |body: &str| {
+            format!(
+                "POST /api/v1/login HTTP/1.1\r\nHost: up\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+
+        let rsp = raw::send(
+            up.addr(),
+            login(r#"{"username":"alice","password":"correct-horse-battery-staple"}"#).as_bytes(),
+        )
+        .await;
+        assert_eq!(rsp.status, 200);
+        assert_eq!(rsp.header("content-type"), Some("application/json"));
+        assert_eq!(rsp.header("x-powered-by"), Some("PHP/5.6"));
+        assert_eq!(
+            rsp.json(),
+            serde_json::json!({"token":"t","username":"alice"})
+        );
+
+        for body in [
+            r#"{"username":"alice","password":"hunter2"}"#,
+            r#"{"username":"alice"}"#,
+            "not json",
+        ] {
+            let rsp = raw::send(up.addr(), login(body).as_bytes()).await;
+            assert_eq!(rsp.status, 401, "{body}");
+            assert_eq!(rsp.header("content-type"), Some("application/json"));
+            assert_eq!(
+                rsp.json(),
+                serde_json::json!({"error":"invalid credentials"})
+            );
+        }
+
+        // Only the end of the path counts; the request is recorded as usual.
+        let rsp = raw::send(up.addr(), b"GET /login/x HTTP/1.1\r\nHost: up\r\n\r\n").await;
+        assert_eq!(rsp.json()["upstream"], "ok");
+        let reqs = up.requests();
+        assert_eq!(reqs.len(), 5);
+        assert_eq!(
+            reqs[1].body_str(),
+            r#"{"username":"alice","password":"hunter2"}"#
+        );
     }
 
     #[tokio::test]

@@ -121,6 +121,8 @@ pub struct RouteConfig {
     pub request_deny: Vec<String>,
     /// This route's own policies; empty: `[rate_limit] default` applies.
     pub rate_limit: Vec<Policy>,
+    /// A login route for `[rate_limit] auth_failures`.
+    pub login: Option<LoginRule>,
 }
 
 /// `[rate_limit]`.
@@ -130,6 +132,55 @@ pub struct RateLimitConfig {
     /// Send `RateLimit`/`RateLimit-Policy` on every response, not only on 429s.
     pub headers_always: bool,
     pub max_keys: usize,
+    pub store: RateStoreKind,
+    pub on_store_error: OnStoreError,
+    pub store_timeout: Duration,
+    pub auth_failures: Option<AuthFailures>,
+}
+
+/// Where rate-limit state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateStoreKind {
+    Memory,
+    /// A `redis://` URL (it may carry a password: never logged).
+    Redis(String),
+}
+
+/// What a request meets while the shared store is failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Count in this instance's memory (each instance enforces the limit on its own).
+    Local,
+    /// 503 with `Retry-After`.
+    Deny,
+    /// Admit without counting.
+    Allow,
+}
+
+impl OnStoreError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::Local => "local",
+            OnStoreError::Deny => "deny",
+            OnStoreError::Allow => "allow",
+        }
+    }
+}
+
+/// `[rate_limit] auth_failures`: the lockout after repeated failed authentication.
+#[derive(Debug, Clone)]
+pub struct AuthFailures {
+    pub limit: u32,
+    pub window: Duration,
+    pub per_ip: bool,
+    pub per_account: bool,
+}
+
+/// A login route: where the account name is in the request body.
+#[derive(Debug, Clone)]
+pub struct LoginRule {
+    /// A JSON pointer (or `/field` of a form body).
+    pub account: String,
 }
 
 /// One rate-limit policy.
@@ -154,12 +205,19 @@ pub enum PerKey {
     /// Every caller of the route together.
     Route,
     Header(http::HeaderName),
+    /// A field of the request body (JSON pointer), e.g. the account of a login.
+    Body(String),
 }
 
 impl PerKey {
     /// Whether the key is known before authentication (and so can stop floods cheaply).
     pub fn before_auth(&self) -> bool {
         matches!(self, PerKey::Ip | PerKey::Route | PerKey::Header(_))
+    }
+
+    /// Whether the key is only known once the body has been read.
+    pub fn needs_body(&self) -> bool {
+        matches!(self, PerKey::Body(_))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -170,6 +228,7 @@ impl PerKey {
             PerKey::Key => "key",
             PerKey::Route => "route",
             PerKey::Header(_) => "header",
+            PerKey::Body(_) => "body",
         }
     }
 }

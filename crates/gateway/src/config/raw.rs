@@ -60,6 +60,56 @@ pub(crate) struct RawRateLimit {
     /// Most keys (clients, addresses, …) tracked at once by the in-memory store; idle keys
     /// are evicted first. Bounds its memory (see the README).
     pub max_keys: u64,
+    /// Where counts live: `memory` (this instance) or `redis://[:PASSWORD@]HOST:PORT/DB`,
+    /// shared by every instance (use `${env:…}` for a URL with a password).
+    pub store: String,
+    /// When the Redis store fails or is slower than `store_timeout`: `local` counts in this
+    /// instance's memory meanwhile, `deny` answers 503, `allow` lets requests through.
+    pub on_store_error: RawOnStoreError,
+    /// Longest wait for the Redis store on one request before `on_store_error` applies.
+    pub store_timeout: HumanDuration,
+    /// Locks out an address or an account (429) after repeated failed authentication:
+    /// 401s to presented credentials, and failed logins on routes with `login`.
+    pub auth_failures: Option<RawAuthFailures>,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "OnStoreError")]
+pub(crate) enum RawOnStoreError {
+    #[default]
+    Local,
+    Deny,
+    Allow,
+}
+
+/// `limit` failures per `window` for each address and each account.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "AuthFailures")]
+pub(crate) struct RawAuthFailures {
+    /// Failures tolerated per window before the lockout.
+    pub limit: u32,
+    /// The window, e.g. `15m`; a locked-out address or account gets one more try per
+    /// `window / limit`.
+    pub window: HumanDuration,
+    /// What is counted: `ip` and/or `account` (the `login.account` field of login routes).
+    #[serde(default = "default_auth_failures_per")]
+    pub per: Vec<String>,
+}
+
+fn default_auth_failures_per() -> Vec<String> {
+    vec!["ip".to_owned(), "account".to_owned()]
+}
+
+/// A login route: the account a login attempt names, so guesses are counted per account.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Login")]
+pub(crate) struct RawLogin {
+    /// JSON pointer to the account name in the request body (JSON, or a form field for
+    /// `/name`), e.g. `/username`. The upstream's 401 or 403 counts as a failed login.
+    pub account: String,
 }
 
 impl Default for RawRateLimit {
@@ -68,6 +118,10 @@ impl Default for RawRateLimit {
             default: None,
             headers: RawRateLimitHeaders::On429,
             max_keys: 1_000_000,
+            store: "memory".to_owned(),
+            on_store_error: RawOnStoreError::Local,
+            store_timeout: HumanDuration(std::time::Duration::from_millis(50)),
+            auth_failures: None,
         }
     }
 }
@@ -99,7 +153,8 @@ pub(crate) struct RawPolicy {
     /// The window, e.g. `15m`.
     pub window: HumanDuration,
     /// What is counted: `ip`, `client` (API key or subject, else ip), `subject`, `key`,
-    /// `route` (everyone together), or `{ header = "X-Tenant" }`.
+    /// `route` (everyone together), `{ header = "X-Tenant" }`, or `{ body = "/username" }`
+    /// (a JSON pointer into the request body, or a form field).
     pub per: RawPer,
     /// Requests admitted at once from a rested state. Default: `limit`.
     pub burst: Option<u32>,
@@ -114,6 +169,10 @@ pub(crate) enum RawPer {
     Header {
         /// Count per value of this request header.
         header: String,
+    },
+    Body {
+        /// Count per value of this field of the request body.
+        body: String,
     },
 }
 
@@ -366,6 +425,9 @@ pub(crate) struct RawRoute {
     /// This route's rate limit: one policy or a list (all must pass), replacing
     /// `[rate_limit] default` here, e.g. `{ limit = 5, window = "15m", per = "ip" }`.
     pub rate_limit: Option<RawPolicies>,
+    /// Marks a login route for `[rate_limit] auth_failures`, e.g.
+    /// `{ account = "/username" }`.
+    pub login: Option<RawLogin>,
 }
 
 /// A list of JSON pointers.

@@ -20,14 +20,15 @@ use secrecy::SecretString;
 
 use super::locate::KeyIndex;
 use super::model::{
-    AuthConfig, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource, LimitsConfig,
-    OnCreate, OwnerMode, OwnerRule, OwnerSource, PerKey, Policy, RateLimitConfig, RouteAuth,
-    RouteConfig, ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
+    AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource,
+    LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule, OwnerSource, PerKey,
+    Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig, ServerConfig, StoreConfig,
+    TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
-    RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawOnCreate, RawOwner,
-    RawOwnerMode, RawPer, RawPolicies, RawPolicy, RawRateLimitHeaders, RawRoute, RawRouteAuth,
-    RawServer, RawStore, RawTls, RawUpstream,
+    RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawOnCreate,
+    RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies, RawPolicy, RawRateLimitHeaders,
+    RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 
@@ -69,6 +70,28 @@ pub(super) fn validate(
             .ok_or_else(|| {
                 ctx.error("rate_limit.max_keys", "must be between 1000 and 100000000")
             })?,
+        store: ctx.parse("rate_limit.store", &raw.rate_limit.store, rate_store)?,
+        on_store_error: match raw.rate_limit.on_store_error {
+            RawOnStoreError::Local => OnStoreError::Local,
+            RawOnStoreError::Deny => OnStoreError::Deny,
+            RawOnStoreError::Allow => OnStoreError::Allow,
+        },
+        store_timeout: {
+            let timeout = raw.rate_limit.store_timeout.0;
+            if timeout.is_zero() || timeout > Duration::from_secs(5) {
+                return Err(ctx.error(
+                    "rate_limit.store_timeout",
+                    "must be between 1ms and 5s: a request never waits long on the store",
+                ));
+            }
+            timeout
+        },
+        auth_failures: raw
+            .rate_limit
+            .auth_failures
+            .as_ref()
+            .map(|a| auth_failures(a, &ctx))
+            .transpose()?,
     };
     let store = raw.store.as_ref().map(|s| store(s, &ctx)).transpose()?;
     let auth = AuthConfig {
@@ -134,10 +157,11 @@ fn policies(
                 other => {
                     return Err(ctx.error(
                         &field("per"),
-                        format!("unknown `{other}`: expected ip, client, subject, key, route or {{ header = \"…\" }}"),
+                        format!("unknown `{other}`: expected ip, client, subject, key, route, {{ header = \"…\" }} or {{ body = \"/…\" }}"),
                     ));
                 }
             },
+            RawPer::Body { body } => PerKey::Body(ctx.parse(&field("per"), body, json_pointer)?),
             RawPer::Header { header } => PerKey::Header(
                 http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
                     ctx.error(&field("per"), format!("invalid header name `{header}`"))
@@ -161,6 +185,55 @@ fn policies(
         });
     }
     Ok(out)
+}
+
+/// `memory`, or a `redis://` URL (checked here so a typo fails at load, not at traffic).
+fn rate_store(s: &str) -> Result<RateStoreKind, String> {
+    if s == "memory" {
+        return Ok(RateStoreKind::Memory);
+    }
+    if s.starts_with("rediss://") {
+        return Err("`rediss://` (Redis over TLS) is not supported yet: use `redis://` on a private network".to_owned());
+    }
+    if !s.starts_with("redis://") {
+        // Not quoted: the URL may carry a password.
+        return Err("expected `memory` or `redis://HOST:PORT/DB`".to_owned());
+    }
+    redis::Client::open(s)
+        .map_err(|_| "invalid Redis URL: expected `redis://[:PASSWORD@]HOST:PORT/DB`".to_owned())?;
+    Ok(RateStoreKind::Redis(s.to_owned()))
+}
+
+fn auth_failures(a: &RawAuthFailures, ctx: &LoadCtx<'_>) -> Result<AuthFailures, ConfigError> {
+    let at = |f: &str| format!("rate_limit.auth_failures.{f}");
+    if a.limit == 0 {
+        return Err(ctx.error(&at("limit"), "must be at least 1"));
+    }
+    if a.window.0.is_zero() {
+        return Err(ctx.error(&at("window"), "must be longer than zero"));
+    }
+    let (mut per_ip, mut per_account) = (false, false);
+    for (i, per) in a.per.iter().enumerate() {
+        match per.as_str() {
+            "ip" => per_ip = true,
+            "account" => per_account = true,
+            other => {
+                return Err(ctx.error(
+                    &format!("rate_limit.auth_failures.per[{i}]"),
+                    format!("unknown `{other}`: expected `ip` or `account`"),
+                ));
+            }
+        }
+    }
+    if !per_ip && !per_account {
+        return Err(ctx.error(&at("per"), "name `ip`, `account` or both"));
+    }
+    Ok(AuthFailures {
+        limit: a.limit,
+        window: a.window.0,
+        per_ip,
+        per_account,
+    })
 }
 
 fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
@@ -526,6 +599,14 @@ fn route(
         .as_ref()
         .map(|o| owner(&at("owner"), o, &path, ctx))
         .transpose()?;
+    let login = r
+        .login
+        .as_ref()
+        .map(|l| {
+            ctx.parse(&at("login.account"), &l.account, json_pointer)
+                .map(|account| LoginRule { account })
+        })
+        .transpose()?;
     if owner.is_some() && auth == RouteAuth::Public {
         return Err(ctx.error(
             &at("owner"),
@@ -546,6 +627,7 @@ fn route(
         response_deny,
         request_deny,
         rate_limit,
+        login,
     })
 }
 

@@ -67,6 +67,7 @@ impl Observed {
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             bytes = self.bytes,
             upstream = ctx.upstream.as_deref().unwrap_or("-"),
+            rate_limit_fallback = ctx.rate_limit_fallback,
             completed,
         );
     }

@@ -32,6 +32,26 @@ struct ReloadLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    /// Policy name (bounded by the config), or `auth_failures`.
+    policy: String,
+    /// What the policy counts by: `ip`, `client`, `account`, …
+    per: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    /// `ok`, `timeout`, `error` or `resting` (skipped after a recent failure).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    /// `local`, `deny` or `allow`.
+    mode: String,
+}
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the gateway exports, registered once per process.
@@ -41,6 +61,9 @@ pub struct Metrics {
     latency: LatencyFamily,
     upstream_errors: Family<UpstreamLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    rate_limited: Family<PolicyLabels, Counter>,
+    rate_store_calls: Family<StoreLabels, Counter>,
+    rate_store_fallbacks: Family<FallbackLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,12 +107,33 @@ impl Metrics {
             "Config reloads, by result",
             reloads.clone(),
         );
+        let rate_limited = Family::<PolicyLabels, Counter>::default();
+        let rate_store_calls = Family::<StoreLabels, Counter>::default();
+        let rate_store_fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by policy and what it counts by",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "rate_limit_store_calls",
+            "Calls to the shared (Redis) rate-limit store, by outcome",
+            rate_store_calls.clone(),
+        );
+        registry.register(
+            "rate_limit_store_fallbacks",
+            "Decisions made by on_store_error because the shared store failed, by mode",
+            rate_store_fallbacks.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             upstream_errors,
             reloads,
+            rate_limited,
+            rate_store_calls,
+            rate_store_fallbacks,
         }
     }
 
@@ -122,6 +166,33 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    pub fn record_rate_limited(&self, policy: &str, per: &str) {
+        self.rate_limited
+            .get_or_create(&PolicyLabels {
+                policy: policy.to_owned(),
+                per: per.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The counter of store calls with `outcome`, to keep (no label lookup per request).
+    pub fn rate_store_calls(&self, outcome: &str) -> Counter {
+        self.rate_store_calls
+            .get_or_create(&StoreLabels {
+                outcome: outcome.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The counter of fallback decisions in `mode`, to keep.
+    pub fn rate_store_fallbacks(&self, mode: &str) -> Counter {
+        self.rate_store_fallbacks
+            .get_or_create(&FallbackLabels {
+                mode: mode.to_owned(),
+            })
+            .clone()
     }
 
     /// The OpenMetrics text exposition.

@@ -14,14 +14,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 
 use super::gcra::{Decision, Quota};
-use super::memory::MemoryStore;
+use super::memory::{Check, Op};
+use super::store::{RateStore, Verdict};
 use crate::authn::Principal;
-use crate::config::{Config, PerKey, Policy};
+use crate::config::{Config, PerKey, Policy, RouteAuth};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use crate::observe::Metrics;
 
 /// The state of one policy for one request, for the `RateLimit` headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,25 +44,69 @@ struct Prepared {
     scope: Arc<str>,
 }
 
-/// The rate-limit phase of one pipeline build. The store is shared across reloads.
+/// `[rate_limit] auth_failures`, ready to count.
+struct Lockout {
+    name: Arc<str>,
+    limit: u32,
+    window: Duration,
+    quota: Quota,
+    per_ip: bool,
+    per_account: bool,
+}
+
+/// What the lockout applies to on one route.
+struct RouteLimits {
+    /// The route's own policies; empty: the default ones apply.
+    policies: Vec<Prepared>,
+    /// Presented credentials are checked here, so failures count and lockouts apply.
+    authenticates: bool,
+    /// `login.account`: the body field naming the account.
+    login_account: Option<String>,
+}
+
+/// Why a check is in a call: a policy, or one half of the lockout.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Policy(&'a Prepared),
+    Lockout(&'a Lockout, &'static str),
+}
+
+/// The rate-limit phase of one pipeline build. The stores are shared across reloads.
 pub struct RateLimiter {
-    store: Arc<MemoryStore>,
+    store: RateStore,
     default: Vec<Prepared>,
-    routes: Vec<Vec<Prepared>>,
+    routes: Vec<RouteLimits>,
+    lockout: Option<Lockout>,
     headers_always: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimiter")
             .field("default_policies", &self.default.len())
-            .field("keys", &self.store.len())
+            .field("local_keys", &self.store.local_len())
             .finish()
     }
 }
 
+/// The body fields a route's limits need, read once by `ratelimit::body`.
+#[derive(Debug, Default)]
+pub struct BodyFields {
+    /// Values by JSON pointer; a field that is absent (or not a scalar) is not listed.
+    pub values: Vec<(String, String)>,
+}
+
+impl BodyFields {
+    pub fn get(&self, pointer: &str) -> Option<&str> {
+        (self.values.iter())
+            .find(|(p, _)| p == pointer)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl RateLimiter {
-    pub fn new(config: &Config, store: Arc<MemoryStore>) -> Result<Self, String> {
+    pub fn new(config: &Config, store: RateStore, metrics: Arc<Metrics>) -> Result<Self, String> {
         let prepare = |policy: &Policy, scope: &str| -> Result<Prepared, String> {
             Ok(Prepared {
                 quota: Quota::new(policy.limit, policy.window, Some(policy.burst))?,
@@ -74,36 +120,82 @@ impl RateLimiter {
             .collect::<Result<Vec<_>, _>>()?;
         let routes = (config.routes.iter())
             .map(|r| {
-                r.rate_limit
-                    .iter()
-                    .map(|p| prepare(p, &r.name))
-                    .collect::<Result<Vec<_>, _>>()
+                Ok(RouteLimits {
+                    policies: (r.rate_limit.iter())
+                        .map(|p| prepare(p, &r.name))
+                        .collect::<Result<Vec<_>, String>>()?,
+                    authenticates: r.auth != RouteAuth::Public,
+                    login_account: r.login.as_ref().map(|l| l.account.clone()),
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, String>>()?;
+        let lockout = match &config.rate_limit.auth_failures {
+            Some(a) => Some(Lockout {
+                name: "auth_failures".into(),
+                limit: a.limit,
+                window: a.window,
+                quota: Quota::new(a.limit, a.window, None)?,
+                per_ip: a.per_ip,
+                per_account: a.per_account,
+            }),
+            None => None,
+        };
         Ok(RateLimiter {
             store,
             default,
             routes,
+            lockout,
             headers_always: config.rate_limit.headers_always,
+            metrics,
         })
     }
 
     fn policies(&self, route: usize) -> &[Prepared] {
         match self.routes.get(route) {
-            Some(own) if !own.is_empty() => own,
+            Some(own) if !own.policies.is_empty() => &own.policies,
             _ => &self.default,
         }
     }
 
-    /// Counts the policies keyed on what is known before authentication.
-    pub fn before_auth(
+    /// Whether the lockout (and failure counting) applies on `route`.
+    fn guarded(&self, route: usize) -> Option<&Lockout> {
+        let limits = self.routes.get(route)?;
+        self.lockout
+            .as_ref()
+            .filter(|_| limits.authenticates || limits.login_account.is_some())
+    }
+
+    /// The body fields `route`'s limits need (policies per body field, the login account
+    /// for the lockout); empty when the body need not be read.
+    pub fn body_fields(&self, route: usize) -> Vec<&str> {
+        let mut pointers: Vec<&str> = (self.policies(route).iter())
+            .filter_map(|p| match &p.policy.per {
+                PerKey::Body(pointer) => Some(pointer.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Some(account) = self.login_account(route) {
+            pointers.push(account);
+        }
+        pointers
+    }
+
+    /// The login account pointer of `route`, when failed logins are counted per account.
+    fn login_account(&self, route: usize) -> Option<&str> {
+        self.lockout.as_ref().filter(|l| l.per_account)?;
+        self.routes.get(route)?.login_account.as_deref()
+    }
+
+    /// Counts the policies keyed on what is known before authentication, and refuses an
+    /// address locked out by `auth_failures`.
+    pub async fn before_auth(
         &self,
         ctx: &mut RequestCtx,
         route: usize,
         headers: &HeaderMap,
     ) -> Result<(), Rejection> {
         let client_ip = ctx.client_ip.to_string();
-        self.check(ctx, route, true, |per| match per {
+        let mut checks = self.policy_checks(route, |per| match per {
             PerKey::Ip => Some(client_ip.clone()),
             PerKey::Route => Some(String::new()),
             PerKey::Header(name) => Some(
@@ -114,11 +206,15 @@ impl RateLimiter {
                     .to_owned(),
             ),
             _ => None,
-        })
+        });
+        if let Some(lockout) = self.guarded(route).filter(|l| l.per_ip) {
+            checks.push(lockout_check(lockout, "ip", &client_ip, Op::Peek));
+        }
+        self.run(ctx, &checks).await
     }
 
     /// Counts the policies keyed on the verified caller.
-    pub fn after_auth(
+    pub async fn after_auth(
         &self,
         ctx: &mut RequestCtx,
         route: usize,
@@ -126,7 +222,7 @@ impl RateLimiter {
     ) -> Result<(), Rejection> {
         let client_ip = ctx.client_ip.to_string();
         // Prefixes keep a subject named like a key id (or an address) in its own bucket.
-        self.check(ctx, route, false, |per| match per {
+        let checks = self.policy_checks(route, |per| match per {
             PerKey::Client => Some(match (principal.key_id(), principal.subject()) {
                 (Some(key), _) => format!("key:{key}"),
                 (None, Some(subject)) => format!("sub:{subject}"),
@@ -136,73 +232,162 @@ impl RateLimiter {
             PerKey::Subject => principal.subject().map(str::to_owned),
             PerKey::Key => principal.key_id().map(str::to_owned),
             _ => None,
-        })
+        });
+        self.run(ctx, &checks).await
     }
 
-    fn check(
+    /// Counts the policies keyed on body fields, and refuses an account locked out by
+    /// `auth_failures`. A missing field counts under the empty value.
+    pub async fn after_body(
         &self,
         ctx: &mut RequestCtx,
         route: usize,
-        before_auth: bool,
-        value_of: impl Fn(&PerKey) -> Option<String>,
+        fields: &BodyFields,
     ) -> Result<(), Rejection> {
-        let mut keyed: Vec<(&Prepared, String)> = Vec::new();
+        let mut checks = self.policy_checks(route, |per| match per {
+            PerKey::Body(pointer) => Some(fields.get(pointer).unwrap_or("").to_owned()),
+            _ => None,
+        });
+        if let (Some(lockout), Some(account)) =
+            (self.guarded(route), self.login_account_value(route, fields))
+        {
+            checks.push(lockout_check(lockout, "account", account, Op::Peek));
+        }
+        self.run(ctx, &checks).await
+    }
+
+    /// Records a failed authentication: presented credentials answered 401, or the
+    /// upstream refused a login (`status` 401 or 403 on a login route). Counts against
+    /// the address and, for a login, the account it named.
+    pub async fn record_failure(&self, ctx: &mut RequestCtx, route: usize, account: Option<&str>) {
+        let Some(lockout) = self.guarded(route) else {
+            return;
+        };
+        let ip = ctx.client_ip.to_string();
+        let mut checks = Vec::with_capacity(2);
+        if lockout.per_ip {
+            checks.push(lockout_check(lockout, "ip", &ip, Op::Charge));
+        }
+        if let Some(account) = account.filter(|_| lockout.per_account) {
+            checks.push(lockout_check(lockout, "account", account, Op::Charge));
+        }
+        if checks.is_empty() {
+            return;
+        }
+        let (_, fallback) = self.store.decide(&as_checks(&checks)).await;
+        if fallback.is_some() {
+            ctx.rate_limit_fallback = fallback;
+        }
+    }
+
+    /// The account a login request named, when failures are counted per account.
+    pub fn login_account_value<'f>(&self, route: usize, fields: &'f BodyFields) -> Option<&'f str> {
+        self.login_account(route)
+            .and_then(|pointer| fields.get(pointer))
+    }
+
+    /// Whether an upstream's answer on `route` is a failed login to count.
+    pub fn is_failed_login(&self, route: usize, status: StatusCode) -> bool {
+        let is_login = self
+            .routes
+            .get(route)
+            .is_some_and(|r| r.login_account.is_some());
+        is_login
+            && self.guarded(route).is_some()
+            && matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    }
+
+    fn policy_checks<'a>(
+        &'a self,
+        route: usize,
+        value_of: impl Fn(&PerKey) -> Option<String>,
+    ) -> Vec<(Source<'a>, String, Quota, Op)> {
+        let mut checks = Vec::new();
         for prepared in self.policies(route) {
-            if prepared.policy.per.before_auth() != before_auth {
-                continue;
-            }
             if let Some(value) = value_of(&prepared.policy.per) {
                 let key = format!(
-                    "{}|{}|{}|{value}",
+                    "{}|{}|{}|{}",
                     prepared.scope,
                     prepared.name,
-                    prepared.policy.per.kind()
+                    prepared.policy.per.kind(),
+                    bounded(&value)
                 );
-                keyed.push((prepared, key));
+                checks.push((Source::Policy(prepared), key, prepared.quota, Op::Take));
             }
         }
-        if keyed.is_empty() {
+        checks
+    }
+
+    async fn run(
+        &self,
+        ctx: &mut RequestCtx,
+        checks: &[(Source<'_>, String, Quota, Op)],
+    ) -> Result<(), Rejection> {
+        if checks.is_empty() {
             return Ok(());
         }
-        let checks: Vec<(&str, Quota)> = keyed
-            .iter()
-            .map(|(p, key)| (key.as_str(), p.quota))
-            .collect();
-        let decisions = self.store.check_all(&checks);
-        let state = |p: &Prepared, remaining: u32, reset: Duration| RateLimitState {
-            policy: p.name.clone(),
-            limit: p.policy.limit,
-            window: p.policy.window,
-            remaining,
-            reset,
+        let (verdict, fallback) = self.store.decide(&as_checks(checks)).await;
+        if fallback.is_some() {
+            ctx.rate_limit_fallback = fallback;
+        }
+        let decisions = match verdict {
+            Verdict::Decided(decisions) => decisions,
+            Verdict::Unavailable => return Err(Rejection::RateLimitUnavailable),
+            Verdict::Unlimited => return Ok(()),
         };
-        if let Some(((prepared, _), retry_after, reset)) =
-            keyed.iter().zip(&decisions).find_map(|(k, d)| match d {
-                Decision::Deny { retry_after, reset } => Some((k, *retry_after, *reset)),
+        let refused = checks
+            .iter()
+            .zip(&decisions)
+            .find_map(|(check, d)| match d {
+                Decision::Deny { retry_after, reset } => Some((check.0, *retry_after, *reset)),
                 Decision::Allow { .. } => None,
-            })
-        {
+            });
+        if let Some((source, retry_after, reset)) = refused {
+            let (name, per, limit, window) = match source {
+                Source::Policy(p) => (
+                    &p.name,
+                    p.policy.per.kind(),
+                    p.policy.limit,
+                    p.policy.window,
+                ),
+                Source::Lockout(lockout, per) => {
+                    (&lockout.name, per, lockout.limit, lockout.window)
+                }
+            };
             tracing::info!(
                 event = "rate_limited",
                 request_id = ctx.id.as_str(),
                 client_ip = %ctx.client_ip,
                 route = ctx.route.as_deref().unwrap_or("-"),
-                policy = %prepared.name,
-                per = prepared.policy.per.kind(),
+                policy = %name,
+                per,
                 retry_after_ms = retry_after.as_millis() as u64,
             );
+            self.metrics.record_rate_limited(name, per);
             return Err(Rejection::RateLimited {
-                state: state(prepared, 0, reset),
+                state: RateLimitState {
+                    policy: Arc::clone(name),
+                    limit,
+                    window,
+                    remaining: 0,
+                    reset,
+                },
                 retry_after,
             });
         }
         if self.headers_always {
-            let tightest = keyed
-                .iter()
-                .zip(&decisions)
-                .filter_map(|((p, _), d)| match d {
-                    Decision::Allow { remaining, reset } => Some(state(p, *remaining, *reset)),
-                    Decision::Deny { .. } => None,
+            let tightest = (checks.iter().zip(&decisions))
+                .filter_map(|((source, ..), d)| match (source, d) {
+                    (Source::Policy(p), Decision::Allow { remaining, reset }) => {
+                        Some(RateLimitState {
+                            policy: p.name.clone(),
+                            limit: p.policy.limit,
+                            window: p.policy.window,
+                            remaining: *remaining,
+                            reset: *reset,
+                        })
+                    }
+                    _ => None,
                 })
                 .min_by_key(|s| s.remaining);
             if let Some(tightest) = tightest
@@ -216,6 +401,41 @@ impl RateLimiter {
         }
         Ok(())
     }
+}
+
+/// A lockout bucket: one per address or account, shared by every route (an account
+/// locked out on one login route is locked out on all of them).
+fn lockout_check<'a>(
+    lockout: &'a Lockout,
+    per: &'static str,
+    value: &str,
+    op: Op,
+) -> (Source<'a>, String, Quota, Op) {
+    let key = format!("!auth_failures|{per}|{}", bounded(value));
+    (Source::Lockout(lockout, per), key, lockout.quota, op)
+}
+
+fn as_checks<'a>(checks: &'a [(Source<'_>, String, Quota, Op)]) -> Vec<Check<'a>> {
+    (checks.iter())
+        .map(|(_, key, quota, op)| Check {
+            key,
+            quota: *quota,
+            op: *op,
+        })
+        .collect()
+}
+
+/// Values longer than 64 bytes (a header or body field can be kilobytes) are replaced by
+/// their SHA-256, so the memory store's bound per key holds whatever clients send.
+fn bounded(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= 64 {
+        return value.into();
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    let hex: String = (digest.as_ref().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}").into()
 }
 
 /// The `RateLimit-Policy` and `RateLimit` values (draft-ietf-httpapi-ratelimit-headers-09,

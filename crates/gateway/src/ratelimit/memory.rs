@@ -61,6 +61,36 @@ impl Clock for ManualClock {
 
 type Shard = HashMap<Box<str>, u64>;
 
+/// What a check commits when it admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Consumes one request, only if every `Take` and `Peek` check of the call admits: a
+    /// refused request costs nothing anywhere.
+    Take,
+    /// Consumes nothing: asks whether a request would be admitted (is a lockout in force?).
+    Peek,
+    /// Consumes one, on its own, whatever the other checks decide (records a failure).
+    Charge,
+}
+
+/// One key's check within a call.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub key: &'a str,
+    pub quota: Quota,
+    pub op: Op,
+}
+
+impl<'a> Check<'a> {
+    pub fn take(key: &'a str, quota: Quota) -> Self {
+        Check {
+            key,
+            quota,
+            op: Op::Take,
+        }
+    }
+}
+
 pub struct MemoryStore {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
@@ -93,11 +123,11 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Decides every `(key, quota)` check of one request: if all admit, all consume; if any
-    /// refuses, none consumes. Decisions come back in the order of `checks`.
-    pub fn check_all(&self, checks: &[(&str, Quota)]) -> Vec<Decision> {
+    /// Decides every check of one request at once (see [`Op`] for what each one commits).
+    /// Decisions come back in the order of `checks`.
+    pub fn check_all(&self, checks: &[Check<'_>]) -> Vec<Decision> {
         let now = self.clock.now_ns();
-        let indexes: Vec<usize> = checks.iter().map(|(key, _)| self.shard_of(key)).collect();
+        let indexes: Vec<usize> = checks.iter().map(|c| self.shard_of(c.key)).collect();
         let mut order = indexes.clone();
         order.sort_unstable();
         order.dedup();
@@ -108,22 +138,31 @@ impl MemoryStore {
         };
 
         let mut outcomes = Vec::with_capacity(checks.len());
-        for ((key, quota), &index) in checks.iter().zip(&indexes) {
+        for (check, &index) in checks.iter().zip(&indexes) {
             let g = guard_of(&mut guards, index);
-            let tat = guards[g].1.get(*key).copied();
-            outcomes.push(decide(tat, now, quota));
+            let tat = guards[g].1.get(check.key).copied();
+            outcomes.push(decide(tat, now, &check.quota));
         }
-        if outcomes.iter().all(|(_, new_tat)| new_tat.is_some()) {
-            for (((key, _), &index), (_, new_tat)) in checks.iter().zip(&indexes).zip(&outcomes) {
-                let g = guard_of(&mut guards, index);
-                let shard = &mut guards[g].1;
-                let Some(new_tat) = *new_tat else { continue };
-                if let Some(tat) = shard.get_mut(*key) {
-                    *tat = new_tat;
-                } else {
-                    make_room(shard, self.per_shard, now);
-                    shard.insert((*key).into(), new_tat);
-                }
+        let all_admit = checks
+            .iter()
+            .zip(&outcomes)
+            .all(|(check, (_, new_tat))| check.op == Op::Charge || new_tat.is_some());
+        for ((check, &index), (_, new_tat)) in checks.iter().zip(&indexes).zip(&outcomes) {
+            let commit = match check.op {
+                Op::Take => all_admit,
+                Op::Peek => false,
+                Op::Charge => true,
+            };
+            let Some(new_tat) = new_tat.filter(|_| commit) else {
+                continue;
+            };
+            let g = guard_of(&mut guards, index);
+            let shard = &mut guards[g].1;
+            if let Some(tat) = shard.get_mut(check.key) {
+                *tat = new_tat;
+            } else {
+                make_room(shard, self.per_shard, now);
+                shard.insert(check.key.into(), new_tat);
             }
         }
         outcomes.into_iter().map(|(decision, _)| decision).collect()
@@ -198,18 +237,52 @@ mod tests {
         let tight = Quota::new(1, Duration::from_secs(60), None).unwrap();
         let loose = Quota::new(100, Duration::from_secs(60), None).unwrap();
         assert_eq!(
-            allowed(&store.check_all(&[("a", loose), ("b", tight)])),
+            allowed(&store.check_all(&[Check::take("a", loose), Check::take("b", tight)])),
             [true, true]
         );
         // `b` refuses, so `a` must not be charged for this attempt.
         assert_eq!(
-            allowed(&store.check_all(&[("a", loose), ("b", tight)])),
+            allowed(&store.check_all(&[Check::take("a", loose), Check::take("b", tight)])),
             [true, false]
         );
-        let Decision::Allow { remaining, .. } = store.check_all(&[("a", loose)])[0] else {
+        let Decision::Allow { remaining, .. } = store.check_all(&[Check::take("a", loose)])[0]
+        else {
             panic!("a is far from its limit");
         };
         assert_eq!(remaining, 98, "only the two admitted requests were counted");
+    }
+
+    #[test]
+    fn peek_consumes_nothing_and_charge_ignores_the_others() {
+        let (store, _) = store(1000);
+        let two = Quota::new(2, Duration::from_secs(60), None).unwrap();
+        let peek = |key| Check {
+            key,
+            quota: two,
+            op: Op::Peek,
+        };
+        let charge = |key| Check {
+            key,
+            quota: two,
+            op: Op::Charge,
+        };
+        for _ in 0..5 {
+            assert_eq!(allowed(&store.check_all(&[peek("locked")])), [true]);
+        }
+        store.check_all(&[charge("locked")]);
+        store.check_all(&[charge("locked")]);
+        assert_eq!(allowed(&store.check_all(&[peek("locked")])), [false]);
+        // The refusing peek stops the take of its call; the charge commits regardless.
+        assert_eq!(
+            allowed(&store.check_all(&[charge("other"), Check::take("t", two), peek("locked")])),
+            [true, true, false]
+        );
+        let Decision::Allow { remaining, .. } = store.check_all(&[Check::take("t", two)])[0] else {
+            panic!("t was never charged");
+        };
+        assert_eq!(remaining, 1);
+        store.check_all(&[charge("other")]);
+        assert_eq!(allowed(&store.check_all(&[peek("other")])), [false]);
     }
 
     #[test]
@@ -223,7 +296,10 @@ mod tests {
                 std::thread::spawn(move || {
                     (0..100)
                         .filter(|_| {
-                            matches!(store.check_all(&[("k", quota)])[0], Decision::Allow { .. })
+                            matches!(
+                                store.check_all(&[Check::take("k", quota)])[0],
+                                Decision::Allow { .. }
+                            )
                         })
                         .count()
                 })
@@ -238,12 +314,12 @@ mod tests {
         let (store, clock) = store(64); // one slot per shard
         let quota = Quota::new(1, Duration::from_secs(1), None).unwrap();
         for i in 0..1000 {
-            store.check_all(&[(&format!("old-{i}"), quota)]);
+            store.check_all(&[Check::take(&format!("old-{i}"), quota)]);
         }
         assert!(store.len() <= 64);
         clock.advance(Duration::from_secs(2));
         for i in 0..1000 {
-            store.check_all(&[(&format!("new-{i}"), quota)]);
+            store.check_all(&[Check::take(&format!("new-{i}"), quota)]);
         }
         assert!(store.len() <= 64);
     }
@@ -254,7 +330,7 @@ mod tests {
         let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
         let started = Instant::now();
         for i in 0..1_000_000u32 {
-            store.check_all(&[(&format!("ip|{i}"), quota)]);
+            store.check_all(&[Check::take(&format!("ip|{i}"), quota)]);
         }
         let len = store.len();
         assert!(len <= 100_000 + SHARDS, "{len} keys");

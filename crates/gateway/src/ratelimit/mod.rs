@@ -1,8 +1,13 @@
-//! Rate limiting (checklist #4): GCRA decisions (`gcra`), their in-memory store
-//! (`memory`) and the pipeline phase that applies the configured policies (`limiter`).
+//! Rate limiting (checklist #4): GCRA decisions (`gcra`), the in-memory store (`memory`),
+//! the shared Redis store (`redis`), the choice between them when Redis fails (`store`),
+//! the body fields some limits key on (`body`) and the pipeline phase that applies the
+//! configured policies and the failed-authentication lockout (`limiter`).
 
+pub mod body;
 pub mod gcra;
 pub mod limiter;
 pub mod memory;
+pub mod redis;
+pub mod store;
 
-pub use limiter::{RateLimitState, RateLimiter, header_values};
+pub use limiter::{BodyFields, RateLimitState, RateLimiter, header_values};

@@ -1,0 +1,112 @@
+//! Which store decides a request's checks, and what happens when the shared one fails.
+//!
+//! Input: the checks of one request. Output: the decisions, or what `on_store_error`
+//! says to do instead. With `store = "memory"` the in-process store decides. With Redis,
+//! every call is bounded by `store_timeout`; when it fails (or is resting after a recent
+//! failure, see `redis.rs`), `local` decides in this instance's memory, `deny` answers 503
+//! and `allow` admits without counting. Each fallback is counted, and marked on the
+//! request's access line; the first failure and the recovery are logged by the store. The
+//! local store is the same one across reloads, so a fallback keeps the counts of earlier
+//! fallbacks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+
+use super::gcra::Decision;
+use super::memory::{Check, MemoryStore};
+use super::redis::{RedisStore, StoreError};
+use crate::config::OnStoreError;
+use crate::observe::Metrics;
+
+/// What the store said about one request's checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Decided(Vec<Decision>),
+    /// The shared store failed and `on_store_error = "deny"`.
+    Unavailable,
+    /// The shared store failed and `on_store_error = "allow"`: nothing was counted.
+    Unlimited,
+}
+
+/// The rate-limit store of one pipeline build.
+pub struct RateStore {
+    local: Arc<MemoryStore>,
+    shared: Option<Shared>,
+}
+
+struct Shared {
+    redis: Arc<RedisStore>,
+    on_error: OnStoreError,
+    timeout: Duration,
+    ok: Counter,
+    timeouts: Counter,
+    errors: Counter,
+    resting: Counter,
+    fallbacks: Counter,
+}
+
+impl RateStore {
+    pub fn memory(local: Arc<MemoryStore>) -> Self {
+        RateStore {
+            local,
+            shared: None,
+        }
+    }
+
+    /// Redis first; `local` is the fallback for `on_store_error = "local"`.
+    pub fn redis(
+        redis: Arc<RedisStore>,
+        local: Arc<MemoryStore>,
+        on_error: OnStoreError,
+        timeout: Duration,
+        metrics: &Metrics,
+    ) -> Self {
+        RateStore {
+            local,
+            shared: Some(Shared {
+                redis,
+                on_error,
+                timeout,
+                ok: metrics.rate_store_calls("ok"),
+                timeouts: metrics.rate_store_calls("timeout"),
+                errors: metrics.rate_store_calls("error"),
+                resting: metrics.rate_store_calls("resting"),
+                fallbacks: metrics.rate_store_fallbacks(on_error.as_str()),
+            }),
+        }
+    }
+
+    /// Keys tracked by the in-memory store (the fallback's, with Redis).
+    pub fn local_len(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Decides `checks`; the second value names the fallback taken, if any (for the log).
+    pub async fn decide(&self, checks: &[Check<'_>]) -> (Verdict, Option<&'static str>) {
+        let Some(shared) = &self.shared else {
+            return (Verdict::Decided(self.local.check_all(checks)), None);
+        };
+        match shared.redis.check_all(checks, shared.timeout).await {
+            Ok(decisions) => {
+                shared.ok.inc();
+                (Verdict::Decided(decisions), None)
+            }
+            Err(error) => {
+                match error {
+                    StoreError::Timeout => shared.timeouts.inc(),
+                    StoreError::Failed(_) => shared.errors.inc(),
+                    StoreError::Resting => shared.resting.inc(),
+                };
+                shared.fallbacks.inc();
+                let verdict = match shared.on_error {
+                    OnStoreError::Local => Verdict::Decided(self.local.check_all(checks)),
+                    OnStoreError::Deny => Verdict::Unavailable,
+                    OnStoreError::Allow => Verdict::Unlimited,
+                };
+                (verdict, Some(shared.on_error.as_str()))
+            }
+        }
+    }
+}
