@@ -183,3 +183,263 @@ async fn anonymous_floods_cannot_spend_a_clients_quota() {
         assert!(!line.to_string().contains(&key), "a key in the log: {line}");
     }
 }
+
+/// A gateway with the failed-authentication lockout: 4 failures per 15 minutes per
+/// address and per account, a login route, and a limit per body field.
+fn start_with_lockout(upstream: &RecordingUpstream) -> GatewayProcess {
+    let config = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+trusted_proxies = ["127.0.0.1"]
+
+[rate_limit]
+auth_failures = {{ limit = 4, window = "15m", per = ["ip", "account"] }}
+
+[store]
+url = "sqlite://keys.db"
+key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[[route]]
+name = "login"
+path = "/api/login"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+login = {{ account = "/username" }}
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+
+[[route]]
+name = "reset"
+path = "/api/password-reset"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+rate_limit = {{ limit = 2, window = "1h", per = {{ body = "/email" }}, name = "reset-email" }}
+"#,
+        url = upstream.url()
+    );
+    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(config)
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .start()
+}
+
+async fn login(gw: &GatewayProcess, ip: &str, username: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/login", gw.http_url()))
+        .header("x-forwarded-for", ip)
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn assert_locked_out(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 429, "{what}");
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"auth_failures\";q=4;w=900",
+        "{what}"
+    );
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 4 per 15 minutes: the next try is allowed about 225 s after the first failure.
+    assert!((200..=225).contains(&retry_after), "{what}: {retry_after}");
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:palisade:problem:rate-limited",
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_sprayed_from_many_addresses_locks_the_account() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_with_lockout(&upstream);
+    let password = palisade_testkit::upstream::LOGIN_PASSWORD;
+
+    // Four guesses at alice's password, each from a different address: each address has
+    // failed once only, but the account has failed four times.
+    for i in 1..=4 {
+        let response = login(&gw, &format!("198.51.100.{i}"), "alice", "guess").await;
+        assert_eq!(response.status(), 401, "guess {i} reaches the upstream");
+    }
+    // Now alice is locked out, from a fresh address, with the right password, and under
+    // another spelling of her name; the upstream sees none of it.
+    assert_locked_out(
+        login(&gw, "198.51.100.50", "alice", password).await,
+        "right password",
+    )
+    .await;
+    assert_locked_out(
+        login(&gw, "198.51.100.51", " ALICE", "guess").await,
+        "case and spaces",
+    )
+    .await;
+    assert_eq!(upstream.requests().len(), 4);
+
+    // Other accounts, from the same addresses, are not affected.
+    let bob = login(&gw, "198.51.100.1", "bob", password).await;
+    assert_eq!(bob.status(), 200);
+    assert_eq!(upstream.requests().len(), 5);
+
+    // A body that could name two accounts is refused before it is counted or forwarded.
+    let ambiguous = reqwest::Client::new()
+        .post(format!("{}/api/login", gw.http_url()))
+        .header("x-forwarded-for", "198.51.100.60")
+        .header("content-type", "application/json")
+        .body(r#"{"username": "carol", "UserName": "alice", "password": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ambiguous.status(), 400);
+    assert_eq!(upstream.requests().len(), 5);
+
+    // Form logins name their account too.
+    let form = reqwest::Client::new()
+        .post(format!("{}/api/login", gw.http_url()))
+        .header("x-forwarded-for", "198.51.100.61")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=Alice&password=guess")
+        .send()
+        .await
+        .unwrap();
+    assert_locked_out(form, "form body").await;
+
+    let event = tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| {
+                l["event"] == "rate_limited"
+                    && l["policy"] == "auth_failures"
+                    && l["per"] == "account"
+            },
+            std::time::Duration::from_secs(5),
+        )
+    })
+    .expect("a rate_limited event for the account");
+    assert!(
+        !event.to_string().to_lowercase().contains("alice"),
+        "the event names the kind, never the account: {event}"
+    );
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"palisade_rate_limited_total{policy="auth_failures",per="account"} 3"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guessing_keys_from_one_address_locks_that_address_only() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_with_lockout(&upstream);
+    let (key, _) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "app", "subject": "app"}),
+    )
+    .await;
+    let orders = format!("{}/api/orders", gw.http_url());
+    let client = reqwest::Client::new();
+    let get = |ip: &'static str, api_key: Option<String>| {
+        let mut request = client.get(&orders).header("x-forwarded-for", ip);
+        if let Some(api_key) = api_key {
+            request = request.header("x-api-key", api_key);
+        }
+        request.send()
+    };
+
+    // Requests without credentials guess nothing: they are 401s, never a lockout.
+    for _ in 0..10 {
+        assert_eq!(get("192.0.2.10", None).await.unwrap().status(), 401);
+    }
+    assert_eq!(
+        get("192.0.2.10", Some(key.clone())).await.unwrap().status(),
+        200
+    );
+
+    // Four wrong keys from one address lock it out, even for a valid key.
+    for i in 0..4 {
+        let forged = format!("pal_forged{i:05}_{}", "x".repeat(43));
+        assert_eq!(get("192.0.2.66", Some(forged)).await.unwrap().status(), 401);
+    }
+    assert_locked_out(
+        get("192.0.2.66", Some(key.clone())).await.unwrap(),
+        "locked address",
+    )
+    .await;
+    // The lockout covers the login route too, and no other address.
+    assert_locked_out(
+        login(&gw, "192.0.2.66", "dave", "guess").await,
+        "login from the locked address",
+    )
+    .await;
+    assert_eq!(get("192.0.2.67", Some(key)).await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_per_body_field_count_each_value_apart() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_with_lockout(&upstream);
+    let reset = |body: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/password-reset", gw.http_url()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        reset(r#"{"email": "a@example.com"}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reset(r#"{"Email": "A@example.com"}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let refused = reset(r#"{"email": "a@example.com "}"#).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        "\"reset-email\";q=2;w=3600"
+    );
+    assert_eq!(
+        reset(r#"{"email": "b@example.com"}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The body forwarded is the one the limit read, byte for byte.
+    let last = upstream.last().unwrap();
+    assert_eq!(last.body_str(), r#"{"email": "b@example.com"}"#);
+    assert_eq!(upstream.requests().len(), 3);
+}

@@ -283,6 +283,127 @@ pub fn without_credentials(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::gcra::Quota;
+    use crate::ratelimit::memory::MemoryStore;
+    use palisade_testkit::RedisServer;
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    fn admitted(decisions: &[Decision]) -> Vec<bool> {
+        (decisions.iter())
+            .map(|d| matches!(d, Decision::Allow { .. }))
+            .collect()
+    }
+
+    /// The script and the memory store decide a burst identically: same admissions, same
+    /// `remaining`, the same retry time to within Redis's microsecond clock.
+    #[tokio::test]
+    async fn the_script_decides_like_the_memory_store() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).unwrap();
+        let memory = MemoryStore::new(1000);
+        let quota = Quota::new(5, Duration::from_secs(3600), None).unwrap();
+        for i in 0..7 {
+            let shared = store
+                .check_all(&[Check::take("burst", quota)], TIMEOUT)
+                .await
+                .unwrap();
+            let local = memory.check_all(&[Check::take("burst", quota)]);
+            match (shared[0], local[0]) {
+                (Decision::Allow { remaining: a, .. }, Decision::Allow { remaining: b, .. }) => {
+                    assert_eq!(a, b, "request {i}")
+                }
+                (Decision::Deny { retry_after: a, .. }, Decision::Deny { retry_after: b, .. }) => {
+                    // One request per 720 s: the next is due in just under 720 s.
+                    assert!(a.abs_diff(b) < Duration::from_secs(1), "{a:?} vs {b:?}");
+                    assert!(a > Duration::from_secs(715) && a <= Duration::from_secs(720));
+                }
+                other => panic!("request {i}: the stores disagree: {other:?}"),
+            }
+        }
+        let keys = redis.keys("palisade:rl:*");
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let ttl = redis.ttl_ms(&keys[0]);
+        assert!(
+            ttl > 0 && ttl <= 3_600_001,
+            "the key expires by itself: {ttl}"
+        );
+    }
+
+    #[tokio::test]
+    async fn takes_are_all_or_nothing_peeks_free_and_charges_independent() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).unwrap();
+        let two = Quota::new(2, Duration::from_secs(60), None).unwrap();
+        let check = |key, op| Check {
+            key,
+            quota: two,
+            op,
+        };
+        let call = |checks: Vec<Check<'static>>| {
+            let store = store.clone();
+            async move { admitted(&store.check_all(&checks, TIMEOUT).await.unwrap()) }
+        };
+        assert_eq!(call(vec![check("lock", Op::Peek)]).await, [true]);
+        assert_eq!(call(vec![check("lock", Op::Charge)]).await, [true]);
+        assert_eq!(call(vec![check("lock", Op::Charge)]).await, [true]);
+        assert_eq!(call(vec![check("lock", Op::Peek)]).await, [false]);
+        // The refusing peek blocks the take (not committed); the charge commits.
+        assert_eq!(
+            call(vec![
+                check("other", Op::Charge),
+                check("take", Op::Take),
+                check("lock", Op::Peek)
+            ])
+            .await,
+            [true, true, false]
+        );
+        let Decision::Allow { remaining, .. } = store
+            .check_all(&[check("take", Op::Take)], TIMEOUT)
+            .await
+            .unwrap()[0]
+        else {
+            panic!("`take` was never consumed");
+        };
+        assert_eq!(remaining, 1);
+        assert_eq!(call(vec![check("other", Op::Charge)]).await, [true]);
+        assert_eq!(call(vec![check("other", Op::Peek)]).await, [false]);
+        // Peeks wrote nothing: exactly three buckets exist.
+        assert_eq!(redis.keys("palisade:rl:*").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_dead_store_fails_fast_rests_and_recovers() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).unwrap();
+        let quota = Quota::new(10, Duration::from_secs(60), None).unwrap();
+        let take = [Check::take("k", quota)];
+        assert!(store.check_all(&take, TIMEOUT).await.is_ok());
+        redis.stop();
+        let error = store.check_all(&take, TIMEOUT).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Failed(_) | StoreError::Timeout),
+            "{error:?}"
+        );
+        assert_eq!(
+            store.check_all(&take, TIMEOUT).await.unwrap_err(),
+            StoreError::Resting,
+            "right after a failure the store is not tried"
+        );
+        redis.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::time::sleep(RETRY_INTERVAL).await;
+            match store.check_all(&take, TIMEOUT).await {
+                Ok(decisions) => {
+                    assert_eq!(admitted(&decisions), [true]);
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "no recovery: {e:?}"),
+            }
+        }
+        assert_eq!(redis.keys("palisade:rl:*").len(), 1);
+    }
 
     #[test]
     fn bucket_keys_are_fixed_length_hash_tags_without_the_value() {
