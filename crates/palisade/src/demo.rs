@@ -50,6 +50,10 @@ hsts = "max-age=31536000"
 max_body = "1MiB"
 request_timeout = "10s"
 
+[rate_limit]
+# Ten failed logins (or wrong keys) lock out that address, and that account from any address.
+auth_failures = {{ limit = 10, window = "15m", per = ["ip", "account"] }}
+
 [store]
 url = "sqlite://{store}"
 key_pepper = "{pepper}"
@@ -66,6 +70,7 @@ upstream = "sample"
 auth = "public"                     # everything else needs an API key
 # Brute force stops here: 5 attempts per 15 minutes per address, before anything else runs.
 rate_limit = {{ limit = 5, window = "15m", per = "ip", name = "login" }}
+login = {{ account = "/username" }}     # the API's 401 counts against the account named here
 
 [[route]]
 name = "orders"
@@ -286,7 +291,8 @@ This run's API keys (shown once; stored only as HMAC hashes):
       curl -ks -H "X-Api-Key: $ADMIN" {base}/api/orders/1                      # 200: admin bypass (logged)
       curl -ksi -H "X-Api-Key: $ALICE" -X PUT -H 'Content-Type: application/json' -d '{{"ownerId":"bob"}}' {base}/api/orders/1 | head -1   # 400: mass assignment
 
- 4  Rate limits: the sixth login attempt in 15 minutes from one address gets 429
+ 4  Rate limits: the sixth login attempt in 15 minutes from one address gets 429;
+    ten failed logins for one account lock it from every address (auth_failures)
       for i in 1 2 3 4 5 6; do curl -ksi -X POST -H 'Content-Type: application/json' -d '{{"username":"alice","password":"guess"}}' {base}/api/login | grep -iE '^HTTP|^retry-after|^ratelimit'; done
 
  5  One canonical path: tricks are normalized once or refused with 400

@@ -32,9 +32,16 @@ fn resolve<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
     }
 }
 
-fn type_name(node: &Value) -> String {
+fn type_name(schema: &Value, node: &Value) -> String {
     if let Some(reference) = node["$ref"].as_str() {
-        return match reference.trim_start_matches("#/$defs/") {
+        let name = reference.trim_start_matches("#/$defs/");
+        if let Some(choices) = schema["$defs"][name]["enum"].as_array() {
+            return (choices.iter())
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+        }
+        return match name {
             "Duration" => "duration".into(),
             "ByteSize" => "size".into(),
             other => format!("table ({other})"),
@@ -44,7 +51,7 @@ fn type_name(node: &Value) -> String {
         let named: Vec<String> = variants
             .iter()
             .filter(|v| v["type"] != "null")
-            .map(type_name)
+            .map(|v| type_name(schema, v))
             .collect();
         return named.join(" or ");
     }
@@ -60,7 +67,7 @@ fn type_name(node: &Value) -> String {
     types
         .iter()
         .map(|t| match *t {
-            "array" => format!("array of {}", type_name(&node["items"])),
+            "array" => format!("array of {}", type_name(schema, &node["items"])),
             other => other.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -104,7 +111,7 @@ fn rows(schema: &Value, table: &Value, prefix: &str, out: &mut Vec<String>) {
         } else if array_of_tables {
             "array of tables".to_owned()
         } else {
-            type_name(property)
+            type_name(schema, property)
         };
         let description = property["description"]
             .as_str()

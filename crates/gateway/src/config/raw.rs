@@ -12,7 +12,7 @@
 //! description (`palisade config schema`) and the README's config reference.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::units::{ByteSize, HumanDuration};
 
@@ -73,7 +73,7 @@ pub(crate) struct RawRateLimit {
     pub auth_failures: Option<RawAuthFailures>,
 }
 
-#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "OnStoreError")]
 pub(crate) enum RawOnStoreError {
@@ -126,8 +126,9 @@ impl Default for RawRateLimit {
     }
 }
 
-#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, JsonSchema, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "RateLimitHeaders")]
 pub(crate) enum RawRateLimitHeaders {
     #[default]
     #[serde(rename = "on_429")]

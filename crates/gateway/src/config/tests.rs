@@ -15,6 +15,7 @@ fn env(name: &str) -> Result<String, VarError> {
     match name {
         "PALISADE_ADMIN_TOKEN" => Ok("admin-t0ken-0123456789".into()),
         "ORDERS_HOST" => Ok("orders.internal".into()),
+        "REDIS_PASSWORD" => Ok("s3cret".into()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -833,4 +834,98 @@ fn rate_limit_policies_are_validated_and_named() {
         assert_eq!(err.key.as_deref(), Some(key), "{err}");
         assert!(err.message.contains(fragment), "{err}");
     }
+}
+
+#[test]
+fn rate_limit_stores_and_the_lockout_are_validated() {
+    let with = |extra: &str, route: &str| {
+        format!(
+            "{}\n{extra}",
+            MINIMAL.replace(
+                "auth = \"public\"\n",
+                &format!("auth = \"public\"\n{route}")
+            )
+        )
+    };
+    let defaults = load(MINIMAL).unwrap().rate_limit;
+    assert_eq!(defaults.store, RateStoreKind::Memory);
+    assert_eq!(defaults.on_store_error, OnStoreError::Local);
+    assert_eq!(defaults.store_timeout, Duration::from_millis(50));
+    assert!(defaults.auth_failures.is_none());
+
+    let c = load(&with(
+        "[rate_limit]\nstore = \"redis://:${env:REDIS_PASSWORD}@cache:6379/2\"\non_store_error = \"deny\"\nstore_timeout = \"20ms\"\nauth_failures = { limit = 10, window = \"15m\" }",
+        "login = { account = \"/user/name\" }\nrate_limit = { limit = 3, window = \"1h\", per = { body = \"/email\" } }\n",
+    ))
+    .unwrap();
+    let limits = &c.rate_limit;
+    assert_eq!(
+        limits.store,
+        RateStoreKind::Redis("redis://:s3cret@cache:6379/2".to_owned()),
+        "references resolve inside the URL"
+    );
+    assert_eq!(limits.on_store_error, OnStoreError::Deny);
+    assert_eq!(limits.store_timeout, Duration::from_millis(20));
+    let lockout = limits.auth_failures.as_ref().unwrap();
+    assert_eq!(
+        (lockout.limit, lockout.window),
+        (10, Duration::from_secs(900))
+    );
+    assert!(lockout.per_ip && lockout.per_account, "both by default");
+    assert_eq!(c.routes[0].login.as_ref().unwrap().account, "/user/name");
+    assert_eq!(
+        c.routes[0].rate_limit[0].per,
+        PerKey::Body("/email".to_owned())
+    );
+
+    for (extra, route_rule, key, fragment) in [
+        (
+            "[rate_limit]\nstore = \"rediss://cache:6379\"",
+            "",
+            "rate_limit.store",
+            "not supported",
+        ),
+        (
+            "[rate_limit]\nstore = \"memcached://cache\"",
+            "",
+            "rate_limit.store",
+            "expected `memory` or `redis://",
+        ),
+        (
+            "[rate_limit]\nstore_timeout = \"10s\"",
+            "",
+            "rate_limit.store_timeout",
+            "between 1ms and 5s",
+        ),
+        (
+            "[rate_limit]\nauth_failures = { limit = 5, window = \"1m\", per = [\"planet\"] }",
+            "",
+            "rate_limit.auth_failures.per[0]",
+            "unknown `planet`",
+        ),
+        (
+            "[rate_limit]\nauth_failures = { limit = 0, window = \"1m\" }",
+            "",
+            "rate_limit.auth_failures.limit",
+            "at least 1",
+        ),
+        (
+            "",
+            "login = { account = \"username\" }\n",
+            "route[0].login.account",
+            "starts with `/`",
+        ),
+        (
+            "",
+            "rate_limit = { limit = 1, window = \"1m\", per = { body = \"email\" } }\n",
+            "route[0].rate_limit.per",
+            "starts with `/`",
+        ),
+    ] {
+        let err = load_err(&with(extra, route_rule));
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(fragment), "{err}");
+    }
+    let err = load_err(&with("[rate_limit]\nstore = \"redis//:hunter2@cache\"", ""));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
 }
