@@ -25,7 +25,11 @@ pub enum Rejection {
     BadRequest(&'static str),
     /// Missing, malformed, unknown, expired, revoked or forged credentials.
     /// `token_given`: a credential was presented (adds `error="invalid_token"`).
-    Unauthorized { token_given: bool },
+    Unauthorized {
+        token_given: bool,
+        /// The credential could be a guess or a forgery: counted by `auth_failures`.
+        guess: bool,
+    },
     /// The key store or the issuer's keys are unreachable for an uncached credential.
     AuthUnavailable,
     /// A rate-limit policy refused the request.
@@ -227,7 +231,7 @@ pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
         public.detail,
         ctx.id.as_str(),
     );
-    if let Rejection::Unauthorized { token_given } = rejection {
+    if let Rejection::Unauthorized { token_given, .. } = rejection {
         // RFC 6750 §3: the scheme and realm always; `invalid_token` only when one was sent.
         let challenge = if token_given {
             "Bearer realm=\"palisade\", error=\"invalid_token\""
@@ -339,7 +343,10 @@ mod tests {
         vec![
             Rejection::BadPath(PathRejection::EncodedSlash),
             Rejection::BadRequest("conflicting Host headers"),
-            Rejection::Unauthorized { token_given: true },
+            Rejection::Unauthorized {
+                token_given: true,
+                guess: true,
+            },
             Rejection::AuthUnavailable,
             Rejection::RateLimitUnavailable,
             Rejection::RateLimited {
@@ -453,12 +460,24 @@ mod tests {
             },
             Method::GET,
         );
-        let missing = respond(Rejection::Unauthorized { token_given: false }, &ctx);
+        let missing = respond(
+            Rejection::Unauthorized {
+                token_given: false,
+                guess: false,
+            },
+            &ctx,
+        );
         assert_eq!(
             missing.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"palisade\""
         );
-        let invalid = respond(Rejection::Unauthorized { token_given: true }, &ctx);
+        let invalid = respond(
+            Rejection::Unauthorized {
+                token_given: true,
+                guess: true,
+            },
+            &ctx,
+        );
         assert_eq!(
             invalid.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"palisade\", error=\"invalid_token\""

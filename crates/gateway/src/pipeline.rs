@@ -202,7 +202,7 @@ async fn phases(
     {
         Ok(principal) => principal,
         Err(rejection) => {
-            if matches!(rejection, Rejection::Unauthorized { token_given: true }) {
+            if matches!(rejection, Rejection::Unauthorized { guess: true, .. }) {
                 gw.limiter.record_failure(ctx, route, None).await;
             }
             return Err(rejection);

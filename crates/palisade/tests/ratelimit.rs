@@ -372,9 +372,25 @@ async fn guessing_keys_from_one_address_locks_that_address_only() {
         request.send()
     };
 
-    // Requests without credentials guess nothing: they are 401s, never a lockout.
+    // Requests without credentials guess nothing, and neither does a real key that was
+    // revoked (an old client may keep sending it): 401s, never a lockout.
+    let (revoked, revoked_id) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "old", "subject": "app"}),
+    )
+    .await;
+    let deleted = client
+        .delete(format!("{}/keys/{revoked_id}", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
     for _ in 0..10 {
         assert_eq!(get("192.0.2.10", None).await.unwrap().status(), 401);
+        let old = get("192.0.2.10", Some(revoked.clone())).await.unwrap();
+        assert_eq!(old.status(), 401);
     }
     assert_eq!(
         get("192.0.2.10", Some(key.clone())).await.unwrap().status(),

@@ -126,6 +126,16 @@ impl KeyRejection {
             KeyRejection::StoreUnavailable => "store_unavailable",
         }
     }
+
+    /// Whether this failure could be someone guessing a key (counted by the gateway's
+    /// failed-authentication lockout), as opposed to a real key that has expired or been
+    /// revoked, which a legitimate client may keep sending until it is replaced.
+    pub fn is_guess(self) -> bool {
+        matches!(
+            self,
+            KeyRejection::Malformed | KeyRejection::UnknownKey | KeyRejection::WrongSecret
+        )
+    }
 }
 
 impl std::fmt::Display for KeyRejection {

@@ -95,6 +95,21 @@ pub enum JwtRejection {
 }
 
 impl JwtRejection {
+    /// Whether this failure could be a forged token (counted by the failed-authentication
+    /// lockout). A token the issuer really signed but that is expired, early, or meant for
+    /// another audience is a client's mistake, not a guess.
+    pub fn is_guess(self) -> bool {
+        matches!(
+            self,
+            JwtRejection::TooLarge
+                | JwtRejection::Malformed
+                | JwtRejection::AlgorithmNotAllowed
+                | JwtRejection::UnsupportedHeader
+                | JwtRejection::UnknownKey
+                | JwtRejection::BadSignature
+        )
+    }
+
     /// A snake_case name for logs and metrics; never shown to clients.
     pub fn reason(self) -> &'static str {
         match self {

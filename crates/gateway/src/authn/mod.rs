@@ -159,18 +159,24 @@ impl Authenticator {
         let credential = match credential(headers) {
             Ok(credential) => credential,
             Err(why) => {
-                let (reason, token_given) = match why {
-                    Presented::Missing => ("missing_credentials", false),
-                    Presented::Ambiguous => ("ambiguous_credentials", true),
-                    Presented::BadScheme => ("unsupported_scheme", false),
+                let (reason, given) = match why {
+                    Presented::Missing => ("missing_credentials", Given::Nothing),
+                    Presented::Ambiguous => ("ambiguous_credentials", Given::NotAGuess),
+                    Presented::BadScheme => ("unsupported_scheme", Given::Nothing),
                 };
-                return Err(self.fail(ctx, reason, token_given, None, None));
+                return Err(self.fail(ctx, reason, given, None, None));
             }
         };
         match credential {
             Credential::ApiKey(key) => {
                 let Some(keys) = self.keys.as_ref().filter(|_| route.auth != RouteAuth::Jwt) else {
-                    return Err(self.fail(ctx, "api_key_not_accepted", true, None, None));
+                    return Err(self.fail(
+                        ctx,
+                        "api_key_not_accepted",
+                        Given::NotAGuess,
+                        None,
+                        None,
+                    ));
                 };
                 match keys.verify(key).await {
                     Ok(verified) => Ok(Principal {
@@ -186,9 +192,13 @@ impl Authenticator {
                         tracing::warn!(event = "auth_failed", request_id = ctx.id.as_str(), client_ip = %ctx.client_ip, route = ctx.route.as_deref().unwrap_or("-"), reason = "key_store_unavailable", key_id = key_id_of(key));
                         Err(Rejection::AuthUnavailable)
                     }
-                    Err(rejection) => {
-                        Err(self.fail(ctx, rejection.reason(), true, key_id_of(key), None))
-                    }
+                    Err(rejection) => Err(self.fail(
+                        ctx,
+                        rejection.reason(),
+                        Given::judged(rejection.is_guess()),
+                        key_id_of(key),
+                        None,
+                    )),
                 }
             }
             Credential::Jwt(token) => {
@@ -197,13 +207,13 @@ impl Authenticator {
                     .as_ref()
                     .filter(|_| route.auth != RouteAuth::ApiKey)
                 else {
-                    return Err(self.fail(ctx, "jwt_not_accepted", true, None, None));
+                    return Err(self.fail(ctx, "jwt_not_accepted", Given::NotAGuess, None, None));
                 };
                 match verifier.verify(token).await {
                     // The subject goes upstream in a header; one that cannot be written
                     // there would leave the upstream without an identity.
                     Ok(verified) if http::HeaderValue::from_str(&verified.subject).is_err() => {
-                        Err(self.fail(ctx, "bad_subject", true, None, Some(token)))
+                        Err(self.fail(ctx, "bad_subject", Given::NotAGuess, None, Some(token)))
                     }
                     Ok(verified) => Ok(Principal {
                         method: AuthMethod::Jwt,
@@ -218,9 +228,13 @@ impl Authenticator {
                         tracing::warn!(event = "auth_failed", request_id = ctx.id.as_str(), client_ip = %ctx.client_ip, route = ctx.route.as_deref().unwrap_or("-"), reason = "jwt_keys_unavailable");
                         Err(Rejection::AuthUnavailable)
                     }
-                    Err(rejection) => {
-                        Err(self.fail(ctx, rejection.reason(), true, None, Some(token)))
-                    }
+                    Err(rejection) => Err(self.fail(
+                        ctx,
+                        rejection.reason(),
+                        Given::judged(rejection.is_guess()),
+                        None,
+                        Some(token),
+                    )),
                 }
             }
         }
@@ -233,7 +247,7 @@ impl Authenticator {
         &self,
         ctx: &RequestCtx,
         reason: &'static str,
-        token_given: bool,
+        given: Given,
         key_id: Option<&str>,
         token: Option<&str>,
     ) -> Rejection {
@@ -248,7 +262,32 @@ impl Authenticator {
             kid = hints.kid.as_deref(),
             iss = hints.iss.as_deref(),
         );
-        Rejection::Unauthorized { token_given }
+        Rejection::Unauthorized {
+            token_given: given != Given::Nothing,
+            guess: given == Given::Guess,
+        }
+    }
+}
+
+/// What a failed request presented, for the 401's `WWW-Authenticate` and the lockout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Given {
+    Nothing,
+    /// A credential that is wrong in a way no guess produces (expired, revoked, meant
+    /// for another route or audience).
+    NotAGuess,
+    /// A credential that could be a guess or a forgery (unknown, wrong secret, bad
+    /// signature, malformed).
+    Guess,
+}
+
+impl Given {
+    fn judged(guess: bool) -> Given {
+        if guess {
+            Given::Guess
+        } else {
+            Given::NotAGuess
+        }
     }
 }
 

@@ -1,15 +1,20 @@
-//! Rate limiting (checklist #4): the phase that applies `[rate_limit]` and route policies.
+//! Rate limiting (checklist #4): the phase that applies `[rate_limit]`, route policies and
+//! the failed-authentication lockout.
 //!
 //! Input: the route's policies (or `[rate_limit] default`), the request's client address,
-//! headers and, after authentication, its principal. Output: nothing, or the state of the
-//! tightest policy for the `RateLimit` headers. Failure: `Rejection::RateLimited` (429 with
-//! `Retry-After`, `RateLimit-Policy` and `RateLimit`) and a `rate_limited` event.
+//! headers, principal and body fields as each becomes known. Output: nothing, or the state
+//! of the tightest policy for the `RateLimit` headers. Failure: `Rejection::RateLimited`
+//! (429 with `Retry-After`, `RateLimit-Policy` and `RateLimit`) with a `rate_limited` event,
+//! or `RateLimitUnavailable` (503) when the shared store fails under `on_store_error = "deny"`.
 //!
-//! Two passes, in pipeline order: `before_auth` counts what is known without credentials
-//! (`ip`, `route`, a header), so floods and brute force are stopped before any crypto or
-//! store lookup, and a caller without credentials can only spend quotas keyed on its own
-//! address; `after_auth` counts by `client`, `subject` or `key`. Within a pass, a request is
-//! admitted only if every policy admits it, and a refused request consumes nothing.
+//! Three passes, in pipeline order: `before_auth` counts what is known without credentials
+//! (`ip`, `route`, a header) and refuses a locked-out address, so floods and brute force
+//! are stopped before any crypto or store lookup, and a caller without credentials can
+//! only spend quotas keyed on its own address; `after_auth` counts by `client`, `subject`
+//! or `key`; `after_body` counts by body field and refuses a locked-out account. Within a
+//! pass, a request is admitted only if every check admits it, and a refused request
+//! consumes nothing. `record_failure` charges the lockout: for a 401 to a credential that
+//! could be a guess, and for a login the upstream refused.
 
 use std::sync::Arc;
 use std::time::Duration;
