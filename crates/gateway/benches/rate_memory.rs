@@ -18,20 +18,24 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The limiter's key for a per-ip route policy (`route|policy|ip|address`), for the
+/// `i`-th address of a /8.
+fn key(first_octet: u32, i: u32) -> String {
+    format!(
+        "orders|route.orders|ip|{first_octet}.{}.{}.{}",
+        i >> 16,
+        (i >> 8) & 255,
+        i & 255
+    )
+}
+
 fn main() {
     const KEYS: u32 = 1_000_000;
     let quota = Quota::new(100, Duration::from_secs(900), None).expect("a valid quota");
     let before = rss_kib();
     let store = MemoryStore::new(KEYS as usize);
     for i in 0..KEYS {
-        // The limiter's key for a per-ip route policy: `route|policy|ip|address`.
-        let key = format!(
-            "orders|route.orders|ip|10.{}.{}.{}",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255
-        );
-        store.check_all(&[Check::take(&key, quota)]);
+        store.check_all(&[Check::take(&key(10, i), quota)]);
     }
     let after = rss_kib();
     let held = store.len();
@@ -43,13 +47,7 @@ fn main() {
     );
     // A further million new addresses must not grow it: the bound holds.
     for i in 0..KEYS {
-        let key = format!(
-            "orders|route.orders|ip|172.{}.{}.{}",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255
-        );
-        store.check_all(&[Check::take(&key, quota)]);
+        store.check_all(&[Check::take(&key(172, i), quota)]);
     }
     println!(
         "after another million distinct addresses: {} keys held, RSS {} MiB above the start",

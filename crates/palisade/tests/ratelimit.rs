@@ -8,18 +8,16 @@ use palisade_testkit::{GatewayProcess, RecordingUpstream};
 const TOKEN: &str = "ratelimit-test-admin-token-0123";
 const PEPPER: &str = "ratelimit-test-pepper-0123456789abcdef0123";
 
-fn start(upstream: &RecordingUpstream) -> GatewayProcess {
+/// A gateway with an API-key store and one upstream; `rest` adds `[rate_limit]` and routes.
+fn start_with(upstream: &RecordingUpstream, rest: &str) -> GatewayProcess {
     let config = format!(
         r#"
 [server]
 http = "127.0.0.1:0"
 admin = "127.0.0.1:0"
 admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-# The test varies the client address through X-Forwarded-For from this trusted peer.
+# The tests vary the client address through X-Forwarded-For from this trusted peer.
 trusted_proxies = ["127.0.0.1"]
-
-[rate_limit]
-headers = "always"
 
 [store]
 url = "sqlite://keys.db"
@@ -28,25 +26,7 @@ key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
 [[upstream]]
 name = "app"
 url = "{url}"
-
-[[route]]
-name = "login"
-path = "/api/login"
-methods = ["POST"]
-upstream = "app"
-auth = "public"
-rate_limit = {{ limit = 3, window = "15m", per = "ip", name = "login-ip" }}
-
-[[route]]
-name = "orders"
-path = "/api/orders"
-methods = ["GET"]
-upstream = "app"
-rate_limit = [
-    {{ limit = 50, window = "1m", per = "ip", name = "orders-ip" }},
-    {{ limit = 5, window = "1m", per = "client", name = "orders-client" }},
-]
-"#,
+{rest}"#,
         url = upstream.url()
     );
     GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
@@ -54,6 +34,34 @@ rate_limit = [
         .env("PALISADE_ADMIN_TOKEN", TOKEN)
         .env("PALISADE_KEY_PEPPER", PEPPER)
         .start()
+}
+
+fn start(upstream: &RecordingUpstream) -> GatewayProcess {
+    start_with(
+        upstream,
+        r#"
+[rate_limit]
+headers = "always"
+
+[[route]]
+name = "login"
+path = "/api/login"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+rate_limit = { limit = 3, window = "15m", per = "ip", name = "login-ip" }
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+rate_limit = [
+    { limit = 50, window = "1m", per = "ip", name = "orders-ip" },
+    { limit = 5, window = "1m", per = "client", name = "orders-client" },
+]
+"#,
+    )
 }
 
 async fn login_from(gw: &GatewayProcess, ip: &str) -> reqwest::Response {
@@ -187,24 +195,11 @@ async fn anonymous_floods_cannot_spend_a_clients_quota() {
 /// A gateway with the failed-authentication lockout: 4 failures per 15 minutes per
 /// address and per account, a login route, and a limit per body field.
 fn start_with_lockout(upstream: &RecordingUpstream) -> GatewayProcess {
-    let config = format!(
+    start_with(
+        upstream,
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-trusted_proxies = ["127.0.0.1"]
-
 [rate_limit]
-auth_failures = {{ limit = 4, window = "15m", per = ["ip", "account"] }}
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
-[[upstream]]
-name = "app"
-url = "{url}"
+auth_failures = { limit = 4, window = "15m", per = ["ip", "account"] }
 
 [[route]]
 name = "login"
@@ -212,7 +207,7 @@ path = "/api/login"
 methods = ["POST"]
 upstream = "app"
 auth = "public"
-login = {{ account = "/username" }}
+login = { account = "/username" }
 
 [[route]]
 name = "orders"
@@ -226,15 +221,9 @@ path = "/api/password-reset"
 methods = ["POST"]
 upstream = "app"
 auth = "public"
-rate_limit = {{ limit = 2, window = "1h", per = {{ body = "/email" }}, name = "reset-email" }}
+rate_limit = { limit = 2, window = "1h", per = { body = "/email" }, name = "reset-email" }
 "#,
-        url = upstream.url()
-    );
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config)
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
-        .start()
+    )
 }
 
 async fn login(gw: &GatewayProcess, ip: &str, username: &str, password: &str) -> reqwest::Response {

@@ -784,17 +784,19 @@ fn owner_rules_are_validated() {
     assert_eq!(load_err(&public).key.as_deref(), Some("route[0].owner"));
 }
 
+/// MINIMAL with `route` added to its route and `extra` (top-level tables) at the end.
+fn with(extra: &str, route: &str) -> String {
+    format!(
+        "{}\n{extra}",
+        MINIMAL.replace(
+            "auth = \"public\"\n",
+            &format!("auth = \"public\"\n{route}")
+        )
+    )
+}
+
 #[test]
 fn rate_limit_policies_are_validated_and_named() {
-    let with = |extra: &str, route: &str| {
-        format!(
-            "{}\n{extra}",
-            MINIMAL.replace(
-                "auth = \"public\"\n",
-                &format!("auth = \"public\"\n{route}")
-            )
-        )
-    };
     let c = load(&with(
         "[rate_limit]\ndefault = { limit = 100, window = \"15m\", per = \"client\" }\nheaders = \"always\"",
         "rate_limit = [{ limit = 5, window = \"15m\", per = \"ip\" }, { limit = 50, window = \"1h\", per = { header = \"X-Tenant\" }, burst = 10 }]\n",
@@ -838,15 +840,6 @@ fn rate_limit_policies_are_validated_and_named() {
 
 #[test]
 fn rate_limit_stores_and_the_lockout_are_validated() {
-    let with = |extra: &str, route: &str| {
-        format!(
-            "{}\n{extra}",
-            MINIMAL.replace(
-                "auth = \"public\"\n",
-                &format!("auth = \"public\"\n{route}")
-            )
-        )
-    };
     let defaults = load(MINIMAL).unwrap().rate_limit;
     assert_eq!(defaults.store, RateStoreKind::Memory);
     assert_eq!(defaults.on_store_error, OnStoreError::Local);
