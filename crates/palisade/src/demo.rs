@@ -292,7 +292,8 @@ This run's API keys (shown once; stored only as HMAC hashes):
       curl -ksi -H "X-Api-Key: $ALICE" -X PUT -H 'Content-Type: application/json' -d '{{"ownerId":"bob"}}' {base}/api/orders/1 | head -1   # 400: mass assignment
 
  4  Rate limits: the sixth login attempt in 15 minutes from one address gets 429;
-    ten failed logins for one account lock it from every address (auth_failures)
+    ten failed logins (or wrong keys) lock out the address, and ten failed logins for one
+    account lock it from every address; both cool down, one more try per 90 s
       for i in 1 2 3 4 5 6; do curl -ksi -X POST -H 'Content-Type: application/json' -d '{{"username":"alice","password":"guess"}}' {base}/api/login | grep -iE '^HTTP|^retry-after|^ratelimit'; done
 
  5  One canonical path: tricks are normalized once or refused with 400
