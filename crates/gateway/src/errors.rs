@@ -32,6 +32,10 @@ pub enum Rejection {
     },
     /// The key store or the issuer's keys are unreachable for an uncached credential.
     AuthUnavailable,
+    /// The request does not match its schema: each error names where and which rule.
+    Invalid(Vec<crate::validate::schema::FieldError>),
+    /// The body's `Content-Type` is not one the route accepts.
+    UnsupportedMediaType,
     /// A rate-limit policy refused the request.
     RateLimited {
         state: crate::ratelimit::RateLimitState,
@@ -110,6 +114,18 @@ impl Rejection {
                 "auth-unavailable",
                 "Service unavailable",
                 Some("credentials cannot be verified right now; retry later"),
+            ),
+            Rejection::Invalid(_) => p(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                Some("the request does not match the API's schema; see errors"),
+            ),
+            Rejection::UnsupportedMediaType => p(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                Some("this operation does not accept a body of this Content-Type"),
             ),
             Rejection::RateLimited { .. } => p(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -213,6 +229,9 @@ struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
     request_id: &'a str,
+    /// What was wrong, for a request that failed validation.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [crate::validate::schema::FieldError],
 }
 
 /// The `type` URI of a problem: a URN, stable, and not a link anyone must host.
@@ -224,12 +243,17 @@ pub fn problem_type(slug: &str) -> String {
 pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
     log_cause(&rejection, ctx);
     let public = rejection.public();
-    let mut response = problem_response(
+    let errors = match &rejection {
+        Rejection::Invalid(errors) => errors.as_slice(),
+        _ => &[],
+    };
+    let mut response = problem_with_errors(
         public.status,
         public.slug,
         public.title,
         public.detail,
         ctx.id.as_str(),
+        errors,
     );
     if let Rejection::Unauthorized { token_given, .. } = rejection {
         // RFC 6750 §3: the scheme and realm always; `invalid_token` only when one was sent.
@@ -285,12 +309,24 @@ pub fn problem_response(
     detail: Option<&str>,
     request_id: &str,
 ) -> Response<Body> {
+    problem_with_errors(status, slug, title, detail, request_id, &[])
+}
+
+fn problem_with_errors(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: Option<&str>,
+    request_id: &str,
+    errors: &[crate::validate::schema::FieldError],
+) -> Response<Body> {
     let problem = Problem {
         kind: problem_type(slug),
         title,
         status: status.as_u16(),
         detail,
         request_id,
+        errors,
     };
     // Serializing a struct of strings and integers cannot fail.
     let json = serde_json::to_vec(&problem).unwrap_or_default();
@@ -349,6 +385,12 @@ mod tests {
             },
             Rejection::AuthUnavailable,
             Rejection::RateLimitUnavailable,
+            Rejection::Invalid(vec![crate::validate::schema::FieldError {
+                location: "body",
+                pointer: "/title".to_owned(),
+                detail: "value is longer than 200 characters".to_owned(),
+            }]),
+            Rejection::UnsupportedMediaType,
             Rejection::RateLimited {
                 state: crate::ratelimit::RateLimitState {
                     policy: "login".into(),
@@ -401,8 +443,8 @@ mod tests {
             Method::GET,
         );
         let expected_status = [
-            400, 400, 401, 503, 503, 429, 403, 400, 502, 404, 405, 413, 431, 408, 502, 504, 503,
-            500,
+            400, 400, 401, 503, 503, 400, 415, 429, 403, 400, 502, 404, 405, 413, 431, 408, 502,
+            504, 503, 500,
         ];
         let variants = every_variant();
         assert_eq!(
@@ -439,10 +481,10 @@ mod tests {
                 .map(String::as_str)
                 .collect();
             for key in &keys {
-                assert!(
-                    ["type", "title", "status", "detail", "request_id"].contains(key),
-                    "{kind}: unexpected field {key}"
-                );
+                // `errors` (where and which rule, never a value) only on invalid requests.
+                let allowed = ["type", "title", "status", "detail", "request_id"].contains(key)
+                    || (*key == "errors" && kind == "invalid-request");
+                assert!(allowed, "{kind}: unexpected field {key}");
             }
             assert_eq!(json["status"], status, "{kind}");
             assert_eq!(json["request_id"], ctx.id.as_str(), "{kind}");

@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod validate;
 
 pub use config::{Config, ConfigError};
 pub use server::{Server, ServerHandle};

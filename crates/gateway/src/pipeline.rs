@@ -39,6 +39,7 @@ use crate::ratelimit::RateLimiter;
 use crate::ratelimit::store::RateStore;
 use crate::routes::{RouteMiss, Router};
 use crate::tls::Tls;
+use crate::validate::Validation;
 
 /// One build of the pipeline from one config.
 #[derive(Debug)]
@@ -50,6 +51,7 @@ pub struct Gateway {
     authn: Authenticator,
     limiter: RateLimiter,
     authz: Authorizer,
+    validation: Validation,
     keys: Option<KeyService>,
     pub tls: Option<Tls>,
     pub metrics: Arc<Metrics>,
@@ -71,6 +73,7 @@ impl Gateway {
         let tls = Tls::build(&config)?;
         let limiter = RateLimiter::new(&config, rate_store, metrics.clone())
             .map_err(|message| config.error_at("rate_limit", message))?;
+        let validation = Validation::build(&config)?;
         let jwt = config
             .auth
             .jwt
@@ -91,6 +94,7 @@ impl Gateway {
             limiter,
             keys,
             authz: Authorizer::new(),
+            validation,
             tls,
             metrics,
             config,
@@ -220,6 +224,9 @@ async fn phases(
     let permit = gw
         .authz
         .authorize(ctx, route, route_config, principal, &matched.params, &path)?;
+    // 5 (schema): path parameters, query, headers and cookies.
+    gw.validation
+        .check_request(ctx, route, &matched.params, head.uri.query(), &head.headers)?;
     // 5 (size): the body, bounded before the upstream sees a byte.
     let body = limits::limit_body(incoming, limits.max_body, limits.request_timeout).await?;
     // 4 (body): per body field, and account lockouts on login routes.
@@ -231,6 +238,18 @@ async fn phases(
     )
     .await?;
     gw.limiter.after_body(ctx, route, &fields).await?;
+    // 5 (schema): the body; what was validated is what is forwarded.
+    let body = gw
+        .validation
+        .check_body(
+            ctx,
+            route,
+            &head.method,
+            &head.headers,
+            body,
+            limits.max_body,
+        )
+        .await?;
     // 3 (fields): mass assignment and the owner of a create.
     let method = head.method.clone();
     let body = guard::request_body(

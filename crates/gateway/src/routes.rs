@@ -359,6 +359,7 @@ mod tests {
             request_deny: Vec::new(),
             rate_limit: Vec::new(),
             login: None,
+            validation: None,
         }
     }
 

@@ -83,6 +83,8 @@ pub struct LimitsConfig {
     pub drain_timeout: Duration,
     /// Largest upstream response read whole for owner and field checks. Default 1 MiB.
     pub max_inspect_body: u64,
+    /// Deepest JSON nesting accepted in a validated body. Default 64.
+    pub max_json_depth: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +125,27 @@ pub struct RouteConfig {
     pub rate_limit: Vec<Policy>,
     /// A login route for `[rate_limit] auth_failures`.
     pub login: Option<LoginRule>,
+    /// What requests (and responses) of this route must look like.
+    pub validation: Option<std::sync::Arc<RouteValidation>>,
+}
+
+/// The schemas of one route, as loaded (compiled when the pipeline is built).
+#[derive(Debug, Clone, Default)]
+pub struct RouteValidation {
+    /// Where the schemas came from, for errors: a file or a spec pointer.
+    pub source: String,
+    /// The document local `$ref`s resolve in (an OpenAPI spec's `components`), if any.
+    pub components: Option<std::sync::Arc<serde_json::Value>>,
+    /// Individual parameters (OpenAPI).
+    pub params: Vec<crate::validate::ParamSpec>,
+    /// The query as one object (`validate.query`).
+    pub query: Option<serde_json::Value>,
+    /// The headers as one object (`validate.headers`).
+    pub headers: Option<serde_json::Value>,
+    pub body: Option<crate::validate::BodySpec>,
+    /// Per status (`200`, `2XX`, `default`): media type → schema.
+    pub responses: Vec<(String, crate::validate::MediaSchemas)>,
+    pub strict: bool,
 }
 
 /// `[rate_limit]`.

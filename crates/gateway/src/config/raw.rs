@@ -349,6 +349,9 @@ pub(crate) struct RawLimits {
     /// Largest upstream response read whole for an owner or field check; a larger (or
     /// non-JSON) response on such a route fails closed with 502.
     pub max_inspect_body: ByteSize,
+    /// Deepest nesting of arrays and objects accepted in a validated JSON body (400
+    /// beyond), checked before parsing.
+    pub max_json_depth: u32,
 }
 
 impl Default for RawLimits {
@@ -361,6 +364,7 @@ impl Default for RawLimits {
             max_header_bytes: ByteSize(16 << 10),
             drain_timeout: secs(10),
             max_inspect_body: ByteSize(1 << 20),
+            max_json_depth: 64,
         }
     }
 }
@@ -429,6 +433,33 @@ pub(crate) struct RawRoute {
     /// Marks a login route for `[rate_limit] auth_failures`, e.g.
     /// `{ account = "/username" }`.
     pub login: Option<RawLogin>,
+    /// JSON Schemas (draft 2020-12, or draft 7 by `$schema`) requests must match (400
+    /// otherwise), files relative to this file, e.g. `{ body = "schemas/order.json" }`.
+    pub validate: Option<RawValidate>,
+    /// Unknown members are refused: object schemas that list `properties` and say nothing
+    /// about others get `additionalProperties: false`. `false` keeps them open.
+    #[serde(default = "default_true")]
+    pub strict: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The schemas of one route's requests.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Validate")]
+pub(crate) struct RawValidate {
+    /// Schema of the JSON body. A body is then required on POST, PUT and PATCH, and must be
+    /// `application/json` (or `+json`): 415 otherwise.
+    pub body: Option<String>,
+    /// Schema of the query as one object (`?limit=5` is `{"limit": 5}`: values are read as
+    /// the property's `type` says; a repeated parameter is an array, and only allowed when
+    /// the property is one).
+    pub query: Option<String>,
+    /// Schema of the request headers as one object with lower-case names.
+    pub headers: Option<String>,
 }
 
 /// A list of JSON pointers.

@@ -504,6 +504,10 @@ fn limits(l: &RawLimits, ctx: &LoadCtx<'_>) -> Result<LimitsConfig, ConfigError>
         max_header_bytes,
         drain_timeout: l.drain_timeout.0,
         max_inspect_body: l.max_inspect_body.0,
+        max_json_depth: match l.max_json_depth {
+            depth @ 1..=1024 => depth as usize,
+            _ => return Err(ctx.error("limits.max_json_depth", "must be between 1 and 1024")),
+        },
     })
 }
 
@@ -599,6 +603,36 @@ fn route(
         .as_ref()
         .map(|o| owner(&at("owner"), o, &path, ctx))
         .transpose()?;
+    let validation = match &r.validate {
+        None => None,
+        Some(v) => {
+            let schema = |field: &str,
+                          file: &Option<String>|
+             -> Result<Option<serde_json::Value>, ConfigError> {
+                let Some(file) = file else { return Ok(None) };
+                let key = at(&format!("validate.{field}"));
+                let path = ctx.path(&key, file)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ctx.error(&key, format!("cannot read {}: {e}", path.display())))?;
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| ctx.error(&key, format!("{} is not JSON: {e}", path.display())))?;
+                if let Some(remote) = crate::validate::first_remote_ref(&value) {
+                    return Err(ctx.error(
+                        &key,
+                        format!("{}: remote $ref `{remote}` is refused: only local references (#/…) are followed", path.display()),
+                    ));
+                }
+                Ok(Some(value))
+            };
+            Some(crate::validate::from_files(
+                format!("route `{name}`"),
+                schema("body", &v.body)?,
+                schema("query", &v.query)?,
+                schema("headers", &v.headers)?,
+                r.strict,
+            ))
+        }
+    };
     let login = r
         .login
         .as_ref()
@@ -628,6 +662,7 @@ fn route(
         request_deny,
         rate_limit,
         login,
+        validation,
     })
 }
 

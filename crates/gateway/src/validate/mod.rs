@@ -1,0 +1,601 @@
+//! Schema validation (checklist #5): input that does not match the API's schema never
+//! reaches the upstream.
+//!
+//! Input: a route's schemas (from `validate = { … }` files or an OpenAPI operation), the
+//! request's path parameters, query, headers and body. Output: the body to forward — the
+//! document that was validated, re-serialized, so the gateway and the upstream can never
+//! read two different payloads. Failure: `Rejection::Invalid` (400 with one error per
+//! problem: where, as `in` + JSON pointer, and which rule, never the submitted value),
+//! `UnsupportedMediaType` (415), `PayloadTooLarge` (413), and an `invalid_request` event.
+//!
+//! Modules: `schema` compiles JSON Schema (once, at load) and reports errors; `depth`
+//! bounds nesting before any parser runs; `openapi` loads a spec into routes' schemas.
+//!
+//! Why parameters are strict about repetition: `?role=user&role=admin` read as `user` here
+//! and as `admin` upstream (HTTP parameter pollution) would validate one value and act on
+//! another, so a parameter given twice is refused unless its schema is an array.
+
+pub mod depth;
+pub mod openapi;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, COOKIE};
+use http::{HeaderMap, Method};
+use serde_json::{Map, Number, Value};
+
+use crate::authz::guard::read_limited;
+use crate::authz::json::parse_strict;
+use crate::body::{self, Body};
+use crate::config::{Config, ConfigError, RouteValidation};
+use crate::ctx::RequestCtx;
+use crate::errors::Rejection;
+use schema::{Dialect, FieldError, Schema};
+
+/// Where a parameter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamLocation {
+    Path,
+    Query,
+    Header,
+    Cookie,
+}
+
+impl ParamLocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamLocation::Path => "path",
+            ParamLocation::Query => "query",
+            ParamLocation::Header => "header",
+            ParamLocation::Cookie => "cookie",
+        }
+    }
+}
+
+/// One parameter of an operation.
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: String,
+    pub location: ParamLocation,
+    pub required: bool,
+    pub schema: Option<Value>,
+    /// `form` (query, cookie) or `simple` (path, header) unless the spec says otherwise.
+    pub style: Option<String>,
+    pub explode: Option<bool>,
+}
+
+/// Media types (`application/json`, `application/*`, …) and their schemas, if any.
+pub type MediaSchemas = Vec<(String, Option<Value>)>;
+
+/// The request body of an operation.
+#[derive(Debug, Clone)]
+pub struct BodySpec {
+    pub required: bool,
+    /// Accepted media types and their schemas.
+    pub content: MediaSchemas,
+}
+
+/// How a textual parameter value is read before validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Integer,
+    Number,
+    Boolean,
+    Array(Box<Kind>),
+}
+
+struct Param {
+    name: String,
+    location: ParamLocation,
+    required: bool,
+    kind: Kind,
+    /// Arrays as repeated parameters (`a=1&a=2`), not comma lists (`a=1,2`).
+    exploded: bool,
+    schema: Option<Schema>,
+}
+
+/// A whole-object schema over the query or the headers, with each member's kind.
+struct ObjectRule {
+    schema: Schema,
+    kinds: HashMap<String, Kind>,
+}
+
+struct BodyRule {
+    required: bool,
+    media: Vec<(String, Option<Schema>)>,
+}
+
+#[derive(Default)]
+struct RouteRules {
+    params: Vec<Param>,
+    query: Option<ObjectRule>,
+    headers: Option<ObjectRule>,
+    body: Option<BodyRule>,
+}
+
+/// The validation phase of one pipeline build: every route's schemas, compiled.
+pub struct Validation {
+    routes: Vec<Option<RouteRules>>,
+    max_depth: usize,
+}
+
+impl std::fmt::Debug for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let validated = self.routes.iter().filter(|r| r.is_some()).count();
+        f.debug_struct("Validation")
+            .field("validated_routes", &validated)
+            .finish()
+    }
+}
+
+impl Validation {
+    /// Compiles every route's schemas; an invalid schema is a config error at its route.
+    pub fn build(config: &Config) -> Result<Validation, ConfigError> {
+        let routes = (config.routes.iter().enumerate())
+            .map(|(i, route)| match &route.validation {
+                None => Ok(None),
+                Some(v) => compile_route(v).map(Some).map_err(|message| {
+                    config.error_at(
+                        &format!("route[{i}].validate"),
+                        format!("{}: {message}", v.source),
+                    )
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Validation {
+            routes,
+            max_depth: config.limits.max_json_depth,
+        })
+    }
+
+    fn rules(&self, route: usize) -> Option<&RouteRules> {
+        self.routes.get(route).and_then(Option::as_ref)
+    }
+
+    /// Checks path parameters, the query, headers and cookies of `route`.
+    pub fn check_request(
+        &self,
+        ctx: &RequestCtx,
+        route: usize,
+        path_params: &[(String, String)],
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(), Rejection> {
+        let Some(rules) = self.rules(route) else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        let query_pairs: Vec<(String, String)> =
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        for param in &rules.params {
+            let raw: Vec<String> = match param.location {
+                ParamLocation::Path => (path_params.iter())
+                    .filter(|(name, _)| *name == param.name)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                ParamLocation::Query => (query_pairs.iter())
+                    .filter(|(name, _)| *name == param.name)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                ParamLocation::Header => (headers.get_all(param.name.as_str()).iter())
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect(),
+                ParamLocation::Cookie => cookies(headers)
+                    .filter(|(name, _)| *name == param.name)
+                    .map(|(_, v)| v.to_owned())
+                    .collect(),
+            };
+            check_param(param, raw, &mut errors);
+        }
+        if let Some(rule) = &rules.query {
+            let object = object_of(&query_pairs, &rule.kinds, "query", &mut errors);
+            rule.schema.errors(&object, "query", "", &mut errors);
+        }
+        if let Some(rule) = &rules.headers {
+            let pairs: Vec<(String, String)> = (headers.iter())
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let object = object_of(&pairs, &rule.kinds, "header", &mut errors);
+            rule.schema.errors(&object, "header", "", &mut errors);
+        }
+        reject_if_any(ctx, errors)
+    }
+
+    /// Checks the body of `route` and returns the body to forward.
+    pub async fn check_body(
+        &self,
+        ctx: &RequestCtx,
+        route: usize,
+        method: &Method,
+        headers: &HeaderMap,
+        body: Body,
+        max_body: u64,
+    ) -> Result<Body, Rejection> {
+        let Some(rule) = self.rules(route).and_then(|r| r.body.as_ref()) else {
+            return Ok(body);
+        };
+        let bytes = read_limited(body, max_body)
+            .await
+            .map_err(|_| Rejection::PayloadTooLarge { limit: max_body })?;
+        let needs_body = rule.required
+            || (rule.media.iter().any(|(_, s)| s.is_some())
+                && matches!(*method, Method::POST | Method::PUT | Method::PATCH));
+        if bytes.is_empty() {
+            if needs_body {
+                return reject_if_any(ctx, vec![error("body", "", "a request body is required")])
+                    .map(|()| body::empty());
+            }
+            return Ok(body::empty());
+        }
+        let essence = media_essence(headers);
+        let Some((_, schema)) =
+            (rule.media.iter()).find(|(range, _)| media_matches(range, essence.as_deref()))
+        else {
+            event(ctx, "media_type", &[]);
+            return Err(Rejection::UnsupportedMediaType);
+        };
+        if !essence.as_deref().is_some_and(is_json) {
+            // A schema for a non-JSON body (a form, an upload) is not checked here; the
+            // bytes pass as they are.
+            return Ok(body::full(bytes));
+        }
+        if depth::exceeds(&bytes, self.max_depth) {
+            let detail = format!("nests deeper than {} levels", self.max_depth);
+            return reject_if_any(ctx, vec![error("body", "", &detail)]).map(|()| body::empty());
+        }
+        let document = parse_strict(&bytes).map_err(|e| {
+            let detail = if e.is_data() && e.to_string().contains("duplicate member") {
+                "repeats a member name"
+            } else if e.is_eof() {
+                "ends before the JSON value does"
+            } else {
+                "is not valid JSON (or not UTF-8)"
+            };
+            event(ctx, "malformed_body", &[]);
+            Rejection::Invalid(vec![error("body", "", detail)])
+        })?;
+        if let Some(schema) = schema {
+            let mut errors = Vec::new();
+            schema.errors(&document, "body", "", &mut errors);
+            reject_if_any(ctx, errors)?;
+        }
+        // What was validated is what is sent.
+        Ok(body::full(
+            serde_json::to_vec(&document).unwrap_or_default(),
+        ))
+    }
+}
+
+fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
+    let components = v.components.as_deref();
+    let compile = |schema: &Value| -> Result<Schema, String> {
+        match components {
+            Some(components) => {
+                // Local references (`#/components/schemas/…`) resolve against this root.
+                let wrapped = serde_json::json!({
+                    "components": components,
+                    "allOf": [schema],
+                });
+                Schema::compile(&wrapped, Dialect::Draft202012, v.strict)
+            }
+            None => Schema::compile(schema, Dialect::Draft202012, v.strict),
+        }
+    };
+    let params = (v.params.iter())
+        .map(|p| {
+            let schema = p.schema.as_ref().map(&compile).transpose()?;
+            let kind = p
+                .schema
+                .as_ref()
+                .map(|s| kind_of(s, components))
+                .unwrap_or(Kind::Text);
+            // OpenAPI defaults: `form` style explodes, `simple` (path, header) does not.
+            let form = p.style.as_deref().unwrap_or(match p.location {
+                ParamLocation::Query | ParamLocation::Cookie => "form",
+                ParamLocation::Path | ParamLocation::Header => "simple",
+            }) == "form";
+            Ok(Param {
+                name: if p.location == ParamLocation::Header {
+                    p.name.to_ascii_lowercase()
+                } else {
+                    p.name.clone()
+                },
+                location: p.location,
+                required: p.required || p.location == ParamLocation::Path,
+                kind,
+                exploded: p.explode.unwrap_or(form),
+                schema,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let object_rule = |schema: &Option<Value>, lower: bool| -> Result<Option<ObjectRule>, String> {
+        let Some(schema) = schema else {
+            return Ok(None);
+        };
+        let kinds = (schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten())
+        .map(|(name, s)| {
+            let name = if lower {
+                name.to_ascii_lowercase()
+            } else {
+                name.clone()
+            };
+            (name, kind_of(s, components))
+        })
+        .collect();
+        Ok(Some(ObjectRule {
+            schema: compile(schema)?,
+            kinds,
+        }))
+    };
+    let body = match &v.body {
+        None => None,
+        Some(b) => Some(BodyRule {
+            required: b.required,
+            media: (b.content.iter())
+                .map(|(media, schema)| {
+                    Ok((
+                        media.to_ascii_lowercase(),
+                        schema.as_ref().map(&compile).transpose()?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+        }),
+    };
+    Ok(RouteRules {
+        params,
+        query: object_rule(&v.query, false)?,
+        headers: object_rule(&v.headers, true)?,
+        body,
+    })
+}
+
+/// The kind a schema's `type` asks for (following one local `$ref` into components).
+fn kind_of(schema: &Value, components: Option<&Value>) -> Kind {
+    let schema = match (schema.get("$ref").and_then(Value::as_str), components) {
+        (Some(reference), Some(components)) => reference
+            .strip_prefix("#/components")
+            .and_then(|pointer| components.pointer(pointer))
+            .unwrap_or(schema),
+        _ => schema,
+    };
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let wanted = types.into_iter().find(|t| *t != "null").unwrap_or("string");
+    match wanted {
+        "integer" => Kind::Integer,
+        "number" => Kind::Number,
+        "boolean" => Kind::Boolean,
+        "array" => Kind::Array(Box::new(
+            schema
+                .get("items")
+                .map(|items| kind_of(items, components))
+                .unwrap_or(Kind::Text),
+        )),
+        _ => Kind::Text,
+    }
+}
+
+/// A textual value read as `kind`; left as text when it is not one (the schema then says
+/// what was expected).
+fn typed(text: &str, kind: &Kind) -> Value {
+    match kind {
+        Kind::Integer => text
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(text.to_owned())),
+        Kind::Number => text
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(text.to_owned())),
+        Kind::Boolean => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::String(text.to_owned()),
+        },
+        Kind::Text | Kind::Array(_) => Value::String(text.to_owned()),
+    }
+}
+
+fn check_param(param: &Param, raw: Vec<String>, errors: &mut Vec<FieldError>) {
+    let location = param.location.as_str();
+    let pointer = format!("/{}", param.name.replace('~', "~0").replace('/', "~1"));
+    let value = match (&param.kind, raw.as_slice()) {
+        (_, []) => {
+            if param.required {
+                errors.push(error(location, &pointer, "is required"));
+            }
+            return;
+        }
+        (Kind::Array(item), values) => {
+            let items: Vec<Value> = if param.exploded {
+                values.iter().map(|v| typed(v, item)).collect()
+            } else if let [one] = values {
+                one.split(',').map(|v| typed(v, item)).collect()
+            } else {
+                errors.push(error(location, &pointer, "is given more than once"));
+                return;
+            };
+            Value::Array(items)
+        }
+        (kind, [one]) => typed(one, kind),
+        (_, _) => {
+            errors.push(error(location, &pointer, "is given more than once"));
+            return;
+        }
+    };
+    if let Some(schema) = &param.schema {
+        schema.errors(&value, location, &pointer, errors);
+    }
+}
+
+/// Name/value pairs as one object, values typed by `kinds`; a name given twice is an error
+/// unless its kind is an array.
+fn object_of(
+    pairs: &[(String, String)],
+    kinds: &HashMap<String, Kind>,
+    location: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Value {
+    let mut object = Map::new();
+    for (name, value) in pairs {
+        let kind = kinds.get(name).cloned().unwrap_or(Kind::Text);
+        match (&kind, object.get_mut(name)) {
+            (Kind::Array(item), Some(Value::Array(items))) => items.push(typed(value, item)),
+            (Kind::Array(item), None) => {
+                object.insert(name.clone(), Value::Array(vec![typed(value, item)]));
+            }
+            (_, Some(_)) => {
+                let pointer = format!("/{}", name.replace('~', "~0").replace('/', "~1"));
+                if !errors
+                    .iter()
+                    .any(|e| e.pointer == pointer && e.location == location)
+                {
+                    errors.push(error(location, &pointer, "is given more than once"));
+                }
+            }
+            (_, None) => {
+                object.insert(name.clone(), typed(value, &kind));
+            }
+        }
+    }
+    Value::Object(object)
+}
+
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    (headers.get_all(COOKIE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim(), value.trim()))
+        })
+}
+
+fn error(location: &'static str, pointer: &str, detail: &str) -> FieldError {
+    FieldError {
+        location,
+        pointer: pointer.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+fn reject_if_any(ctx: &RequestCtx, errors: Vec<FieldError>) -> Result<(), Rejection> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    event(ctx, "schema", &errors);
+    Err(Rejection::Invalid(errors))
+}
+
+/// The `invalid_request` event: where the request was wrong, never what it sent.
+fn event(ctx: &RequestCtx, reason: &'static str, errors: &[FieldError]) {
+    let pointers: Vec<String> = (errors.iter())
+        .map(|e| format!("{}:{}", e.location, e.pointer))
+        .collect();
+    tracing::info!(
+        event = "invalid_request",
+        request_id = ctx.id.as_str(),
+        client_ip = %ctx.client_ip,
+        route = ctx.route.as_deref().unwrap_or("-"),
+        reason,
+        errors = errors.len(),
+        pointers = pointers.join(" "),
+    );
+}
+
+/// The lower-case `type/subtype` of the request's `Content-Type`.
+fn media_essence(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    (!essence.is_empty()).then_some(essence)
+}
+
+/// Whether `essence` falls under the media range `range` (`type/subtype`, `type/*`, `*/*`).
+fn media_matches(range: &str, essence: Option<&str>) -> bool {
+    let Some(essence) = essence else {
+        return false;
+    };
+    let range = range.split(';').next().unwrap_or("").trim();
+    if let Some((kind, suffix)) = range.split_once("/*+") {
+        return essence.starts_with(&format!("{kind}/"))
+            && essence.ends_with(&format!("+{suffix}"));
+    }
+    match range.strip_suffix("/*") {
+        Some("*") => true,
+        Some(kind) => essence.split('/').next() == Some(kind),
+        None => range == essence,
+    }
+}
+
+fn is_json(essence: &str) -> bool {
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Route-level validation from `validate = { … }` files.
+pub fn from_files(
+    source: String,
+    body: Option<Value>,
+    query: Option<Value>,
+    headers: Option<Value>,
+    strict: bool,
+) -> Arc<RouteValidation> {
+    Arc::new(RouteValidation {
+        source,
+        components: None,
+        params: Vec::new(),
+        query,
+        headers,
+        body: body.map(|schema| BodySpec {
+            required: false,
+            content: vec![
+                ("application/json".to_owned(), Some(schema.clone())),
+                ("application/*+json".to_owned(), Some(schema)),
+            ],
+        }),
+        responses: Vec::new(),
+        strict,
+    })
+}
+
+/// The first `$ref` (or `$dynamicRef`) in `value` that is not local (`#…`): nothing is
+/// ever fetched, so such a schema is refused at load rather than half-checked.
+pub fn first_remote_ref(value: &Value) -> Option<String> {
+    let mut stack = vec![value];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if let ("$ref" | "$dynamicRef", Value::String(target)) = (key.as_str(), child)
+                        && !target.starts_with('#')
+                    {
+                        return Some(target.clone());
+                    }
+                    stack.push(child);
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    None
+}

@@ -1,0 +1,237 @@
+//! JSON Schema, compiled once at load and run per request.
+//!
+//! Why these options: formats are checked (a `date-time` that is not one is an error, not
+//! a comment); patterns run on the `regex` crate's linear-time engine, so no pattern in a
+//! spec can be turned into a ReDoS by a crafted value (lookaround and backreferences, which
+//! need backtracking, are refused at load); nothing is fetched, since the crate is built
+//! without its HTTP and file resolvers. Errors name the failing place as a JSON pointer and
+//! describe the rule with the value masked, so a rejected password or injection payload is
+//! never echoed to the client or the log.
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{Draft, PatternOptions, Validator};
+use serde_json::{Map, Value};
+
+/// One thing wrong with the input: where (`in`: `body`, `query`, `path`, `header`,
+/// `cookie`; `pointer`: RFC 6901 within it) and which rule, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    #[serde(rename = "in")]
+    pub location: &'static str,
+    pub pointer: String,
+    pub detail: String,
+}
+
+/// At most this many errors are reported for one request (the first ones found).
+pub const MAX_ERRORS: usize = 20;
+
+/// A compiled schema.
+pub struct Schema {
+    validator: Validator,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Schema")
+    }
+}
+
+/// Which JSON Schema dialect a schema is written in, when it does not say (`$schema`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Draft7,
+    Draft202012,
+}
+
+impl Schema {
+    /// Compiles `schema`. With `strict`, every object schema that lists `properties` and
+    /// says nothing about other members gets `additionalProperties: false` (see
+    /// `close_objects`), so unknown fields are refused (mass assignment).
+    pub fn compile(schema: &Value, dialect: Dialect, strict: bool) -> Result<Schema, String> {
+        let mut schema = schema.clone();
+        if strict {
+            close_objects(&mut schema, false);
+        }
+        let draft = match (schema.get("$schema").and_then(Value::as_str), dialect) {
+            (Some(uri), _) if uri.contains("draft-07") => Draft::Draft7,
+            (Some(uri), _) if uri.contains("2020-12") => Draft::Draft202012,
+            (Some(uri), _) => {
+                return Err(format!(
+                    "unsupported $schema `{uri}`: use draft 2020-12 or draft 7"
+                ));
+            }
+            (None, Dialect::Draft7) => Draft::Draft7,
+            (None, Dialect::Draft202012) => Draft::Draft202012,
+        };
+        let validator = jsonschema::options()
+            .with_draft(draft)
+            .should_validate_formats(true)
+            .with_pattern_options(PatternOptions::regex())
+            .build(&schema)
+            .map_err(|e| format!("invalid schema: {}", e.masked()))?;
+        Ok(Schema { validator })
+    }
+
+    pub fn is_valid(&self, instance: &Value) -> bool {
+        self.validator.is_valid(instance)
+    }
+
+    /// Adds the errors of `instance` (up to `MAX_ERRORS` in all) to `out`, in `location`,
+    /// pointers prefixed with `prefix` (a parameter's `/name`, or empty for a body).
+    pub fn errors(
+        &self,
+        instance: &Value,
+        location: &'static str,
+        prefix: &str,
+        out: &mut Vec<FieldError>,
+    ) {
+        for error in self.validator.iter_errors(instance) {
+            let at = format!("{prefix}{}", error.instance_path());
+            // Unknown and missing members are reported at the member, not at its object.
+            let (members, detail) = match error.kind() {
+                ValidationErrorKind::AdditionalProperties { unexpected }
+                | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                    (unexpected.clone(), "is not allowed here")
+                }
+                ValidationErrorKind::Required { property } => (
+                    property.as_str().map(str::to_owned).into_iter().collect(),
+                    "is required",
+                ),
+                _ => (Vec::new(), ""),
+            };
+            if members.is_empty() {
+                push(out, location, at.clone(), error.masked().to_string());
+            }
+            for member in members {
+                let escaped = member.replace('~', "~0").replace('/', "~1");
+                push(out, location, format!("{at}/{escaped}"), detail.to_owned());
+            }
+        }
+    }
+}
+
+fn push(out: &mut Vec<FieldError>, location: &'static str, pointer: String, detail: String) {
+    if out.len() < MAX_ERRORS {
+        out.push(FieldError {
+            location,
+            pointer,
+            detail,
+        });
+    }
+}
+
+/// Adds `additionalProperties: false` to object schemas that list `properties` and leave
+/// other members open. Schemas combined by `allOf`/`anyOf`/`oneOf` are left open (closing
+/// each part would refuse the other parts' members); the combining schema gets
+/// `unevaluatedProperties: false` instead, which sees every part's members (2020-12).
+fn close_objects(schema: &mut Value, in_combination: bool) {
+    let Value::Object(map) = schema else {
+        return;
+    };
+    let combined = ["allOf", "anyOf", "oneOf"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    let open =
+        !map.contains_key("additionalProperties") && !map.contains_key("unevaluatedProperties");
+    if open && !in_combination {
+        if combined {
+            map.insert("unevaluatedProperties".into(), Value::Bool(false));
+        } else if map.contains_key("properties") {
+            map.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
+    for (keyword, value) in map.iter_mut() {
+        match keyword.as_str() {
+            "allOf" | "anyOf" | "oneOf" => each_item(value, |s| close_objects(s, true)),
+            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                each_member(value, |s| close_objects(s, false))
+            }
+            "items"
+            | "additionalProperties"
+            | "not"
+            | "if"
+            | "then"
+            | "else"
+            | "contains"
+            | "propertyNames"
+            | "unevaluatedItems"
+            | "unevaluatedProperties" => {
+                if value.is_array() {
+                    each_item(value, |s| close_objects(s, false));
+                } else {
+                    close_objects(value, false);
+                }
+            }
+            "prefixItems" => each_item(value, |s| close_objects(s, false)),
+            // Where an OpenAPI document is compiled whole, its component schemas too.
+            "components" => {
+                if let Some(Value::Object(schemas)) = value.get_mut("schemas") {
+                    schemas.values_mut().for_each(|s| close_objects(s, false));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn each_item(value: &mut Value, mut f: impl FnMut(&mut Value)) {
+    if let Value::Array(items) = value {
+        items.iter_mut().for_each(&mut f);
+    }
+}
+
+fn each_member(value: &mut Value, mut f: impl FnMut(&mut Value)) {
+    if let Value::Object(members) = value {
+        members.values_mut().for_each(&mut f);
+    }
+}
+
+/// An empty object schema, for callers that need a placeholder.
+pub fn any() -> Value {
+    Value::Object(Map::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors(schema: &Schema, instance: Value) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        schema.errors(&instance, "body", "", &mut out);
+        out
+    }
+
+    #[test]
+    fn errors_point_at_the_field_and_never_echo_the_value() {
+        let schema = Schema::compile(
+            &json!({
+                "type": "object",
+                "required": ["title", "due"],
+                "properties": {
+                    "title": {"type": "string", "maxLength": 5},
+                    "due": {"type": "string", "format": "date-time"},
+                    "id": {"type": "string", "format": "uuid"},
+                    "count": {"type": "integer", "minimum": 1}
+                }
+            }),
+            Dialect::Draft202012,
+            true,
+        )
+        .unwrap();
+        let found = errors(
+            &schema,
+            json!({"title": "secret-password-123", "due": "tomorrow", "id": "not-a-uuid", "count": 0, "role": "admin"}),
+        );
+        let pointers: Vec<&str> = found.iter().map(|e| e.pointer.as_str()).collect();
+        for expected in ["/title", "/due", "/id", "/count", "/role"] {
+            assert!(pointers.contains(&expected), "{expected} in {found:?}");
+        }
+        for error in &found {
+            for secret in ["secret-password-123", "tomorrow", "not-a-uuid", "admin"] {
+                assert!(!error.detail.contains(secret), "{error:?}");
+            }
+        }
+        eprintln!("{found:#?}");
+    }
+}
