@@ -22,6 +22,7 @@ pub(crate) mod locate;
 pub mod model;
 mod raw;
 mod refs;
+mod spec;
 mod units;
 mod validate;
 

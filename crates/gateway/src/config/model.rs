@@ -134,8 +134,8 @@ pub struct RouteConfig {
 pub struct RouteValidation {
     /// Where the schemas came from, for errors: a file or a spec pointer.
     pub source: String,
-    /// The document local `$ref`s resolve in (an OpenAPI spec's `components`), if any.
-    pub components: Option<std::sync::Arc<serde_json::Value>>,
+    /// The document local `$ref`s resolve in (an OpenAPI spec), if any.
+    pub document: Option<std::sync::Arc<serde_json::Value>>,
     /// Individual parameters (OpenAPI).
     pub params: Vec<crate::validate::ParamSpec>,
     /// The query as one object (`validate.query`).

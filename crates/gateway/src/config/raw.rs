@@ -44,6 +44,39 @@ pub(crate) struct RawConfig {
     /// Rate limits (GCRA) and where their state lives.
     #[serde(default)]
     pub rate_limit: RawRateLimit,
+    /// An OpenAPI 3.0/3.1 spec: each operation becomes a validated route.
+    pub openapi: Option<RawOpenApi>,
+}
+
+/// The API's OpenAPI spec as the source of routes and schemas. An operation's policy
+/// (auth, roles, scopes, owner, rate_limit, login, upstream, …: the `[[route]]` keys) goes in
+/// its `x-palisade` extension; a `[[route]]` with the same path and method overrides it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "OpenApi")]
+pub(crate) struct RawOpenApi {
+    /// The spec file (YAML or JSON), relative to this file. Only local `$ref`s are
+    /// followed; a remote one fails the load.
+    pub spec: String,
+    /// The upstream of operations whose `x-palisade` names none.
+    pub upstream: Option<String>,
+    /// `deny` (default): every `[[route]]` must be an operation of the spec, so the spec
+    /// is the whole API; `allow`: routes outside it are served without validation.
+    #[serde(default)]
+    pub unknown_routes: RawUnknownRoutes,
+    /// Unknown body members are refused (`additionalProperties: false` where the spec
+    /// says nothing). `false` keeps them open.
+    #[serde(default = "default_true")]
+    pub strict: bool,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "UnknownRoutes")]
+pub(crate) enum RawUnknownRoutes {
+    #[default]
+    Deny,
+    Allow,
 }
 
 /// Rate limiting: 429 with `Retry-After` and the IETF `RateLimit` headers.

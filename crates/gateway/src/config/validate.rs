@@ -99,12 +99,31 @@ pub(super) fn validate(
     };
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.iter().enumerate() {
-        let r = route(i, r, &upstreams, &ctx)?;
-        check_route_auth(i, &r, store.is_some(), auth.jwt.is_some(), &ctx)?;
+        let key = format!("route[{i}]");
+        let r = route(&key, r, &upstreams, &ctx)?;
+        check_route_auth(&key, &r, store.is_some(), auth.jwt.is_some(), &ctx)?;
         if let Some(first) = routes.iter().position(|other| other.name == r.name) {
             return Err(duplicate(&ctx, "route", &r.name, i, first));
         }
         routes.push(r);
+    }
+    if let Some(o) = &raw.openapi {
+        let has_store = store.is_some();
+        let has_jwt = auth.jwt.is_some();
+        let build = |key: &str, r: &RawRoute| -> Result<RouteConfig, ConfigError> {
+            let r = route(key, r, &upstreams, &ctx)?;
+            check_route_auth(key, &r, has_store, has_jwt, &ctx)?;
+            Ok(r)
+        };
+        routes = super::spec::merge(o, routes, &upstreams, &ctx, &build)?;
+        for (i, r) in routes.iter().enumerate().skip(raw.routes.len()) {
+            if let Some(first) = routes[..i].iter().position(|other| other.name == r.name) {
+                return Err(ctx.error(
+                    "openapi.spec",
+                    format!("two routes are named `{}` (the operation's id clashes with route {first}): rename one", r.name),
+                ));
+            }
+        }
     }
 
     Ok(Config {
@@ -360,7 +379,7 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
 /// A private route needs a way to authenticate; without one it could only ever answer 401,
 /// which is a config mistake worth stopping at load.
 fn check_route_auth(
-    i: usize,
+    key: &str,
     r: &RouteConfig,
     store: bool,
     jwt: bool,
@@ -375,7 +394,7 @@ fn check_route_auth(
     };
     match missing {
         Some(what) => Err(ctx.error(
-            &format!("route[{i}].auth"),
+            &format!("{key}.auth"),
             format!("route `{}` requires authentication but {what} is not configured; configure it, or mark the route `auth = \"public\"`", r.name),
         )),
         None => Ok(()),
@@ -530,13 +549,14 @@ fn upstream(i: usize, u: &RawUpstream, ctx: &LoadCtx<'_>) -> Result<UpstreamConf
     })
 }
 
+/// One route at `key` (`route[3]`, or where an OpenAPI operation's policy was written).
 fn route(
-    i: usize,
+    key: &str,
     r: &RawRoute,
     upstreams: &[UpstreamConfig],
     ctx: &LoadCtx<'_>,
 ) -> Result<RouteConfig, ConfigError> {
-    let at = |field: &str| format!("route[{i}].{field}");
+    let at = |field: &str| format!("{key}.{field}");
     let name = ctx.parse(&at("name"), &r.name, name)?;
     let path = ctx.parse(&at("path"), &r.path, route_path)?;
     if r.methods.is_empty() {
@@ -547,10 +567,10 @@ fn route(
     }
     let mut methods = Vec::with_capacity(r.methods.len());
     for (j, m) in r.methods.iter().enumerate() {
-        let key = format!("route[{i}].methods[{j}]");
-        let m = ctx.parse(&key, m, method)?;
+        let method_key = format!("{key}.methods[{j}]");
+        let m = ctx.parse(&method_key, m, method)?;
         if methods.contains(&m) {
-            return Err(ctx.error(&key, format!("`{m}` is listed twice")));
+            return Err(ctx.error(&method_key, format!("`{m}` is listed twice")));
         }
         methods.push(m);
     }
@@ -822,7 +842,7 @@ impl LoadCtx<'_> {
     }
 
     /// A file path, relative to the config file's directory.
-    fn path(&self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
+    pub(super) fn path(&self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
         self.parse(key, raw, |s| match s {
             "" => Err("the path is empty".to_owned()),
             s => Ok(self.dir.join(s)),

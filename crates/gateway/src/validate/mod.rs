@@ -277,18 +277,20 @@ impl Validation {
 }
 
 fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
-    let components = v.components.as_deref();
+    let document = v.document.as_deref();
     let compile = |schema: &Value| -> Result<Schema, String> {
-        match components {
-            Some(components) => {
-                // Local references (`#/components/schemas/…`) resolve against this root.
-                let wrapped = serde_json::json!({
-                    "components": components,
-                    "allOf": [schema],
-                });
-                Schema::compile(&wrapped, Dialect::Draft202012, v.strict)
+        match (document, schema) {
+            // The schema becomes the root of a copy of the spec, so local references
+            // (`#/components/schemas/…`) resolve; the spec's own top-level keys (`paths`,
+            // `info`, …) are not JSON Schema keywords and do nothing there.
+            (Some(Value::Object(spec)), Value::Object(own)) => {
+                let mut root = own.clone();
+                for (key, value) in spec {
+                    root.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+                Schema::compile(&Value::Object(root), Dialect::Draft202012, v.strict)
             }
-            None => Schema::compile(schema, Dialect::Draft202012, v.strict),
+            _ => Schema::compile(schema, Dialect::Draft202012, v.strict),
         }
     };
     let params = (v.params.iter())
@@ -297,7 +299,7 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
             let kind = p
                 .schema
                 .as_ref()
-                .map(|s| kind_of(s, components))
+                .map(|s| kind_of(s, document))
                 .unwrap_or(Kind::Text);
             // OpenAPI defaults: `form` style explodes, `simple` (path, header) does not.
             let form = p.style.as_deref().unwrap_or(match p.location {
@@ -333,7 +335,7 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
             } else {
                 name.clone()
             };
-            (name, kind_of(s, components))
+            (name, kind_of(s, document))
         })
         .collect();
         Ok(Some(ObjectRule {
@@ -363,12 +365,12 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
     })
 }
 
-/// The kind a schema's `type` asks for (following one local `$ref` into components).
-fn kind_of(schema: &Value, components: Option<&Value>) -> Kind {
-    let schema = match (schema.get("$ref").and_then(Value::as_str), components) {
-        (Some(reference), Some(components)) => reference
-            .strip_prefix("#/components")
-            .and_then(|pointer| components.pointer(pointer))
+/// The kind a schema's `type` asks for (following one local `$ref` into the document).
+fn kind_of(schema: &Value, document: Option<&Value>) -> Kind {
+    let schema = match (schema.get("$ref").and_then(Value::as_str), document) {
+        (Some(reference), Some(document)) => reference
+            .strip_prefix('#')
+            .and_then(|pointer| document.pointer(pointer))
             .unwrap_or(schema),
         _ => schema,
     };
@@ -385,7 +387,7 @@ fn kind_of(schema: &Value, components: Option<&Value>) -> Kind {
         "array" => Kind::Array(Box::new(
             schema
                 .get("items")
-                .map(|items| kind_of(items, components))
+                .map(|items| kind_of(items, document))
                 .unwrap_or(Kind::Text),
         )),
         _ => Kind::Text,
@@ -561,7 +563,7 @@ pub fn from_files(
 ) -> Arc<RouteValidation> {
     Arc::new(RouteValidation {
         source,
-        components: None,
+        document: None,
         params: Vec::new(),
         query,
         headers,

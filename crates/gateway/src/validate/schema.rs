@@ -49,8 +49,9 @@ impl Schema {
     /// `close_objects`), so unknown fields are refused (mass assignment).
     pub fn compile(schema: &Value, dialect: Dialect, strict: bool) -> Result<Schema, String> {
         let mut schema = schema.clone();
+        bound_integer_formats(&mut schema);
         if strict {
-            close_objects(&mut schema, false);
+            close(&mut schema);
         }
         let draft = match (schema.get("$schema").and_then(Value::as_str), dialect) {
             (Some(uri), _) if uri.contains("draft-07") => Draft::Draft7,
@@ -110,6 +111,47 @@ impl Schema {
     }
 }
 
+/// OpenAPI's `int32` and `int64` formats describe numbers, which JSON Schema's `format`
+/// (a string annotation) never checks: they become `minimum`/`maximum` bounds, kept as
+/// they are where the schema already asks for tighter ones.
+fn bound_integer_formats(root: &mut Value) {
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                let range = match map.get("format").and_then(Value::as_str) {
+                    Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+                    Some("int64") => Some((i64::MIN, i64::MAX)),
+                    _ => None,
+                };
+                if let Some((low, high)) = range {
+                    let tighter =
+                        |current: Option<&Value>, bound: i64, keep_max: bool| match current
+                            .and_then(Value::as_f64)
+                        {
+                            Some(c)
+                                if (keep_max && c >= bound as f64)
+                                    || (!keep_max && c <= bound as f64) =>
+                            {
+                                current.cloned()
+                            }
+                            _ => Some(Value::from(bound)),
+                        };
+                    if let Some(v) = tighter(map.get("minimum"), low, true) {
+                        map.insert("minimum".into(), v);
+                    }
+                    if let Some(v) = tighter(map.get("maximum"), high, false) {
+                        map.insert("maximum".into(), v);
+                    }
+                }
+                stack.extend(map.values_mut());
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+}
+
 fn push(out: &mut Vec<FieldError>, location: &'static str, pointer: String, detail: String) {
     if out.len() < MAX_ERRORS {
         out.push(FieldError {
@@ -123,7 +165,48 @@ fn push(out: &mut Vec<FieldError>, location: &'static str, pointer: String, deta
 /// Adds `additionalProperties: false` to object schemas that list `properties` and leave
 /// other members open. Schemas combined by `allOf`/`anyOf`/`oneOf` are left open (closing
 /// each part would refuse the other parts' members); the combining schema gets
-/// `unevaluatedProperties: false` instead, which sees every part's members (2020-12).
+/// `unevaluatedProperties: false` instead, which sees every part's members (2020-12). The
+/// same holds for a component schema that some combination refers to by `$ref`.
+fn close(root: &mut Value) {
+    let mut combined = std::collections::HashSet::new();
+    combined_refs(root, &mut combined);
+    if let Some(Value::Object(schemas)) = root.pointer_mut("/components/schemas") {
+        for (name, schema) in schemas.iter_mut() {
+            let target = format!(
+                "#/components/schemas/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            );
+            close_objects(schema, combined.contains(&target));
+        }
+    }
+    close_objects(root, false);
+}
+
+/// Every `$ref` that is directly one of the parts of an `allOf`/`anyOf`/`oneOf`.
+fn combined_refs(value: &Value, found: &mut std::collections::HashSet<String>) {
+    let mut stack = vec![value];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if let ("allOf" | "anyOf" | "oneOf", Value::Array(parts)) =
+                        (key.as_str(), child)
+                    {
+                        found.extend(
+                            (parts.iter())
+                                .filter_map(|p| p.get("$ref").and_then(Value::as_str))
+                                .map(str::to_owned),
+                        );
+                    }
+                    stack.push(child);
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+}
+
 fn close_objects(schema: &mut Value, in_combination: bool) {
     let Value::Object(map) = schema else {
         return;
@@ -163,12 +246,6 @@ fn close_objects(schema: &mut Value, in_combination: bool) {
                 }
             }
             "prefixItems" => each_item(value, |s| close_objects(s, false)),
-            // Where an OpenAPI document is compiled whole, its component schemas too.
-            "components" => {
-                if let Some(Value::Object(schemas)) = value.get_mut("schemas") {
-                    schemas.values_mut().for_each(|s| close_objects(s, false));
-                }
-            }
             _ => {}
         }
     }

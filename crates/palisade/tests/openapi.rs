@@ -1,0 +1,381 @@
+//! Checklist #5 from an OpenAPI spec: operations become validated routes, `x-palisade`
+//! carries their policy, a `[[route]]` may override one, and anything outside the spec is
+//! 404/405 or a load error.
+
+mod common;
+
+use std::time::Duration;
+
+use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use serde_json::{Value, json};
+
+/// OpenAPI 3.1, YAML: path, query, header and cookie parameters, a body by `$ref`.
+const SPEC_31: &str = r##"
+openapi: 3.1.0
+info: { title: Orders, version: "1" }
+paths:
+  /api/orders:
+    get:
+      operationId: listOrders
+      x-palisade: { auth: public }
+      parameters:
+        - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 50 } }
+        - { name: status, in: query, schema: { type: string, enum: [open, shipped] } }
+        - { name: X-Tenant, in: header, required: true, schema: { type: string, pattern: "^[a-z]{2,8}$" } }
+        - { name: session, in: cookie, schema: { type: string, maxLength: 8 } }
+      responses: { "200": { description: ok } }
+    post:
+      operationId: createOrder
+      x-palisade: { auth: public }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/NewOrder" }
+      responses: { "201": { description: created } }
+  /api/orders/{id}:
+    parameters:
+      - { name: id, in: path, required: true, schema: { type: integer, format: int32, minimum: 1 } }
+    get:
+      operationId: getOrder
+      x-palisade: { auth: public }
+      responses: { "200": { description: ok } }
+    delete:
+      operationId: deleteOrder
+      responses: { "204": { description: deleted } }
+  /api/ping:
+    get:
+      operationId: ping
+      x-palisade: { auth: public, rate_limit: { limit: 2, window: 1m, per: ip, name: ping } }
+      responses: { "200": { description: ok } }
+components:
+  schemas:
+    NewOrder:
+      type: object
+      required: [item, quantity]
+      properties:
+        item: { type: string, maxLength: 20 }
+        quantity: { type: integer, minimum: 1 }
+        note: { type: [string, "null"] }
+"##;
+
+/// OpenAPI 3.0, JSON: `nullable` and a boolean `exclusiveMinimum`.
+const SPEC_30: &str = r##"{
+  "openapi": "3.0.3",
+  "info": {"title": "Orders", "version": "1"},
+  "paths": {
+    "/api/orders": {
+      "post": {
+        "x-palisade": {"auth": "public"},
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+          "type": "object",
+          "required": ["quantity"],
+          "properties": {
+            "quantity": {"type": "integer", "minimum": 0, "exclusiveMinimum": true},
+            "note": {"type": "string", "nullable": true}
+          }
+        }}}},
+        "responses": {"201": {"description": "created"}}
+      }
+    }
+  }
+}"##;
+
+const TOKEN: &str = "openapi-test-admin-token-012345";
+const PEPPER: &str = "openapi-test-pepper-0123456789abcdef0123";
+
+fn config(upstream: &RecordingUpstream, spec: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+
+[store]
+url = "sqlite://keys.db"
+key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[openapi]
+spec = "{spec}"
+{extra}"#,
+        url = upstream.url()
+    )
+}
+
+fn start(upstream: &RecordingUpstream, file: &str, spec: &str, extra: &str) -> GatewayProcess {
+    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(config(upstream, file, extra))
+        .file(file, spec)
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .start()
+}
+
+async fn errors_of(response: reqwest::Response) -> Vec<(String, String)> {
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:palisade:problem:invalid-request",
+        "{problem}"
+    );
+    (problem["errors"].as_array().unwrap().iter())
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap().to_owned();
+            (text("in"), text("pointer"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operations_are_the_routes_and_every_parameter_is_checked() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, "openapi.yaml", SPEC_31, "");
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gw.http_url());
+    let list = |query: &str, tenant: Option<&str>, cookie: Option<&str>| {
+        let mut request = client.get(url(&format!("/api/orders{query}")));
+        if let Some(tenant) = tenant {
+            request = request.header("x-tenant", tenant);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+
+    assert_eq!(
+        list("?limit=5&status=open", Some("acme"), Some("session=abc"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // (query, X-Tenant, Cookie, the one error expected: in, pointer)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        (&'a str, &'a str),
+    );
+    let cases: [Case<'_>; 5] = [
+        ("?limit=0", Some("acme"), None, ("query", "/limit")),
+        ("?status=lost", Some("acme"), None, ("query", "/status")),
+        ("", None, None, ("header", "/x-tenant")),
+        ("", Some("ACME!"), None, ("header", "/x-tenant")),
+        (
+            "",
+            Some("acme"),
+            Some("session=far-too-long"),
+            ("cookie", "/session"),
+        ),
+    ];
+    for (query, tenant, cookie, (location, pointer)) in cases {
+        let response = list(query, tenant, cookie).await.unwrap();
+        assert_eq!(response.status(), 400, "{query} {tenant:?} {cookie:?}");
+        let errors = errors_of(response).await;
+        assert_eq!(
+            errors,
+            [(location.to_owned(), pointer.to_owned())],
+            "{query} {tenant:?} {cookie:?}"
+        );
+    }
+
+    // Path parameters: typed and bounded.
+    assert_eq!(
+        client
+            .get(url("/api/orders/7"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for bad in [
+        "/api/orders/0",
+        "/api/orders/seven",
+        "/api/orders/99999999999",
+    ] {
+        let errors = errors_of(client.get(url(bad)).send().await.unwrap()).await;
+        assert_eq!(errors, [("path".to_owned(), "/id".to_owned())], "{bad}");
+    }
+
+    // Bodies by `$ref`, strict: unknown members refused, `null` where the type allows it.
+    let create = |body: Value| client.post(url("/api/orders")).json(&body).send();
+    assert_eq!(
+        create(json!({"item": "book", "quantity": 1, "note": null}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let errors = errors_of(
+        create(json!({"item": "book", "quantity": 0, "isAdmin": true}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        errors,
+        [
+            ("body".to_owned(), "/quantity".to_owned()),
+            ("body".to_owned(), "/isAdmin".to_owned())
+        ]
+    );
+
+    // Outside the spec: 404, and 405 with the spec's methods.
+    assert_eq!(
+        client
+            .get(url("/api/customers"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let put = client.put(url("/api/orders/7")).send().await.unwrap();
+    assert_eq!(put.status(), 405);
+    let allow = put.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allow.contains("GET") && allow.contains("DELETE") && !allow.contains("PUT"),
+        "{allow}"
+    );
+
+    // `x-palisade` is the policy: the DELETE names none, so it needs credentials; the ping
+    // is limited to 2 per minute.
+    assert_eq!(
+        client
+            .delete(url("/api/orders/7"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let ping = client.get(url("/api/ping")).send().await.unwrap();
+        statuses.push(ping.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "ping: 2 per minute");
+    let routes: Vec<String> = (upstream.requests().iter())
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert_eq!(
+        routes.len(),
+        5,
+        "only valid requests reached the upstream: {routes:?}"
+    );
+
+    let event = tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| l["event"] == "invalid_request" && l["route"] == "getOrder",
+            Duration::from_secs(5),
+        )
+    });
+    assert!(event.is_some(), "operation ids name the routes in events");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openapi_3_0_spec_loads_with_its_own_dialect() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, "openapi.json", SPEC_30, "");
+    let client = reqwest::Client::new();
+    let create = |body: Value| {
+        client
+            .post(format!("{}/api/orders", gw.http_url()))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        create(json!({"quantity": 1, "note": null}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // exclusiveMinimum: true with minimum 0 means "more than 0".
+    let errors = errors_of(create(json!({"quantity": 0})).await.unwrap()).await;
+    assert_eq!(errors, [("body".to_owned(), "/quantity".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_may_override_an_operation_and_keeps_its_schema() {
+    let upstream = RecordingUpstream::start().await;
+    let overriding = r#"
+[[route]]
+name = "create"
+path = "/api/orders"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+rate_limit = { limit = 2, window = "1m", per = "ip" }
+"#;
+    let gw = start(&upstream, "openapi.yaml", SPEC_31, overriding);
+    let client = reqwest::Client::new();
+    let create = |body: Value| {
+        client
+            .post(format!("{}/api/orders", gw.http_url()))
+            .json(&body)
+            .send()
+    };
+    let errors = errors_of(create(json!({"item": "book"})).await.unwrap()).await;
+    assert_eq!(errors, [("body".to_owned(), "/quantity".to_owned())]);
+    assert_eq!(
+        create(json!({"item": "book", "quantity": 1}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        create(json!({"item": "book", "quantity": 1}))
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+}
+
+fn load_failure(upstream_url: &str, file: &str, spec: &str, extra: &str) -> String {
+    let config = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\n[[upstream]]\nname = \"app\"\nurl = \"{upstream_url}\"\n[openapi]\nspec = \"{file}\"\n{extra}"
+    );
+    let (code, _, stderr) = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(config)
+        .file(file, spec)
+        .run_to_exit(Duration::from_secs(20));
+    assert_eq!(code, 2, "a config error: {stderr}");
+    stderr
+}
+
+#[test]
+fn specs_that_cannot_be_trusted_or_matched_do_not_load() {
+    let remote = SPEC_30.replace(
+        r#""note": {"type": "string", "nullable": true}"#,
+        r#""note": {"$ref": "https://schemas.example/note.json"}"#,
+    );
+    let stderr = load_failure("http://127.0.0.1:9", "openapi.json", &remote, "");
+    assert!(
+        stderr.contains("remote $ref `https://schemas.example/note.json`"),
+        "{stderr}"
+    );
+
+    let outside = "[[route]]\nname = \"extra\"\npath = \"/api/customers\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n";
+    let stderr = load_failure("http://127.0.0.1:9", "openapi.json", SPEC_30, outside);
+    assert!(
+        stderr.contains("route[0].path") && stderr.contains("not an operation of the OpenAPI spec"),
+        "{stderr}"
+    );
+    let stderr = load_failure(
+        "http://127.0.0.1:9",
+        "openapi.json",
+        r#"{"swagger": "2.0"}"#,
+        "",
+    );
+    assert!(stderr.contains("openapi.spec"), "{stderr}");
+}
