@@ -62,52 +62,12 @@ key_pepper = "{pepper}"
 name = "sample"
 url = "http://{api}"
 
-[[route]]
-name = "login"
-path = "/api/login"
-methods = ["POST"]
-upstream = "sample"
-auth = "public"                     # everything else needs an API key
-# Brute force stops here: 5 attempts per 15 minutes per address, before anything else runs.
-rate_limit = {{ limit = 5, window = "15m", per = "ip", name = "login" }}
-login = {{ account = "/username" }}     # the API's 401 counts against the account named here
-
-[[route]]
-name = "orders"
-path = "/api/orders"
-methods = ["GET", "POST"]
-upstream = "sample"
-roles = ["customer", "admin"]
-# Lists show only the caller's orders; a new order is always the caller's.
-owner = {{ field = "/ownerId", collection = "/items", on_create = "set", bypass_roles = ["admin"] }}
-
-[[route]]
-name = "order"
-path = "/api/orders/{{id}}"
-methods = ["GET", "PUT", "DELETE"]
-upstream = "sample"
-roles = ["customer", "admin"]
-# Someone else's order answers 404, exactly like a missing one; writes are checked first.
-owner = {{ field = "/ownerId", bypass_roles = ["admin"] }}
-request_fields = {{ deny = ["/ownerId"] }}
-
-[[route]]
-name = "tasks"
-path = "/api/tasks"
-methods = ["GET", "POST"]
-upstream = "sample"
-
-[[route]]
-name = "whoami"
-path = "/api/whoami"
-methods = ["GET"]
-upstream = "sample"
-
-[[route]]
-name = "crash"
-path = "/api/debug/crash"
-methods = ["GET"]
-upstream = "sample"
+# Every route, its schemas and its policy (roles, owner rules, rate limits, the login) come
+# from the OpenAPI spec: each operation's `x-palisade` holds what a [[route]] would. Requests
+# that do not match the spec get 400 with a list of what was wrong; paths and methods
+# outside it get 404 and 405.
+[openapi]
+spec = "{spec}"
 "#,
         http = args.http,
         https = args.https,
@@ -115,8 +75,12 @@ upstream = "sample"
         admin_token = secrets.admin_token,
         store = secrets.store,
         pepper = secrets.pepper,
+        spec = secrets.spec,
     )
 }
+
+/// The sample API's OpenAPI spec, which the demo config's routes come from.
+const SPEC: &str = include_str!("../../../examples/openapi.yaml");
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     if args.print_config {
@@ -124,6 +88,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             admin_token: "${env:PALISADE_ADMIN_TOKEN}".to_owned(),
             pepper: "${env:PALISADE_KEY_PEPPER}".to_owned(),
             store: "palisade.db".to_owned(),
+            spec: "examples/openapi.yaml".to_owned(),
         };
         println!("{}", demo_config(&args, args.api, &references));
         return Ok(());
@@ -151,7 +116,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         admin_token: random_token(),
         pepper: format!("{}{}", random_token(), random_token()),
         store: dir.join("demo.db").display().to_string(),
+        spec: dir.join("openapi.yaml").display().to_string(),
     };
+    std::fs::write(dir.join("openapi.yaml"), SPEC)
+        .map_err(|e| Failure::Config(format!("cannot write the spec to {}: {e}", dir.display())))?;
     // Written to a file (readable by this user only: it holds the run's secrets) so that
     // a reload has something to read, and the user something to edit.
     let config_path = dir.join("palisade.toml");
@@ -199,6 +167,8 @@ struct DemoSecrets {
     admin_token: String,
     pepper: String,
     store: String,
+    /// The OpenAPI spec (not a secret: it travels with the paths above).
+    spec: String,
 }
 
 /// The demo's callers: two customers and an admin, one API key each.
@@ -308,8 +278,11 @@ This run's API keys (shown once; stored only as HMAC hashes):
  7  Safe errors: the API's stack trace and fingerprints never reach the client
       curl -ksi -H "X-Api-Key: $ALICE" {base}/api/debug/crash
 
- 8  Limits: a 2 MiB body against the 1 MiB limit is refused before the API sees it
-      head -c 2097152 /dev/zero | curl -ksi --http1.1 -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1
+ 8  Validation against the OpenAPI spec: 400 with where and which rule (never the value),
+    415 for another content type, 413 past the size limit, all before the API sees a byte
+      curl -ks -X POST -H "X-Api-Key: $ALICE" -H 'Content-Type: application/json' -d '{{"item":"","quantity":"two","isAdmin":true}}' {base}/api/orders
+      curl -ksi -X POST -H "X-Api-Key: $ALICE" -H 'Content-Type: text/plain' -d 'item=book' {base}/api/orders | head -1   # 415
+      head -c 2097152 /dev/zero | curl -ksi --http1.1 -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1   # 413
 
  9  Operations: metrics, readiness, keys, and a reload that never takes a bad config
       curl -s http://{admin}/metrics | grep palisade_requests
@@ -318,8 +291,8 @@ This run's API keys (shown once; stored only as HMAC hashes):
       curl -s -X POST -H 'Authorization: Bearer {token}' http://{admin}/reload
 
 Every request above appears below as one JSON log line (failed authentications as
-`auth_failed`, `forbidden`, `owner_violation` and `rate_limited` events, never with
-the key). Schema validation joins this tour when it lands.
+`auth_failed`, `forbidden`, `owner_violation`, `rate_limited` and `invalid_request`
+events, never with the key or the values sent).
 This run's config is {config}: edit it, then reload (SIGHUP or POST /reload above).
 Write a reusable one with `palisade demo --print-config > palisade.toml`.
 Stop with Ctrl-C.

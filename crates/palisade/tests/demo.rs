@@ -227,8 +227,13 @@ async fn printed_demo_config_is_a_working_config() {
         "{config}"
     );
 
+    // Saved at the repository's root, the config finds the spec under examples/.
     let gw = GatewayProcess::builder(BIN)
         .config(config)
+        .file(
+            "examples/openapi.yaml",
+            include_str!("../../../examples/openapi.yaml"),
+        )
         .env("PALISADE_ADMIN_TOKEN", "printed-config-token")
         .env(
             "PALISADE_KEY_PEPPER",
