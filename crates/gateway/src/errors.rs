@@ -48,6 +48,8 @@ pub enum Rejection {
     /// The body sets a field the route denies (mass assignment), or is not the JSON a
     /// field rule needs.
     ForbiddenField,
+    /// The upstream's response broke the spec and `validate_responses = "enforce"`.
+    InvalidResponse { upstream: String },
     /// An owner-checked response could not be checked (too large, not JSON): fail closed.
     UncheckableResponse { upstream: String, why: &'static str },
     /// No route for this path (or host).
@@ -151,7 +153,7 @@ impl Rejection {
                 "Bad request",
                 Some("the request body sets a field that may not be set here"),
             ),
-            Rejection::UncheckableResponse { .. } => p(
+            Rejection::UncheckableResponse { .. } | Rejection::InvalidResponse { .. } => p(
                 StatusCode::BAD_GATEWAY,
                 "bad-gateway",
                 "Bad gateway",
@@ -403,6 +405,9 @@ mod tests {
             },
             Rejection::Forbidden,
             Rejection::ForbiddenField,
+            Rejection::InvalidResponse {
+                upstream: "orders".to_owned(),
+            },
             Rejection::UncheckableResponse {
                 upstream: "orders".into(),
                 why: "too large",
@@ -443,8 +448,8 @@ mod tests {
             Method::GET,
         );
         let expected_status = [
-            400, 400, 401, 503, 503, 400, 415, 429, 403, 400, 502, 404, 405, 413, 431, 408, 502,
-            504, 503, 500,
+            400, 400, 401, 503, 503, 400, 415, 429, 403, 400, 502, 502, 404, 405, 413, 431, 408,
+            502, 504, 503, 500,
         ];
         let variants = every_variant();
         assert_eq!(

@@ -305,6 +305,17 @@ async fn phases(
         let account = gw.limiter.login_account_value(route, &fields);
         gw.limiter.record_failure(ctx, route, account).await;
     }
+    // 5 (responses): the spec's schema, when responses are validated.
+    let response = gw
+        .validation
+        .check_response(
+            ctx,
+            route,
+            &upstream.name,
+            response,
+            limits.max_inspect_body,
+        )
+        .await?;
     // 3 (responses): owner of what is read, fields that never leave.
     guard::response(
         ctx,

@@ -43,6 +43,19 @@ paths:
     delete:
       operationId: deleteOrder
       responses: { "204": { description: deleted } }
+  /api/leaky:
+    get:
+      operationId: leaky
+      x-palisade: { auth: public }
+      responses:
+        "2XX":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [upstream]
+                properties: { upstream: { type: string }, method: { type: string } }
   /api/ping:
     get:
       operationId: ping
@@ -378,4 +391,51 @@ fn specs_that_cannot_be_trusted_or_matched_do_not_load() {
         "",
     );
     assert!(stderr.contains("openapi.spec"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_that_break_the_spec_are_logged_or_replaced() {
+    let upstream = RecordingUpstream::start().await;
+    // The test upstream answers {"upstream", "method", "path"}: `path` is not in the spec.
+    let logging = start(
+        &upstream,
+        "openapi.yaml",
+        SPEC_31,
+        "validate_responses = \"log\"\n",
+    );
+    let enforcing = start(
+        &upstream,
+        "openapi.yaml",
+        SPEC_31,
+        "validate_responses = \"enforce\"\n",
+    );
+    let get = |gw: &GatewayProcess, path: &str| reqwest::get(format!("{}{path}", gw.http_url()));
+
+    let passed = get(&logging, "/api/leaky").await.unwrap();
+    assert_eq!(passed.status(), 200);
+    let body: Value = passed.json().await.unwrap();
+    assert_eq!(
+        body["path"], "/api/leaky",
+        "log mode passes the response as it was"
+    );
+    let event = tokio::task::block_in_place(|| {
+        logging.wait_for_log(|l| l["event"] == "invalid_response", Duration::from_secs(5))
+    })
+    .expect("an invalid_response event");
+    assert_eq!(event["pointers"], "/path", "{event}");
+    assert!(
+        !event.to_string().contains("/api/leaky\""),
+        "no values in the event: {event}"
+    );
+
+    let replaced = get(&enforcing, "/api/leaky").await.unwrap();
+    assert_eq!(replaced.status(), 502);
+    let problem: Value = replaced.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:palisade:problem:bad-gateway");
+    assert!(!problem.to_string().contains("/api/leaky"), "{problem}");
+    // A response the spec gives no schema for is not touched.
+    assert_eq!(
+        get(&enforcing, "/api/orders/3").await.unwrap().status(),
+        200
+    );
 }

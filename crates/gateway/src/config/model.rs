@@ -145,7 +145,20 @@ pub struct RouteValidation {
     pub body: Option<crate::validate::BodySpec>,
     /// Per status (`200`, `2XX`, `default`): media type → schema.
     pub responses: Vec<(String, crate::validate::MediaSchemas)>,
+    /// Whether responses are checked, and what a mismatch does.
+    pub response_mode: ResponseMode,
     pub strict: bool,
+}
+
+/// `[openapi] validate_responses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseMode {
+    #[default]
+    Off,
+    /// Log an `invalid_response` event; the response passes.
+    Log,
+    /// Log it and answer 502 instead.
+    Enforce,
 }
 
 /// `[rate_limit]`.

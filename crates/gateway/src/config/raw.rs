@@ -68,6 +68,21 @@ pub(crate) struct RawOpenApi {
     /// says nothing). `false` keeps them open.
     #[serde(default = "default_true")]
     pub strict: bool,
+    /// JSON responses checked against the spec too: `off` (default), `log` (an
+    /// `invalid_response` event), or `enforce` (also replaced by a generic 502), which
+    /// catches leaks such as extra fields.
+    #[serde(default)]
+    pub validate_responses: RawValidateResponses,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "ValidateResponses")]
+pub(crate) enum RawValidateResponses {
+    #[default]
+    Off,
+    Log,
+    Enforce,
 }
 
 #[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::model::{RouteConfig, RouteValidation, UpstreamConfig};
-use super::raw::{RawOpenApi, RawRoute, RawUnknownRoutes};
+use super::model::{ResponseMode, RouteConfig, RouteValidation, UpstreamConfig};
+use super::raw::{RawOpenApi, RawRoute, RawUnknownRoutes, RawValidateResponses};
 use super::{ConfigError, LoadCtx};
 use crate::validate::openapi::{self, Operation};
 use crate::validate::{BodySpec, ParamLocation, ParamSpec};
@@ -48,6 +48,11 @@ pub(super) fn merge(
                 content: b.content.clone(),
             }),
             responses: op.responses.clone(),
+            response_mode: match o.validate_responses {
+                RawValidateResponses::Off => ResponseMode::Off,
+                RawValidateResponses::Log => ResponseMode::Log,
+                RawValidateResponses::Enforce => ResponseMode::Enforce,
+            },
             strict: o.strict,
         })
     };

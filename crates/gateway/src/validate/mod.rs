@@ -29,7 +29,7 @@ use serde_json::{Map, Number, Value};
 use crate::authz::guard::read_limited;
 use crate::authz::json::parse_strict;
 use crate::body::{self, Body};
-use crate::config::{Config, ConfigError, RouteValidation};
+use crate::config::{Config, ConfigError, ResponseMode, RouteValidation};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
 use schema::{Dialect, FieldError, Schema};
@@ -114,6 +114,10 @@ struct RouteRules {
     query: Option<ObjectRule>,
     headers: Option<ObjectRule>,
     body: Option<BodyRule>,
+    /// Status pattern (`200`, `2XX`, `default`) → media types and schemas; empty unless
+    /// responses are validated.
+    responses: Vec<(String, Vec<(String, Option<Schema>)>)>,
+    response_mode: ResponseMode,
 }
 
 /// The validation phase of one pipeline build: every route's schemas, compiled.
@@ -276,6 +280,23 @@ impl Validation {
     }
 }
 
+/// The schemas of the response pattern that `status` falls under: the exact code, then
+/// its class (`2XX`), then `default`.
+fn response_media(
+    responses: &[(String, Vec<(String, Option<Schema>)>)],
+    status: http::StatusCode,
+) -> Option<&[(String, Option<Schema>)]> {
+    let code = status.as_str();
+    let class = format!("{}XX", &code[..1]);
+    [code, class.as_str(), "DEFAULT"]
+        .iter()
+        .find_map(|pattern| {
+            (responses.iter())
+                .find(|(p, _)| p == pattern)
+                .map(|(_, media)| media.as_slice())
+        })
+}
+
 fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
     let document = v.document.as_deref();
     let compile = |schema: &Value| -> Result<Schema, String> {
@@ -357,11 +378,30 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
                 .collect::<Result<Vec<_>, String>>()?,
         }),
     };
+    let responses = if v.response_mode == ResponseMode::Off {
+        Vec::new()
+    } else {
+        (v.responses.iter())
+            .map(|(status, media)| {
+                let media = (media.iter())
+                    .map(|(range, schema)| {
+                        Ok((
+                            range.to_ascii_lowercase(),
+                            schema.as_ref().map(&compile).transpose()?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok((status.to_ascii_uppercase(), media))
+            })
+            .collect::<Result<Vec<_>, String>>()?
+    };
     Ok(RouteRules {
         params,
         query: object_rule(&v.query, false)?,
         headers: object_rule(&v.headers, true)?,
         body,
+        responses,
+        response_mode: v.response_mode,
     })
 }
 
@@ -553,6 +593,88 @@ fn is_json(essence: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+impl Validation {
+    /// Checks a JSON response against the spec when `validate_responses` is on: a
+    /// mismatch is logged (`invalid_response`, pointers only) and, with `enforce`, answered
+    /// with a generic 502 instead, so a leaked field never leaves. A response too large to
+    /// read (past `max_inspect`) cannot be checked: passed with `log`, 502 with `enforce`.
+    pub async fn check_response(
+        &self,
+        ctx: &RequestCtx,
+        route: usize,
+        upstream: &str,
+        response: http::Response<Body>,
+        max_inspect: u64,
+    ) -> Result<http::Response<Body>, Rejection> {
+        let Some(rules) = self
+            .rules(route)
+            .filter(|r| r.response_mode != ResponseMode::Off)
+        else {
+            return Ok(response);
+        };
+        let essence = media_essence(response.headers());
+        let schema = response_media(&rules.responses, response.status())
+            .and_then(|media| {
+                (media.iter()).find(|(range, _)| media_matches(range, essence.as_deref()))
+            })
+            .and_then(|(_, schema)| schema.as_ref());
+        let Some(schema) = schema.filter(|_| essence.as_deref().is_some_and(is_json)) else {
+            return Ok(response);
+        };
+        let enforce = rules.response_mode == ResponseMode::Enforce;
+        let declared = (response.headers().get(http::header::CONTENT_LENGTH))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if !enforce && declared.is_none_or(|length| length > max_inspect) {
+            // Only logging: a response that cannot be read whole is passed untouched.
+            response_event(ctx, upstream, response.status(), "unchecked_size", &[]);
+            return Ok(response);
+        }
+        let (parts, body) = response.into_parts();
+        let Ok(bytes) = read_limited(body, max_inspect).await else {
+            response_event(ctx, upstream, parts.status, "too_large", &[]);
+            return Err(Rejection::UncheckableResponse {
+                upstream: upstream.to_owned(),
+                why: "the response is larger than limits.max_inspect_body",
+            });
+        };
+        let mut errors = Vec::new();
+        match parse_strict(&bytes) {
+            Ok(document) => schema.errors(&document, "response", "", &mut errors),
+            Err(_) => errors.push(error("response", "", "is not valid JSON")),
+        }
+        if !errors.is_empty() {
+            response_event(ctx, upstream, parts.status, "schema", &errors);
+            if enforce {
+                return Err(Rejection::InvalidResponse {
+                    upstream: upstream.to_owned(),
+                });
+            }
+        }
+        Ok(http::Response::from_parts(parts, body::full(bytes)))
+    }
+}
+
+fn response_event(
+    ctx: &RequestCtx,
+    upstream: &str,
+    status: http::StatusCode,
+    reason: &'static str,
+    errors: &[FieldError],
+) {
+    let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+    tracing::warn!(
+        event = "invalid_response",
+        request_id = ctx.id.as_str(),
+        route = ctx.route.as_deref().unwrap_or("-"),
+        upstream,
+        status = status.as_u16(),
+        reason,
+        errors = errors.len(),
+        pointers = pointers.join(" "),
+    );
+}
+
 /// Route-level validation from `validate = { … }` files.
 pub fn from_files(
     source: String,
@@ -575,6 +697,7 @@ pub fn from_files(
             ],
         }),
         responses: Vec::new(),
+        response_mode: ResponseMode::Off,
         strict,
     })
 }
