@@ -103,9 +103,12 @@ struct ObjectRule {
     kinds: HashMap<String, Kind>,
 }
 
+/// Media ranges and their compiled schemas.
+type CompiledMedia = Vec<(String, Option<Schema>)>;
+
 struct BodyRule {
     required: bool,
-    media: Vec<(String, Option<Schema>)>,
+    media: CompiledMedia,
 }
 
 #[derive(Default)]
@@ -116,7 +119,7 @@ struct RouteRules {
     body: Option<BodyRule>,
     /// Status pattern (`200`, `2XX`, `default`) → media types and schemas; empty unless
     /// responses are validated.
-    responses: Vec<(String, Vec<(String, Option<Schema>)>)>,
+    responses: Vec<(String, CompiledMedia)>,
     response_mode: ResponseMode,
 }
 
@@ -283,7 +286,7 @@ impl Validation {
 /// The schemas of the response pattern that `status` falls under: the exact code, then
 /// its class (`2XX`), then `default`.
 fn response_media(
-    responses: &[(String, Vec<(String, Option<Schema>)>)],
+    responses: &[(String, CompiledMedia)],
     status: http::StatusCode,
 ) -> Option<&[(String, Option<Schema>)]> {
     let code = status.as_str();
