@@ -5,6 +5,8 @@
 //! - `authn/jwt_rs256`, `authn/jwt_es256`: verifying a JWT signature and its claims with
 //!   keys already loaded;
 //! - `ratelimit/memory_decision`: one GCRA decision in the memory store (one key of many).
+//! - `validate/schema_1kib`, `validate/body_1kib`: a 1 KiB JSON order against its schema,
+//!   and the whole body check (depth scan, strict parse, schema, re-serialization).
 
 use std::time::Duration;
 
@@ -114,5 +116,75 @@ fn ratelimit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, canonical_path, authn, ratelimit);
+/// A realistic 1 KiB order: the whole per-request cost of the body check (depth scan,
+/// strict parse, schema, re-serialization) and the schema alone.
+fn validation(c: &mut Criterion) {
+    use palisade_gateway::authz::json::parse_strict;
+    use palisade_gateway::validate::depth;
+    use palisade_gateway::validate::schema::{Dialect, Schema};
+    let schema = Schema::compile(
+        &serde_json::json!({
+            "type": "object",
+            "required": ["customer", "items", "shipping"],
+            "properties": {
+                "customer": {"type": "string", "format": "email", "maxLength": 254},
+                "orderedAt": {"type": "string", "format": "date-time"},
+                "reference": {"type": "string", "format": "uuid"},
+                "note": {"type": "string", "maxLength": 500},
+                "shipping": {
+                    "type": "object",
+                    "required": ["street", "city", "postcode"],
+                    "properties": {
+                        "street": {"type": "string", "maxLength": 100},
+                        "city": {"type": "string", "maxLength": 60},
+                        "postcode": {"type": "string", "pattern": "^[0-9A-Z -]{3,10}$"}
+                    }
+                },
+                "items": {
+                    "type": "array", "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "required": ["sku", "quantity"],
+                        "properties": {
+                            "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+                            "quantity": {"type": "integer", "format": "int32", "minimum": 1},
+                            "gift": {"type": "boolean"}
+                        }
+                    }
+                }
+            }
+        }),
+        Dialect::Draft202012,
+        true,
+    )
+    .unwrap();
+    let items: Vec<serde_json::Value> = (0..12)
+        .map(|i| serde_json::json!({"sku": format!("ABC-{i:04}"), "quantity": i + 1, "gift": i % 2 == 0}))
+        .collect();
+    let body = serde_json::json!({
+        "customer": "alice@example.com",
+        "orderedAt": "2026-11-28T10:00:00Z",
+        "reference": "6f1c1a52-3b1e-4c1a-9d2e-0a4b5c6d7e8f",
+        "note": "Leave at the door, please; ring twice. ".repeat(4),
+        "shipping": {"street": "1 Main Street", "city": "Springfield", "postcode": "AB1 2CD"},
+        "items": items,
+    })
+    .to_string();
+    assert!((900..1300).contains(&body.len()), "{} bytes", body.len());
+    let document = parse_strict(body.as_bytes()).unwrap();
+    assert!(schema.is_valid(&document));
+    c.bench_function("validate/schema_1kib", |b| {
+        b.iter(|| schema.is_valid(&document))
+    });
+    c.bench_function("validate/body_1kib", |b| {
+        b.iter(|| {
+            assert!(!depth::exceeds(body.as_bytes(), 64));
+            let document = parse_strict(body.as_bytes()).unwrap();
+            assert!(schema.is_valid(&document));
+            serde_json::to_vec(&document).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, canonical_path, authn, ratelimit, validation);
 criterion_main!(benches);
