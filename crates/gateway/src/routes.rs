@@ -360,6 +360,7 @@ mod tests {
             rate_limit: Vec::new(),
             login: None,
             validation: None,
+            strict: true,
         }
     }
 

@@ -56,6 +56,15 @@ paths:
                 type: object
                 required: [upstream]
                 properties: { upstream: { type: string }, method: { type: string } }
+  /api/notes:
+    post:
+      operationId: createNote
+      x-palisade: { auth: public, strict: false }
+      requestBody:
+        content:
+          application/json:
+            schema: { type: object, properties: { text: { type: string, maxLength: 5 } } }
+      responses: { "201": { description: created } }
   /api/ping:
     get:
       operationId: ping
@@ -437,5 +446,35 @@ async fn responses_that_break_the_spec_are_logged_or_replaced() {
     assert_eq!(
         get(&enforcing, "/api/orders/3").await.unwrap().status(),
         200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_false_keeps_one_operation_open() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, "openapi.yaml", SPEC_31, "");
+    let note = |body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}/api/notes", gw.http_url()))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        note(json!({"text": "hi", "mood": "ok"}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let errors = errors_of(
+        note(json!({"text": "too long", "mood": "ok"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        errors,
+        [("body".to_owned(), "/text".to_owned())],
+        "the rest still holds"
     );
 }

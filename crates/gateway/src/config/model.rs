@@ -127,6 +127,8 @@ pub struct RouteConfig {
     pub login: Option<LoginRule>,
     /// What requests (and responses) of this route must look like.
     pub validation: Option<std::sync::Arc<RouteValidation>>,
+    /// `strict = false`: unknown members stay open in this route's schemas.
+    pub strict: bool,
 }
 
 /// The schemas of one route, as loaded (compiled when the pipeline is built).

@@ -36,7 +36,7 @@ pub(super) fn merge(
     })?;
     let document = Arc::new(spec.document.clone());
     let file = spec_path.display().to_string();
-    let validation_of = |op: &Operation| {
+    let validation_of = |op: &Operation, route_strict: bool| {
         Arc::new(RouteValidation {
             source: format!("{file}#{}", op.pointer),
             document: Some(document.clone()),
@@ -53,7 +53,7 @@ pub(super) fn merge(
                 RawValidateResponses::Log => ResponseMode::Log,
                 RawValidateResponses::Enforce => ResponseMode::Enforce,
             },
-            strict: o.strict,
+            strict: o.strict && route_strict,
         })
     };
 
@@ -86,7 +86,7 @@ pub(super) fn merge(
             [j] => {
                 covered[*j] = true;
                 if route.validation.is_none() {
-                    route.validation = Some(validation_of(&spec.operations[*j]));
+                    route.validation = Some(validation_of(&spec.operations[*j], route.strict));
                 }
             }
             several => {
@@ -114,7 +114,7 @@ pub(super) fn merge(
         let key = format!("{file}#{}/x-palisade", op.pointer);
         let raw = raw_route(op, o, upstreams).map_err(|message| ctx.error(&key, message))?;
         let mut route = build_route(&key, &raw)?;
-        route.validation = Some(validation_of(op));
+        route.validation = Some(validation_of(op, route.strict));
         routes.push(route);
     }
     Ok(routes)
@@ -132,7 +132,7 @@ fn raw_route(
         Some(Value::Object(map)) => map.clone(),
         Some(_) => return Err("`x-palisade` must be an object".to_owned()),
     };
-    for reserved in ["name", "path", "methods", "validate", "strict"] {
+    for reserved in ["name", "path", "methods", "validate"] {
         if policy.contains_key(reserved) {
             return Err(format!(
                 "`x-palisade` cannot set `{reserved}`: the spec defines it"

@@ -683,6 +683,7 @@ fn route(
         rate_limit,
         login,
         validation,
+        strict: r.strict,
     })
 }
 
