@@ -207,6 +207,10 @@ async fn operations_are_the_routes_and_every_parameter_is_checked() {
         );
     }
 
+    // A name that differs only in case could be read as the declared one upstream.
+    let errors = errors_of(list("?LIMIT=1000", Some("acme"), None).await.unwrap()).await;
+    assert_eq!(errors, [("query".to_owned(), "/LIMIT".to_owned())]);
+
     // Path parameters: typed and bounded.
     assert_eq!(
         client
@@ -247,6 +251,31 @@ async fn operations_are_the_routes_and_every_parameter_is_checked() {
             ("body".to_owned(), "/quantity".to_owned()),
             ("body".to_owned(), "/isAdmin".to_owned())
         ]
+    );
+
+    // An operation without a request body takes none; one Content-Type only.
+    let with_body = client
+        .get(url("/api/orders/7"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        errors_of(with_body).await,
+        [("body".to_owned(), String::new())]
+    );
+    let two_types = client
+        .post(url("/api/orders"))
+        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
+        .body(r#"{"item": "book", "quantity": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        errors_of(two_types).await,
+        [("header".to_owned(), "/content-type".to_owned())]
     );
 
     // Outside the spec: 404, and 405 with the spec's methods.

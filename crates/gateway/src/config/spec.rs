@@ -45,6 +45,7 @@ pub(super) fn merge(
             headers: None,
             body: op.body.as_ref().map(|b| BodySpec {
                 required: b.required,
+                writes_only: false,
                 content: b.content.clone(),
             }),
             responses: op.responses.clone(),

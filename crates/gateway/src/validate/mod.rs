@@ -72,7 +72,9 @@ pub type MediaSchemas = Vec<(String, Option<Value>)>;
 /// The request body of an operation.
 #[derive(Debug, Clone)]
 pub struct BodySpec {
+    /// A body must be sent: always, or with `writes_only` on POST, PUT and PATCH only.
     pub required: bool,
+    pub writes_only: bool,
     /// Accepted media types and their schemas.
     pub content: MediaSchemas,
 }
@@ -107,8 +109,16 @@ struct ObjectRule {
 type CompiledMedia = Vec<(String, Option<Schema>)>;
 
 struct BodyRule {
-    required: bool,
+    /// `None`: the operation takes no body at all.
+    required: Option<Required>,
     media: CompiledMedia,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Required {
+    No,
+    Always,
+    OnWrites,
 }
 
 #[derive(Default)]
@@ -179,6 +189,23 @@ impl Validation {
             form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
+        // `?LIMIT=1000` beside a declared `limit`: an upstream that reads names without
+        // regard to case would act on the value the gateway never checked.
+        for (name, _) in &query_pairs {
+            let shadows = (rules.params.iter()).any(|p| {
+                p.location == ParamLocation::Query
+                    && p.name != *name
+                    && p.name.eq_ignore_ascii_case(name)
+            });
+            if shadows {
+                let pointer = format!("/{}", name.replace('~', "~0").replace('/', "~1"));
+                errors.push(error(
+                    "query",
+                    &pointer,
+                    "differs only in case from a parameter of this operation",
+                ));
+            }
+        }
         for param in &rules.params {
             let raw: Vec<String> = match param.location {
                 ParamLocation::Path => (path_params.iter())
@@ -234,15 +261,29 @@ impl Validation {
         let bytes = read_limited(body, max_body)
             .await
             .map_err(|_| Rejection::PayloadTooLarge { limit: max_body })?;
-        let needs_body = rule.required
-            || (rule.media.iter().any(|(_, s)| s.is_some())
-                && matches!(*method, Method::POST | Method::PUT | Method::PATCH));
+        let Some(required) = rule.required else {
+            if bytes.is_empty() {
+                return Ok(body::empty());
+            }
+            let refused = vec![error("body", "", "this operation takes no request body")];
+            return reject_if_any(ctx, refused).map(|()| body::empty());
+        };
+        let needs_body = match required {
+            Required::No => false,
+            Required::Always => true,
+            Required::OnWrites => matches!(*method, Method::POST | Method::PUT | Method::PATCH),
+        };
         if bytes.is_empty() {
             if needs_body {
                 return reject_if_any(ctx, vec![error("body", "", "a request body is required")])
                     .map(|()| body::empty());
             }
             return Ok(body::empty());
+        }
+        if headers.get_all(CONTENT_TYPE).iter().nth(1).is_some() {
+            // Two media types: the gateway and the upstream could each pick another.
+            let refused = vec![error("header", "/content-type", "is given more than once")];
+            return reject_if_any(ctx, refused).map(|()| body::empty());
         }
         let essence = media_essence(headers);
         let Some((_, schema)) =
@@ -368,9 +409,19 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
         }))
     };
     let body = match &v.body {
+        // An operation of a spec without a request body takes none: a body the spec does
+        // not describe would reach the upstream unchecked.
+        None if v.document.is_some() => Some(BodyRule {
+            required: None,
+            media: Vec::new(),
+        }),
         None => None,
         Some(b) => Some(BodyRule {
-            required: b.required,
+            required: Some(match (b.required, b.writes_only) {
+                (false, _) => Required::No,
+                (true, false) => Required::Always,
+                (true, true) => Required::OnWrites,
+            }),
             media: (b.content.iter())
                 .map(|(media, schema)| {
                     Ok((
@@ -693,7 +744,8 @@ pub fn from_files(
         query,
         headers,
         body: body.map(|schema| BodySpec {
-            required: false,
+            required: true,
+            writes_only: true,
             content: vec![
                 ("application/json".to_owned(), Some(schema.clone())),
                 ("application/*+json".to_owned(), Some(schema)),
