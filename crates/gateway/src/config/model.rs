@@ -139,7 +139,7 @@ pub struct RouteValidation {
     /// The document local `$ref`s resolve in (an OpenAPI spec), if any.
     pub document: Option<std::sync::Arc<serde_json::Value>>,
     /// Individual parameters (OpenAPI).
-    pub params: Vec<crate::validate::ParamSpec>,
+    pub params: Vec<crate::validate::Parameter>,
     /// The query as one object (`validate.query`).
     pub query: Option<serde_json::Value>,
     /// The headers as one object (`validate.headers`).

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use super::model::{ResponseMode, RouteConfig, RouteValidation, UpstreamConfig};
 use super::raw::{RawOpenApi, RawRoute, RawUnknownRoutes, RawValidateResponses};
 use super::{ConfigError, LoadCtx};
+use crate::validate::BodySpec;
 use crate::validate::openapi::{self, Operation};
-use crate::validate::{BodySpec, ParamLocation, ParamSpec};
 
 /// The spec's operations merged with `routes` (the `[[route]]`s, in file order).
 pub(super) fn merge(
@@ -40,7 +40,7 @@ pub(super) fn merge(
         Arc::new(RouteValidation {
             source: format!("{file}#{}", op.pointer),
             document: Some(document.clone()),
-            params: op.parameters.iter().map(param).collect(),
+            params: op.parameters.clone(),
             query: None,
             headers: None,
             body: op.body.as_ref().map(|b| BodySpec {
@@ -198,20 +198,4 @@ fn template_shape(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-fn param(p: &openapi::Parameter) -> ParamSpec {
-    ParamSpec {
-        name: p.name.clone(),
-        location: match p.location {
-            openapi::ParamLocation::Path => ParamLocation::Path,
-            openapi::ParamLocation::Query => ParamLocation::Query,
-            openapi::ParamLocation::Header => ParamLocation::Header,
-            openapi::ParamLocation::Cookie => ParamLocation::Cookie,
-        },
-        required: p.required,
-        schema: p.schema.clone(),
-        style: p.style.clone(),
-        explode: p.explode,
-    }
 }

@@ -34,37 +34,7 @@ use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
 use schema::{Dialect, FieldError, Schema};
 
-/// Where a parameter is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamLocation {
-    Path,
-    Query,
-    Header,
-    Cookie,
-}
-
-impl ParamLocation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParamLocation::Path => "path",
-            ParamLocation::Query => "query",
-            ParamLocation::Header => "header",
-            ParamLocation::Cookie => "cookie",
-        }
-    }
-}
-
-/// One parameter of an operation.
-#[derive(Debug, Clone)]
-pub struct ParamSpec {
-    pub name: String,
-    pub location: ParamLocation,
-    pub required: bool,
-    pub schema: Option<Value>,
-    /// `form` (query, cookie) or `simple` (path, header) unless the spec says otherwise.
-    pub style: Option<String>,
-    pub explode: Option<bool>,
-}
+pub use openapi::{ParamLocation, Parameter};
 
 /// Media types (`application/json`, `application/*`, …) and their schemas, if any.
 pub type MediaSchemas = Vec<(String, Option<Value>)>;
