@@ -207,9 +207,28 @@ async fn operations_are_the_routes_and_every_parameter_is_checked() {
         );
     }
 
-    // A name that differs only in case could be read as the declared one upstream.
-    let errors = errors_of(list("?LIMIT=1000", Some("acme"), None).await.unwrap()).await;
-    assert_eq!(errors, [("query".to_owned(), "/LIMIT".to_owned())]);
+    // A name that lenient upstreams read as the declared one is refused.
+    for (query, pointer) in [("?LIMIT=1000", "/LIMIT"), ("?limit%5B%5D=1000", "/limit[]")] {
+        let errors = errors_of(list(query, Some("acme"), None).await.unwrap()).await;
+        assert_eq!(
+            errors,
+            [("query".to_owned(), pointer.to_owned())],
+            "{query}"
+        );
+    }
+    // A byte that is not UTF-8 elsewhere in the Cookie header does not hide the cookie.
+    let cookie = reqwest::header::HeaderValue::from_bytes(b"session=far-too-long; z=\xff").unwrap();
+    let response = client
+        .get(url("/api/orders"))
+        .header("x-tenant", "acme")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        errors_of(response).await,
+        [("cookie".to_owned(), "/session".to_owned())]
+    );
 
     // Path parameters: typed and bounded.
     assert_eq!(
@@ -253,6 +272,15 @@ async fn operations_are_the_routes_and_every_parameter_is_checked() {
         ]
     );
 
+    // JSON in another charset would be decoded differently upstream.
+    let latin1 = client
+        .post(url("/api/orders"))
+        .header("content-type", "application/json; charset=iso-8859-1")
+        .body(r#"{"item": "book", "quantity": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(latin1.status(), 415);
     // An operation without a request body takes none; one Content-Type only.
     let with_body = client
         .get(url("/api/orders/7"))
@@ -399,6 +427,7 @@ fn load_failure(upstream_url: &str, file: &str, spec: &str, extra: &str) -> Stri
     let (code, _, stderr) = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
         .config(config)
         .file(file, spec)
+        .file("q.json", r#"{"type": "object"}"#)
         .run_to_exit(Duration::from_secs(20));
     assert_eq!(code, 2, "a config error: {stderr}");
     stderr
@@ -429,6 +458,25 @@ fn specs_that_cannot_be_trusted_or_matched_do_not_load() {
         "",
     );
     assert!(stderr.contains("openapi.spec"), "{stderr}");
+    // An overriding route keeps the operation's schemas: no files of its own, and the
+    // spec's parameter names.
+    let own_schema = "[[route]]\nname = \"create\"\npath = \"/api/orders\"\nmethods = [\"POST\"]\nupstream = \"app\"\nauth = \"public\"\nvalidate = { query = \"q.json\" }\n";
+    let stderr = load_failure("http://127.0.0.1:9", "openapi.json", SPEC_30, own_schema);
+    assert!(
+        stderr.contains("route[0].validate") && stderr.contains("whose schemas apply"),
+        "{stderr}"
+    );
+    let renamed = SPEC_31
+        .replace("{id}", "{orderId}")
+        .replace("name: id,", "name: orderId,");
+    let override_by_id = "[[route]]\nname = \"one\"\npath = \"/api/orders/{id}\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n";
+    let stderr = load_failure(
+        "http://127.0.0.1:9",
+        "openapi.yaml",
+        &renamed,
+        override_by_id,
+    );
+    assert!(stderr.contains("the spec's parameter names"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -471,6 +519,13 @@ async fn responses_that_break_the_spec_are_logged_or_replaced() {
     let problem: Value = replaced.json().await.unwrap();
     assert_eq!(problem["type"], "urn:palisade:problem:bad-gateway");
     assert!(!problem.to_string().contains("/api/leaky"), "{problem}");
+    // A HEAD answer has no body to check.
+    let head = reqwest::Client::new()
+        .head(format!("{}/api/leaky", enforcing.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
     // A response the spec gives no schema for is not touched.
     assert_eq!(
         get(&enforcing, "/api/orders/3").await.unwrap().status(),

@@ -85,10 +85,27 @@ pub(super) fn merge(
         match matching.as_slice() {
             [] => {}
             [j] => {
-                covered[*j] = true;
-                if route.validation.is_none() {
-                    route.validation = Some(validation_of(&spec.operations[*j], route.strict));
+                let op = &spec.operations[*j];
+                if route.validation.is_some() {
+                    return Err(ctx.error(
+                        &format!("route[{i}].validate"),
+                        format!(
+                            "route `{}` is the spec's operation {} {}, whose schemas apply: remove `validate` (or change the spec)",
+                            route.name, op.method, op.path
+                        ),
+                    ));
                 }
+                if route.path != op.path {
+                    return Err(ctx.error(
+                        &format!("route[{i}].path"),
+                        format!(
+                            "route `{}` overrides the spec's {} {}: write the path with the spec's parameter names",
+                            route.name, op.method, op.path
+                        ),
+                    ));
+                }
+                covered[*j] = true;
+                route.validation = Some(validation_of(op, route.strict));
             }
             several => {
                 let methods: Vec<&str> = several

@@ -159,28 +159,34 @@ impl Validation {
             form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
-        // `?LIMIT=1000` beside a declared `limit`: an upstream that reads names without
-        // regard to case would act on the value the gateway never checked.
+        // `?LIMIT=1000`, `?limit[]=1000` or `?li.mit` beside a declared `limit`: upstreams
+        // that fold case, strip `[]` (PHP, Rails, qs) or map `.` and spaces to `_` (PHP)
+        // would act on a value the gateway never checked.
         for (name, _) in &query_pairs {
+            let folded = folded_name(name);
             let shadows = (rules.params.iter()).any(|p| {
                 p.location == ParamLocation::Query
                     && p.name != *name
-                    && p.name.eq_ignore_ascii_case(name)
+                    && folded_name(&p.name) == folded
             });
             if shadows {
                 let pointer = format!("/{}", name.replace('~', "~0").replace('/', "~1"));
-                errors.push(error(
-                    "query",
-                    &pointer,
-                    "differs only in case from a parameter of this operation",
-                ));
+                let detail =
+                    "differs from a declared parameter only in case, brackets or punctuation";
+                capped(&mut errors, error("query", &pointer, detail));
             }
         }
         for param in &rules.params {
             let raw: Vec<String> = match param.location {
+                // The router's values are still percent-encoded; the upstream decodes them.
                 ParamLocation::Path => (path_params.iter())
                     .filter(|(name, _)| *name == param.name)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| {
+                        percent_encoding::percent_decode_str(v)
+                            .decode_utf8()
+                            .map(|d| d.into_owned())
+                            .unwrap_or_else(|_| "\u{fffd}".to_owned())
+                    })
                     .collect(),
                 ParamLocation::Query => (query_pairs.iter())
                     .filter(|(name, _)| *name == param.name)
@@ -189,9 +195,9 @@ impl Validation {
                 ParamLocation::Header => (headers.get_all(param.name.as_str()).iter())
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                     .collect(),
-                ParamLocation::Cookie => cookies(headers)
+                ParamLocation::Cookie => (cookies(headers).into_iter())
                     .filter(|(name, _)| *name == param.name)
-                    .map(|(_, v)| v.to_owned())
+                    .map(|(_, v)| v)
                     .collect(),
             };
             check_param(param, raw, &mut errors);
@@ -256,9 +262,13 @@ impl Validation {
             return reject_if_any(ctx, refused).map(|()| body::empty());
         }
         let essence = media_essence(headers);
-        let Some((_, schema)) =
-            (rule.media.iter()).find(|(range, _)| media_matches(range, essence.as_deref()))
-        else {
+        if essence.as_deref().is_some_and(is_json) && !utf8_charset(headers) {
+            // The bytes are validated as UTF-8; an upstream that honours another charset
+            // would decode something else.
+            event(ctx, "media_type", &[]);
+            return Err(Rejection::UnsupportedMediaType);
+        }
+        let Some(schema) = most_specific(&rule.media, essence.as_deref()) else {
             event(ctx, "media_type", &[]);
             return Err(Rejection::UnsupportedMediaType);
         };
@@ -487,7 +497,7 @@ fn check_param(param: &Param, raw: Vec<String>, errors: &mut Vec<FieldError>) {
     let value = match (&param.kind, raw.as_slice()) {
         (_, []) => {
             if param.required {
-                errors.push(error(location, &pointer, "is required"));
+                capped(errors, error(location, &pointer, "is required"));
             }
             return;
         }
@@ -497,14 +507,14 @@ fn check_param(param: &Param, raw: Vec<String>, errors: &mut Vec<FieldError>) {
             } else if let [one] = values {
                 one.split(',').map(|v| typed(v, item)).collect()
             } else {
-                errors.push(error(location, &pointer, "is given more than once"));
+                capped(errors, error(location, &pointer, "is given more than once"));
                 return;
             };
             Value::Array(items)
         }
         (kind, [one]) => typed(one, kind),
         (_, _) => {
-            errors.push(error(location, &pointer, "is given more than once"));
+            capped(errors, error(location, &pointer, "is given more than once"));
             return;
         }
     };
@@ -535,7 +545,7 @@ fn object_of(
                     .iter()
                     .any(|e| e.pointer == pointer && e.location == location)
                 {
-                    errors.push(error(location, &pointer, "is given more than once"));
+                    capped(errors, error(location, &pointer, "is given more than once"));
                 }
             }
             (_, None) => {
@@ -546,14 +556,46 @@ fn object_of(
     Value::Object(object)
 }
 
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    (headers.get_all(COOKIE).iter())
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.trim(), value.trim()))
+/// A query name as lenient frameworks read it: lower-case, a trailing `[...]` dropped,
+/// `.` and spaces as `_`.
+fn folded_name(name: &str) -> String {
+    let base = match name.find('[') {
+        Some(at) if name.ends_with(']') => &name[..at],
+        _ => name,
+    };
+    base.chars()
+        .map(|c| {
+            if c == '.' || c == ' ' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
         })
+        .collect()
+}
+
+/// Every `name=value` of the `Cookie` headers. Bytes that are not UTF-8 are replaced, never
+/// a reason to skip the header (which would skip the cookie parameters' checks).
+fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    (headers.get_all(COOKIE).iter())
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(';')
+                .filter_map(|pair| {
+                    let (name, value) = pair.split_once('=')?;
+                    Some((name.trim().to_owned(), value.trim().to_owned()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Adds `error` unless `MAX_ERRORS` are already listed (a long query cannot make a huge
+/// answer or log line).
+fn capped(errors: &mut Vec<FieldError>, error: FieldError) {
+    if errors.len() < schema::MAX_ERRORS {
+        errors.push(error);
+    }
 }
 
 fn error(location: &'static str, pointer: &str, detail: &str) -> FieldError {
@@ -596,20 +638,47 @@ fn media_essence(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether `essence` falls under the media range `range` (`type/subtype`, `type/*`, `*/*`).
-fn media_matches(range: &str, essence: Option<&str>) -> bool {
-    let Some(essence) = essence else {
-        return false;
-    };
+/// How specifically `range` (`type/subtype`, `type/*+suffix`, `type/*`, `*/*`) matches
+/// `essence`: 3 exact … 0 anything; `None` when it does not.
+fn media_match(range: &str, essence: &str) -> Option<u8> {
     let range = range.split(';').next().unwrap_or("").trim();
     if let Some((kind, suffix)) = range.split_once("/*+") {
-        return essence.starts_with(&format!("{kind}/"))
-            && essence.ends_with(&format!("+{suffix}"));
+        let fits =
+            essence.starts_with(&format!("{kind}/")) && essence.ends_with(&format!("+{suffix}"));
+        return fits.then_some(2);
     }
     match range.strip_suffix("/*") {
-        Some("*") => true,
-        Some(kind) => essence.split('/').next() == Some(kind),
-        None => range == essence,
+        Some("*") => Some(0),
+        Some(kind) => (essence.split('/').next() == Some(kind)).then_some(1),
+        None => (range == essence).then_some(3),
     }
+}
+
+/// The entry of `media` whose range matches `essence` most specifically, so a broad
+/// `*/*` listed beside `application/json` never decides a JSON body (whatever the order).
+fn most_specific<'m, T>(media: &'m [(String, T)], essence: Option<&str>) -> Option<&'m T> {
+    let essence = essence?;
+    (media.iter())
+        .filter_map(|(range, value)| media_match(range, essence).map(|rank| (rank, value)))
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, value)| value)
+}
+
+/// Whether the `Content-Type` names no charset, or UTF-8.
+fn utf8_charset(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    value
+        .split(';')
+        .skip(1)
+        .all(|parameter| match parameter.split_once('=') {
+            Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let charset = charset.trim().trim_matches('"');
+                charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        })
 }
 
 fn is_json(essence: &str) -> bool {
@@ -636,12 +705,18 @@ impl Validation {
         else {
             return Ok(response);
         };
+        // A HEAD answer, 204 and 304 carry no body to check.
+        let status = response.status();
+        if ctx.method == Method::HEAD
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+        {
+            return Ok(response);
+        }
         let essence = media_essence(response.headers());
-        let schema = response_media(&rules.responses, response.status())
-            .and_then(|media| {
-                (media.iter()).find(|(range, _)| media_matches(range, essence.as_deref()))
-            })
-            .and_then(|(_, schema)| schema.as_ref());
+        let schema = response_media(&rules.responses, status)
+            .and_then(|media| most_specific(media, essence.as_deref()))
+            .and_then(Option::as_ref);
         let Some(schema) = schema.filter(|_| essence.as_deref().is_some_and(is_json)) else {
             return Ok(response);
         };
@@ -748,4 +823,42 @@ pub fn first_remote_ref(value: &Value) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_specific_media_range_decides_whatever_the_order() {
+        let media = [
+            ("*/*".to_owned(), "any"),
+            ("application/*".to_owned(), "application"),
+            ("application/*+json".to_owned(), "json suffix"),
+            ("application/json".to_owned(), "exact"),
+        ];
+        assert_eq!(
+            most_specific(&media, Some("application/json")),
+            Some(&"exact")
+        );
+        assert_eq!(
+            most_specific(&media, Some("application/problem+json")),
+            Some(&"json suffix")
+        );
+        assert_eq!(
+            most_specific(&media, Some("application/xml")),
+            Some(&"application")
+        );
+        assert_eq!(most_specific(&media, Some("text/plain")), Some(&"any"));
+        assert_eq!(most_specific(&media[3..], Some("text/plain")), None);
+        assert_eq!(most_specific(&media, None), None);
+    }
+
+    #[test]
+    fn lenient_framework_spellings_fold_to_one_name() {
+        assert_eq!(folded_name("Limit"), "limit");
+        assert_eq!(folded_name("limit[]"), "limit");
+        assert_eq!(folded_name("page.size"), "page_size");
+        assert_eq!(folded_name("a[b"), "a[b");
+    }
 }

@@ -8,6 +8,8 @@
 //! describe the rule with the value masked, so a rejected password or injection payload is
 //! never echoed to the client or the log.
 
+use std::collections::HashSet;
+
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Draft, PatternOptions, Validator};
 use serde_json::Value;
@@ -172,7 +174,7 @@ fn push(out: &mut Vec<FieldError>, location: &'static str, pointer: String, deta
 /// `unevaluatedProperties: false` instead, which sees every part's members (2020-12). The
 /// same holds for a component schema that some combination refers to by `$ref`.
 fn close(root: &mut Value) {
-    let mut combined = std::collections::HashSet::new();
+    let mut combined = HashSet::new();
     combined_refs(root, &mut combined);
     if let Some(Value::Object(schemas)) = root.pointer_mut("/components/schemas") {
         for (name, schema) in schemas.iter_mut() {
@@ -180,14 +182,14 @@ fn close(root: &mut Value) {
                 "#/components/schemas/{}",
                 name.replace('~', "~0").replace('/', "~1")
             );
-            close_objects(schema, combined.contains(&target));
+            close_objects(schema, combined.contains(&target), &combined);
         }
     }
-    close_objects(root, false);
+    close_objects(root, false, &combined);
 }
 
 /// Every `$ref` that is directly one of the parts of an `allOf`/`anyOf`/`oneOf`.
-fn combined_refs(value: &Value, found: &mut std::collections::HashSet<String>) {
+fn combined_refs(value: &Value, found: &mut HashSet<String>) {
     let mut stack = vec![value];
     while let Some(node) = stack.pop() {
         match node {
@@ -211,7 +213,7 @@ fn combined_refs(value: &Value, found: &mut std::collections::HashSet<String>) {
     }
 }
 
-fn close_objects(schema: &mut Value, in_combination: bool) {
+fn close_objects(schema: &mut Value, in_combination: bool, combined_components: &HashSet<String>) {
     let Value::Object(map) = schema else {
         return;
     };
@@ -220,8 +222,12 @@ fn close_objects(schema: &mut Value, in_combination: bool) {
         .any(|k| map.contains_key(*k));
     let open =
         !map.contains_key("additionalProperties") && !map.contains_key("unevaluatedProperties");
+    // A direct use of a component that combinations keep open: closed here instead, with
+    // `unevaluatedProperties`, which sees the members the `$ref` evaluated.
+    let open_component = (map.get("$ref").and_then(Value::as_str))
+        .is_some_and(|target| combined_components.contains(target));
     if open && !in_combination {
-        if combined {
+        if combined || open_component {
             map.insert("unevaluatedProperties".into(), Value::Bool(false));
         } else if map.contains_key("properties") {
             map.insert("additionalProperties".into(), Value::Bool(false));
@@ -229,9 +235,11 @@ fn close_objects(schema: &mut Value, in_combination: bool) {
     }
     for (keyword, value) in map.iter_mut() {
         match keyword.as_str() {
-            "allOf" | "anyOf" | "oneOf" => each_item(value, |s| close_objects(s, true)),
+            "allOf" | "anyOf" | "oneOf" => {
+                each_item(value, |s| close_objects(s, true, combined_components))
+            }
             "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
-                each_member(value, |s| close_objects(s, false))
+                each_member(value, |s| close_objects(s, false, combined_components))
             }
             "items"
             | "additionalProperties"
@@ -244,12 +252,12 @@ fn close_objects(schema: &mut Value, in_combination: bool) {
             | "unevaluatedItems"
             | "unevaluatedProperties" => {
                 if value.is_array() {
-                    each_item(value, |s| close_objects(s, false));
+                    each_item(value, |s| close_objects(s, false, combined_components));
                 } else {
-                    close_objects(value, false);
+                    close_objects(value, false, combined_components);
                 }
             }
-            "prefixItems" => each_item(value, |s| close_objects(s, false)),
+            "prefixItems" => each_item(value, |s| close_objects(s, false, combined_components)),
             _ => {}
         }
     }
