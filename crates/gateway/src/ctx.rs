@@ -86,6 +86,8 @@ pub struct RequestCtx {
     /// The `on_store_error` mode that decided this request's rate limits, when the shared
     /// store failed (`local`, `deny` or `allow`).
     pub rate_limit_fallback: Option<&'static str>,
+    /// What `auth_failures` charged this login in advance (refunded unless it fails).
+    pub login_attempt: Option<crate::ratelimit::LoginAttempt>,
 }
 
 impl RequestCtx {
@@ -102,6 +104,7 @@ impl RequestCtx {
             upstream: None,
             rate_limit: None,
             rate_limit_fallback: None,
+            login_attempt: None,
         }
     }
 }

@@ -134,6 +134,10 @@ pub async fn handle(
         count_upstream_error(&gw.metrics, &rejection);
         errors::respond(rejection, &ctx)
     });
+    // 4 (logins): a login charged in advance is refunded unless it failed (401/403).
+    if ctx.login_attempt.is_some() {
+        gw.limiter.settle_login(&mut ctx, response.status()).await;
+    }
 
     if let Some(state) = &ctx.rate_limit {
         let (policy, now) = ratelimit::header_values(state);
@@ -207,7 +211,7 @@ async fn phases(
         Ok(principal) => principal,
         Err(rejection) => {
             if matches!(rejection, Rejection::Unauthorized { guess: true, .. }) {
-                gw.limiter.record_failure(ctx, route, None).await;
+                gw.limiter.record_failure(ctx, route).await;
             }
             return Err(rejection);
         }
@@ -232,9 +236,11 @@ async fn phases(
     // 4 (body): per body field, and account lockouts on login routes.
     let (body, fields) = ratelimit::body::read_fields(
         &head.headers,
+        head.uri.query(),
         body,
         limits.max_body,
         &gw.limiter.body_fields(route),
+        gw.limiter.login_account_pointer(route),
     )
     .await?;
     gw.limiter.after_body(ctx, route, &fields).await?;
@@ -300,11 +306,6 @@ async fn phases(
             },
         )
         .await?;
-    // 4 (logins): the upstream's verdict on a login counts against address and account.
-    if gw.limiter.is_failed_login(route, response.status()) {
-        let account = gw.limiter.login_account_value(route, &fields);
-        gw.limiter.record_failure(ctx, route, account).await;
-    }
     // 5 (responses): the spec's schema, when responses are validated.
     let response = gw
         .validation

@@ -448,3 +448,69 @@ async fn limits_per_body_field_count_each_value_apart() {
     assert_eq!(last.body_str(), r#"{"email": "b@example.com"}"#);
     assert_eq!(upstream.requests().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guesses_in_flight_at_once_cannot_outrun_the_lockout() {
+    let upstream = RecordingUpstream::start().await;
+    // The upstream takes 300 ms to refuse each login, so all guesses are in flight at once.
+    let gw = start_with(
+        &upstream,
+        &format!(
+            r#"
+[rate_limit]
+auth_failures = {{ limit = 4, window = "15m", per = ["account"] }}
+
+[[upstream]]
+name = "slow"
+url = "{url}/slow"
+
+[[route]]
+name = "login"
+path = "/api/login"
+methods = ["POST"]
+upstream = "slow"
+auth = "public"
+login = {{ account = "/username" }}
+"#,
+            url = upstream.url()
+        ),
+    );
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let request = reqwest::Client::new()
+            .post(format!("{}/api/login?ms=300", gw.http_url()))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&serde_json::json!({"username": "carol", "password": format!("guess{i}")}));
+        guesses.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses: Vec<u16> = guesses.join_all().await;
+    let guessed = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        guessed, 4,
+        "only the allowance reached the upstream: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 16);
+    assert_eq!(upstream.requests().len(), 4);
+
+    // A successful login gives its advance charge back: it never locks anyone out.
+    let dave = |password: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/login?ms=1", gw.http_url()))
+            .json(&serde_json::json!({"username": "dave", "password": password}))
+            .send()
+    };
+    for _ in 0..8 {
+        let ok = dave(palisade_testkit::upstream::LOGIN_PASSWORD)
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    // A login that names no account, or names it twice, is refused before the upstream.
+    let unnamed = reqwest::Client::new()
+        .post(format!("{}/api/login?username=carol", gw.http_url()))
+        .json(&serde_json::json!({"username": "dave", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unnamed.status(), 400);
+}

@@ -9,7 +9,7 @@
 //!
 //! | path           | answer                                                              |
 //! |----------------|---------------------------------------------------------------------|
-//! | `/slow…`       | sleeps `?ms=N` (default 5000), then the default JSON                |
+//! | `/slow…`       | sleeps `?ms=N` (default 5000), then the default JSON (a login answer for `…/login`) |
 //! | `/fail…`       | 500 `text/plain` with a fake stack trace and `SECRET-STACK-TRACE`   |
 //! | `/big…`        | 200 with `?bytes=N` (default 1 MiB) of `x`, streamed (`?json=1`: labelled JSON) |
 //! | `…/login`      | JSON body with `password` = [`LOGIN_PASSWORD`]: 200 `{"token":"t","username":…}`; else 401 `{"error":"invalid credentials"}` |
@@ -287,7 +287,8 @@ async fn handle(
     let mut rsp = if path.starts_with("/slow") {
         let ms = query_param(&query, "ms").unwrap_or(5000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        ok_json(&method, &path)
+        // `/slow/…/login` answers like a login, late (for tests of attempts in flight).
+        login.unwrap_or_else(|| ok_json(&method, &path))
     } else if path.starts_with("/fail") {
         let mut rsp = Response::new(UpstreamBody::full(failure_body()));
         *rsp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

@@ -27,21 +27,34 @@ enum Format {
     Form,
 }
 
-/// Reads `pointers` from the body (nothing is read when there are none).
+/// Reads `pointers` from the body (nothing is read when there are none). `required` (a
+/// login's account) must be present; `query` must not name any of them too.
 pub async fn read_fields(
     headers: &HeaderMap,
+    query: Option<&str>,
     body: Body,
     max_body: u64,
     pointers: &[&str],
+    required: Option<&str>,
 ) -> Result<(Body, BodyFields), Rejection> {
     if pointers.is_empty() {
         return Ok((body, BodyFields::default()));
+    }
+    // `?username=bob` beside the body: frameworks that merge the two (Flask's
+    // `request.values`, PHP's `$_REQUEST`) could read the account from either.
+    let in_query = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(key, _)| (pointers.iter()).any(|p| same_field(&key, p.trim_start_matches('/'))));
+    if in_query {
+        return Err(ambiguous());
     }
     let bytes = read_limited(body, max_body)
         .await
         .map_err(|_| Rejection::PayloadTooLarge { limit: max_body })?;
     if bytes.is_empty() {
-        return Ok((body::empty(), BodyFields::default()));
+        return match required {
+            Some(_) => Err(missing()),
+            None => Ok((body::empty(), BodyFields::default())),
+        };
     }
     let format = format_of(headers).ok_or(Rejection::BadRequest(
         "this route reads its body as JSON or a form: send one of those content types",
@@ -53,14 +66,18 @@ pub async fn read_fields(
                 Rejection::BadRequest("the request body is not valid JSON, or repeats a member")
             })?;
             for pointer in pointers {
-                let found = values_at(&doc, pointer);
-                if found.len() > 1 {
-                    return Err(ambiguous());
-                }
-                if let Some(value) = found.first().and_then(|v| scalar(v)) {
-                    fields
-                        .values
-                        .push(((*pointer).to_owned(), normalize(&value)));
+                match values_at(&doc, pointer).as_slice() {
+                    [] => {}
+                    [one] => {
+                        // `["bob"]` or `{"$eq": "bob"}` may be read as "bob" upstream.
+                        let value = scalar(one).ok_or(Rejection::BadRequest(
+                            "a rate-limited body field must be a string, a number or a boolean",
+                        ))?;
+                        fields
+                            .values
+                            .push(((*pointer).to_owned(), normalize(&value)));
+                    }
+                    _ => return Err(ambiguous()),
                 }
             }
         }
@@ -69,7 +86,7 @@ pub async fn read_fields(
                 // A form has one level: `/name` is the field `name`.
                 let name = pointer.trim_start_matches('/');
                 let mut found = form_urlencoded::parse(&bytes)
-                    .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+                    .filter(|(key, _)| same_field(key, name))
                     .map(|(_, value)| value);
                 if let Some(value) = found.next() {
                     if found.next().is_some() {
@@ -82,7 +99,24 @@ pub async fn read_fields(
             }
         }
     }
+    if required.is_some_and(|pointer| fields.get(pointer).is_none()) {
+        return Err(missing());
+    }
     Ok((body::full(bytes), fields))
+}
+
+/// Whether a form or query key names `field` as lenient frameworks read it: ignoring ASCII
+/// case and a trailing `[...]` (`Username`, `username[]`).
+fn same_field(key: &str, field: &str) -> bool {
+    let key = match key.find('[') {
+        Some(at) if key.ends_with(']') => &key[..at],
+        _ => key,
+    };
+    key.eq_ignore_ascii_case(field)
+}
+
+fn missing() -> Rejection {
+    Rejection::BadRequest("a login must name its account in the body")
 }
 
 fn ambiguous() -> Rejection {
@@ -140,9 +174,11 @@ mod tests {
     ) -> Result<(Vec<u8>, Vec<(String, String)>), Rejection> {
         let (body, fields) = read_fields(
             &headers(content_type),
+            None,
             body::full(text.as_bytes().to_vec()),
             1024,
             &["/username"],
+            None,
         )
         .await?;
         let bytes = body.collect().await.unwrap().to_bytes().to_vec();
@@ -178,6 +214,12 @@ mod tests {
             ("application/json", r#"{"username": "a", "username": "b"}"#),
             ("application/json", r#"{"username": "a", "UserName": "b"}"#),
             ("application/x-www-form-urlencoded", "username=a&USERNAME=b"),
+            (
+                "application/x-www-form-urlencoded",
+                "username=a&username[]=b",
+            ),
+            ("application/json", r#"{"username": ["bob"]}"#),
+            ("application/json", r#"{"username": {"$eq": "bob"}}"#),
             ("text/plain", "username=a"),
             ("application/json", "{not json"),
         ] {
@@ -194,5 +236,34 @@ mod tests {
         let big = format!(r#"{{"username": "{}"}}"#, "a".repeat(2000));
         let rejection = read("application/json", &big).await.unwrap_err();
         assert!(matches!(rejection, Rejection::PayloadTooLarge { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_login_must_name_its_account_once_and_only_in_the_body() {
+        let login = |query: Option<&'static str>, text: &'static str| async move {
+            read_fields(
+                &headers("application/json"),
+                query,
+                body::full(text.as_bytes().to_vec()),
+                1024,
+                &["/username"],
+                Some("/username"),
+            )
+            .await
+            .map(|(_, fields)| fields.values)
+        };
+        assert!(login(None, r#"{"username": "bob"}"#).await.is_ok());
+        for (query, text) in [
+            (None, r#"{"user": "bob"}"#),
+            (None, ""),
+            (Some("username=bob"), r#"{"username": "alice"}"#),
+            (Some("UserName[]=bob"), r#"{"username": "alice"}"#),
+        ] {
+            let refused = login(query, text).await.unwrap_err();
+            assert!(
+                matches!(refused, Rejection::BadRequest(_)),
+                "{query:?} {text}"
+            );
+        }
     }
 }

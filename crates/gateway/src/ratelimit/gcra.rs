@@ -43,6 +43,11 @@ impl Quota {
         u64::try_from(t).unwrap_or(u64::MAX).max(1)
     }
 
+    /// `T` in nanoseconds.
+    pub fn emission_interval_ns(&self) -> u64 {
+        self.interval_ns()
+    }
+
     /// `T = window / limit` (at least one nanosecond).
     pub fn emission_interval(&self) -> Duration {
         Duration::from_nanos(self.interval_ns())

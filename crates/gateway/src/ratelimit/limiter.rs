@@ -95,6 +95,13 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
+/// What a login attempt was charged in advance, to refund if it does not fail.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    pub ip: bool,
+    pub account: Option<String>,
+}
+
 /// The body fields a route's limits need, read once by `ratelimit::body`.
 #[derive(Debug, Default)]
 pub struct BodyFields {
@@ -185,6 +192,13 @@ impl RateLimiter {
         pointers
     }
 
+    /// The body field a login on `route` must name its account in, if failed logins are
+    /// counted per account there.
+    pub fn login_account_pointer(&self, route: usize) -> Option<&str> {
+        self.guarded(route)?;
+        self.login_account(route)
+    }
+
     /// The login account pointer of `route`, when failed logins are counted per account.
     fn login_account(&self, route: usize) -> Option<&str> {
         self.lockout.as_ref().filter(|l| l.per_account)?;
@@ -212,10 +226,20 @@ impl RateLimiter {
             ),
             _ => None,
         });
-        if let Some(lockout) = self.guarded(route).filter(|l| l.per_ip) {
-            checks.push(lockout_check(lockout, "ip", &client_ip, Op::Peek));
+        // On a login route the attempt is charged now and refunded if it does not fail,
+        // so requests in flight at once cannot all slip past the check.
+        let login = self.is_login(route);
+        let lockout = self.guarded(route).filter(|l| l.per_ip);
+        if let Some(lockout) = lockout {
+            let op = if login { Op::Take } else { Op::Peek };
+            checks.push(lockout_check(lockout, "ip", &client_ip, op));
         }
-        self.run(ctx, &checks).await
+        if self.run(ctx, &checks).await? && login && lockout.is_some() {
+            ctx.login_attempt
+                .get_or_insert_with(LoginAttempt::default)
+                .ip = true;
+        }
+        Ok(())
     }
 
     /// Counts the policies keyed on the verified caller.
@@ -238,7 +262,7 @@ impl RateLimiter {
             PerKey::Key => principal.key_id().map(str::to_owned),
             _ => None,
         });
-        self.run(ctx, &checks).await
+        self.run(ctx, &checks).await.map(|_| ())
     }
 
     /// Counts the policies keyed on body fields, and refuses an account locked out by
@@ -253,32 +277,56 @@ impl RateLimiter {
             PerKey::Body(pointer) => Some(fields.get(pointer).unwrap_or("").to_owned()),
             _ => None,
         });
-        if let (Some(lockout), Some(account)) =
-            (self.guarded(route), self.login_account_value(route, fields))
-        {
-            checks.push(lockout_check(lockout, "account", account, Op::Peek));
+        let account = (self.guarded(route)).zip(self.login_account_value(route, fields));
+        if let Some((lockout, account)) = account {
+            checks.push(lockout_check(lockout, "account", account, Op::Take));
         }
-        self.run(ctx, &checks).await
+        if self.run(ctx, &checks).await?
+            && let Some((_, account)) = account
+        {
+            ctx.login_attempt
+                .get_or_insert_with(LoginAttempt::default)
+                .account = Some(account.to_owned());
+        }
+        Ok(())
     }
 
-    /// Records a failed authentication: presented credentials answered 401, or the
-    /// upstream refused a login (`status` 401 or 403 on a login route). Counts against
-    /// the address and, for a login, the account it named.
-    pub async fn record_failure(&self, ctx: &mut RequestCtx, route: usize, account: Option<&str>) {
-        let Some(lockout) = self.guarded(route) else {
+    /// Gives back what a login attempt was charged in advance, once its answer shows it
+    /// did not fail (anything but 401 or 403).
+    pub async fn settle_login(&self, ctx: &mut RequestCtx, status: StatusCode) {
+        let Some(attempt) = ctx.login_attempt.take() else {
+            return;
+        };
+        let Some(lockout) = self.lockout.as_ref() else {
+            return;
+        };
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return;
+        }
+        let ip = ctx.client_ip.to_string();
+        let mut checks = Vec::with_capacity(2);
+        if attempt.ip {
+            checks.push(lockout_check(lockout, "ip", &ip, Op::Refund));
+        }
+        if let Some(account) = &attempt.account {
+            checks.push(lockout_check(lockout, "account", account, Op::Refund));
+        }
+        if !checks.is_empty() {
+            let (_, fallback) = self.store.decide(&as_checks(&checks)).await;
+            if fallback.is_some() {
+                ctx.rate_limit_fallback = fallback;
+            }
+        }
+    }
+
+    /// Records a failed authentication: presented credentials that could be a guess
+    /// answered 401. Counts against the address. (Logins are charged in advance instead.)
+    pub async fn record_failure(&self, ctx: &mut RequestCtx, route: usize) {
+        let Some(lockout) = self.guarded(route).filter(|l| l.per_ip) else {
             return;
         };
         let ip = ctx.client_ip.to_string();
-        let mut checks = Vec::with_capacity(2);
-        if lockout.per_ip {
-            checks.push(lockout_check(lockout, "ip", &ip, Op::Charge));
-        }
-        if let Some(account) = account.filter(|_| lockout.per_account) {
-            checks.push(lockout_check(lockout, "account", account, Op::Charge));
-        }
-        if checks.is_empty() {
-            return;
-        }
+        let checks = [lockout_check(lockout, "ip", &ip, Op::Charge)];
         let (_, fallback) = self.store.decide(&as_checks(&checks)).await;
         if fallback.is_some() {
             ctx.rate_limit_fallback = fallback;
@@ -291,15 +339,8 @@ impl RateLimiter {
             .and_then(|pointer| fields.get(pointer))
     }
 
-    /// Whether an upstream's answer on `route` is a failed login to count.
-    pub fn is_failed_login(&self, route: usize, status: StatusCode) -> bool {
-        let is_login = self
-            .routes
-            .get(route)
-            .is_some_and(|r| r.login_account.is_some());
-        is_login
-            && self.guarded(route).is_some()
-            && matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    fn is_login(&self, route: usize) -> bool {
+        (self.routes.get(route)).is_some_and(|r| r.login_account.is_some())
     }
 
     fn policy_checks<'a>(
@@ -327,9 +368,9 @@ impl RateLimiter {
         &self,
         ctx: &mut RequestCtx,
         checks: &[(Source<'_>, String, Quota, Op)],
-    ) -> Result<(), Rejection> {
+    ) -> Result<bool, Rejection> {
         if checks.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let (verdict, fallback) = self.store.decide(&as_checks(checks)).await;
         if fallback.is_some() {
@@ -338,7 +379,7 @@ impl RateLimiter {
         let decisions = match verdict {
             Verdict::Decided(decisions) => decisions,
             Verdict::Unavailable => return Err(Rejection::RateLimitUnavailable),
-            Verdict::Unlimited => return Ok(()),
+            Verdict::Unlimited => return Ok(false),
         };
         let refused = checks
             .iter()
@@ -404,7 +445,7 @@ impl RateLimiter {
                 ctx.rate_limit = Some(tightest);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

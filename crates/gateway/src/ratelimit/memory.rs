@@ -71,6 +71,9 @@ pub enum Op {
     Peek,
     /// Consumes one, on its own, whatever the other checks decide (records a failure).
     Charge,
+    /// Gives one back, if the key has state (an attempt charged in advance that did not
+    /// fail). Its decision is meaningless.
+    Refund,
 }
 
 /// One key's check within a call.
@@ -143,14 +146,22 @@ impl MemoryStore {
             let tat = guards[g].1.get(check.key).copied();
             outcomes.push(decide(tat, now, &check.quota));
         }
-        let all_admit = checks
-            .iter()
-            .zip(&outcomes)
-            .all(|(check, (_, new_tat))| check.op == Op::Charge || new_tat.is_some());
+        let all_admit = checks.iter().zip(&outcomes).all(|(check, (_, new_tat))| {
+            matches!(check.op, Op::Charge | Op::Refund) || new_tat.is_some()
+        });
         for ((check, &index), (_, new_tat)) in checks.iter().zip(&indexes).zip(&outcomes) {
+            if check.op == Op::Refund {
+                let g = guard_of(&mut guards, index);
+                if let Some(tat) = guards[g].1.get_mut(check.key) {
+                    *tat = tat
+                        .saturating_sub(check.quota.emission_interval_ns())
+                        .max(now);
+                }
+                continue;
+            }
             let commit = match check.op {
                 Op::Take => all_admit,
-                Op::Peek => false,
+                Op::Peek | Op::Refund => false,
                 Op::Charge => true,
             };
             let Some(new_tat) = new_tat.filter(|_| commit) else {

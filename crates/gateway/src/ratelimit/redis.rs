@@ -32,7 +32,7 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// The GCRA of `gcra.rs`, in microseconds of Redis's clock. Per key, ARGV holds three
 /// values: the emission interval T and the tolerance tau (both in nanoseconds, so
 /// sub-microsecond intervals keep their precision as Lua doubles) and the operation
-/// (`0` take, `1` peek, `2` charge; see `memory::Op`). Returns three integers per key:
+/// (`0` take, `1` peek, `2` charge, `3` refund; see `memory::Op`). Returns three integers per key:
 /// `1, remaining, reset_us` when admitted, `0, retry_after_us, reset_us` when refused.
 /// Doubles hold microseconds since 1970 exactly (< 2^53); TATs are stored with `%.0f`
 /// because Lua's `tostring` keeps only 14 digits.
@@ -56,7 +56,7 @@ for i = 1, #KEYS do
     out[#out + 1] = math.ceil(ahead)
   else
     news[i] = false
-    if op ~= '2' then all_admit = false end
+    if op == '0' or op == '1' then all_admit = false end
     out[#out + 1] = 0
     out[#out + 1] = math.ceil(ahead - tau)
     out[#out + 1] = math.ceil(start - now)
@@ -64,7 +64,13 @@ for i = 1, #KEYS do
 end
 for i = 1, #KEYS do
   local op = ARGV[3 * i]
-  if news[i] and ((op == '0' and all_admit) or op == '2') then
+  if op == '3' then
+    local tat = tonumber(redis.call('GET', KEYS[i]) or 0) or 0
+    if tat > now then
+      local back = math.max(tat - tonumber(ARGV[3 * i - 2]) / 1000, now)
+      redis.call('SET', KEYS[i], string.format('%.0f', back), 'PX', math.ceil((back - now) / 1000) + 1)
+    end
+  elseif news[i] and ((op == '0' and all_admit) or op == '2') then
     local ttl = math.ceil((news[i] - now) / 1000) + 1
     redis.call('SET', KEYS[i], string.format('%.0f', news[i]), 'PX', ttl)
   end
@@ -170,6 +176,7 @@ impl RedisStore {
                 Op::Take => "0",
                 Op::Peek => "1",
                 Op::Charge => "2",
+                Op::Refund => "3",
             };
             invocation
                 .key(bucket_key(check.key))
