@@ -68,23 +68,52 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// With no trusted proxies this is the peer. When the peer is trusted, the
 /// `X-Forwarded-For` chain is walked from the right, skipping trusted hops, and the first
 /// untrusted address is the client: the only entries that can be believed are those
-/// appended by proxies we trust.
+/// appended by proxies we trust. Hops may carry a port (`1.2.3.4:5555`, `[2001:db8::1]:443`,
+/// as some proxies append them). A hop that cannot be read ends the walk at the nearest
+/// address already verified: skipping it would let the entries to its left, which the
+/// client wrote, be believed.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
+    let values: Vec<&[u8]> = (headers.get_all(X_FORWARDED_FOR).iter())
+        .map(|v| v.as_bytes())
         .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(*ip))
-        .unwrap_or(peer)
+    let mut nearest = peer;
+    for value in values.into_iter().rev() {
+        let Ok(value) = std::str::from_utf8(value) else {
+            return nearest;
+        };
+        for hop in value.rsplit(',') {
+            let Some(ip) = hop_address(hop.trim()) else {
+                return nearest;
+            };
+            if !is_trusted(ip) {
+                return ip;
+            }
+            nearest = ip;
+        }
+    }
+    nearest
+}
+
+/// An `X-Forwarded-For` hop: an address, optionally with a port, IPv6 optionally in brackets.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok());
+        return if port_ok { ip.parse().ok() } else { None };
+    }
+    let (ip, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// Rewrites the client's headers into the headers the upstream receives.
@@ -307,6 +336,25 @@ mod tests {
             client_ip(peer, &headers, &[net("10.0.0.0/8")]),
             "198.51.100.7".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn hops_with_ports_are_read_and_unreadable_hops_end_the_walk() {
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = [net("10.0.0.0/8")];
+        let client = |xff: &'static [u8]| {
+            let mut headers = HeaderMap::new();
+            headers.insert(X_FORWARDED_FOR, HeaderValue::from_bytes(xff).unwrap());
+            client_ip(peer, &headers, &trusted).to_string()
+        };
+        assert_eq!(client(b"9.9.9.9, 1.2.3.4:5555"), "1.2.3.4");
+        assert_eq!(client(b"9.9.9.9, [2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(client(b"9.9.9.9, [2001:db8::1]"), "2001:db8::1");
+        // The spoofed left entry is never reached past something unreadable.
+        assert_eq!(client(b"9.9.9.9, unknown"), "10.0.0.1");
+        assert_eq!(client(b"9.9.9.9, 10.0.0.5, garbage:port"), "10.0.0.1");
+        assert_eq!(client(b"9.9.9.9, garbage, 10.0.0.5"), "10.0.0.5");
+        assert_eq!(client(b"9.9.9.9, \xff"), "10.0.0.1");
     }
 
     #[test]
