@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! head limits → host → canonical path → route (400/404/405)
-//!   → [rate limit per ip] → authenticate → Principal → [rate limit per client]
-//!   → authorize → Permit → body limit → [validate] → proxy → upstream
+//!   → rate limit per ip/route/header, address lockout → authenticate → Principal
+//!   → rate limit per client → authorize → Permit → validate parameters
+//!   → body limit → rate limit per body field, account lockout → validate body
+//!   → field rules → proxy → upstream → validate response → owner/field checks
 //!   → rescue (problem+json) → response headers → access log / metrics
 //! ```
-//! Bracketed phases arrive with later issues; `docs/pipeline.md` draws the whole order.
+//! `docs/pipeline.md` draws the whole order with each phase's answers.
 //! A `Gateway` is one immutable build of the pipeline from one `Config`; a reload builds
 //! a new one and swaps it in atomically, so a request sees one config from start to end.
 
