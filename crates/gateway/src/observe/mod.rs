@@ -7,14 +7,16 @@
 
 mod access;
 mod metrics;
+pub mod redact;
 
 pub use access::{Observed, redact_query};
 pub use metrics::Metrics;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON-lines logger on stdout. `PALISADE_LOG` overrides the filter
-/// (`tracing` directive syntax, e.g. `debug` or `info,palisade_gateway=debug`).
+/// Installs the JSON-lines logger on stdout, every line masked by `redact` on its way
+/// out. `PALISADE_LOG` overrides the filter (`tracing` directive syntax, e.g. `debug` or
+/// `info,palisade_gateway=debug`).
 pub fn init_logging() {
     let filter = EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,rustls=warn,hyper=warn,hyper_util=warn"));
@@ -26,6 +28,6 @@ pub fn init_logging() {
         .with_span_list(false)
         .with_target(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(|| redact::MaskedStdout)
         .try_init();
 }
