@@ -146,7 +146,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn has_long_digit_run(line: &str) -> bool {
