@@ -69,6 +69,8 @@ pub struct Shared {
     keys: tokio::sync::Mutex<Option<OpenStore>>,
     pub metrics: Arc<Metrics>,
     config_path: PathBuf,
+    /// `--env-file`, read again on every reload.
+    env_file: Option<PathBuf>,
     reload_lock: tokio::sync::Mutex<()>,
     /// Port of the bound https listener, for redirects.
     https_port: Option<u16>,
@@ -93,7 +95,7 @@ impl Shared {
     /// when the new config fails to load or build.
     pub async fn reload(&self) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let result = match Config::load(&self.config_path) {
+        let result = match Config::load_with_env_file(&self.config_path, self.env_file.as_deref()) {
             Ok(config) => {
                 let mut open = self.keys.lock().await;
                 match OpenStore::reuse_or_open(open.take(), &config).await {
@@ -262,6 +264,7 @@ impl Server {
     pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
         let metrics = Arc::new(Metrics::new());
         let config_path = config.source.clone();
+        let env_file = config.env_file.clone();
         let drain_timeout = config.limits.drain_timeout;
         let addrs = (config.server.http, config.server.https, config.server.admin);
         let has_tls = config.server.tls.is_some();
@@ -307,6 +310,7 @@ impl Server {
             rate_stores,
             metrics,
             config_path,
+            env_file,
             reload_lock: tokio::sync::Mutex::new(()),
             https_port: bound.https.map(|a| a.port()),
             bound,

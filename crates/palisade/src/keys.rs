@@ -21,6 +21,9 @@ pub struct KeysArgs {
     /// The config file whose [store] holds the keys.
     #[arg(short, long, default_value = "palisade.toml", global = true)]
     config: PathBuf,
+    /// Also resolve `${env:NAME}` from this file (see `palisade serve --env-file`).
+    #[arg(long, global = true)]
+    env_file: Option<PathBuf>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -69,7 +72,8 @@ enum ListFormat {
 }
 
 pub async fn run(args: KeysArgs) -> Result<(), Failure> {
-    let config = Config::load(&args.config).map_err(|e| Failure::Config(e.to_string()))?;
+    let config = Config::load_with_env_file(&args.config, args.env_file.as_deref())
+        .map_err(|e| Failure::Config(e.to_string()))?;
     let Some(store) = &config.store else {
         return Err(Failure::Config(format!(
             "{}: no [store] section: API keys need one (see examples/palisade.toml)",

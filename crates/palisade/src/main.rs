@@ -38,6 +38,10 @@ enum Command {
         /// The config file.
         #[arg(short, long, default_value = "palisade.toml")]
         config: PathBuf,
+        /// Also resolve `${env:NAME}` from this file (NAME=value lines; the process
+        /// environment wins). Never read unless given; read again on reload.
+        #[arg(long)]
+        env_file: Option<PathBuf>,
     },
     /// Run the gateway in front of the bundled sample API and print a guided tour.
     Demo(demo::DemoArgs),
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Serve { config } => run(serve(config)),
+        Command::Serve { config, env_file } => run(serve(config, env_file)),
         Command::Demo(args) => run(demo::run(args)),
         Command::Keys(args) => run_quiet(keys::run(args)),
         Command::SampleApi { listen } => run(sample_api(listen)),
@@ -121,8 +125,9 @@ fn block_on(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
     }
 }
 
-async fn serve(path: PathBuf) -> Result<(), Failure> {
-    let config = Config::load(&path).map_err(|e| Failure::Config(e.to_string()))?;
+async fn serve(path: PathBuf, env_file: Option<PathBuf>) -> Result<(), Failure> {
+    let config = Config::load_with_env_file(&path, env_file.as_deref())
+        .map_err(|e| Failure::Config(e.to_string()))?;
     let server = Server::start(config)
         .await
         .map_err(|e| Failure::Config(e.to_string()))?;

@@ -124,3 +124,89 @@ fn config_schema_is_json_schema_of_the_config_types() {
     // deny_unknown_fields shows up as a closed object.
     assert_eq!(schema["additionalProperties"], false);
 }
+
+/// A config whose admin token comes from `${env:ENVFILE_ADMIN_TOKEN}`.
+const ENV_CONFIG: &str = r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${env:ENVFILE_ADMIN_TOKEN}"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn env_file_is_read_when_named_and_reread_on_reload() {
+    let gw = GatewayProcess::builder(BIN)
+        .config(ENV_CONFIG)
+        .file(
+            ".env",
+            "# test\nexport ENVFILE_ADMIN_TOKEN='first-token-0123456789abcdef'\n",
+        )
+        .env_remove("ENVFILE_ADMIN_TOKEN")
+        .args(["serve", "-c", "{config}", "--env-file", "{dir}/.env"])
+        .start();
+    let reload = |token: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/reload", gw.admin_url()))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        reload("first-token-0123456789abcdef")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Rotation: the file changes, a reload reads it again, the old token stops working.
+    gw.write_file(
+        ".env",
+        "ENVFILE_ADMIN_TOKEN=second-token-0123456789abcdef\n",
+    );
+    assert_eq!(
+        reload("first-token-0123456789abcdef")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reload("first-token-0123456789abcdef")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        reload("second-token-0123456789abcdef")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn a_dot_env_is_never_read_unless_named() {
+    let (code, _stdout, stderr) = GatewayProcess::builder(BIN)
+        .config(ENV_CONFIG)
+        .file(".env", "ENVFILE_ADMIN_TOKEN=never-read-0123456789abcdef\n")
+        .env_remove("ENVFILE_ADMIN_TOKEN")
+        .run_to_exit(Duration::from_secs(20));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ENVFILE_ADMIN_TOKEN"), "{stderr}");
+    // An unreadable line is reported by its number, never its content.
+    let (code, _stdout, stderr) = GatewayProcess::builder(BIN)
+        .config(ENV_CONFIG)
+        .file(
+            ".env",
+            "ENVFILE_ADMIN_TOKEN=ok-0123456789abcdef\nsecret-value-on-line-2\n",
+        )
+        .env_remove("ENVFILE_ADMIN_TOKEN")
+        .args(["serve", "-c", "{config}", "--env-file", "{dir}/.env"])
+        .run_to_exit(Duration::from_secs(20));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(".env:2") && !stderr.contains("secret-value"),
+        "{stderr}"
+    );
+}

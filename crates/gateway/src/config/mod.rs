@@ -18,6 +18,7 @@
 //! To add a key: a field with a doc comment in `raw`, a field in `model`, one line in
 //! `validate`.
 
+pub mod envfile;
 pub(crate) mod locate;
 pub mod model;
 mod raw;
@@ -102,9 +103,23 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env_file(path, None)
+    }
+
+    /// `load`, with `${env:…}` also looking in `env_file` (`--env-file`) for variables the
+    /// process environment does not have.
+    pub fn load_with_env_file(path: &Path, env_file: Option<&Path>) -> Result<Config, ConfigError> {
         let source = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path, format!("cannot read the config file: {e}")))?;
-        Config::from_str(&source, path)
+        let from_file = match env_file {
+            Some(file) => envfile::read(file).map_err(|message| ConfigError::new(path, message))?,
+            None => Default::default(),
+        };
+        let mut config = Config::from_str_with_env(&source, path, &|name| {
+            std::env::var(name).or_else(|missing| from_file.get(name).cloned().ok_or(missing))
+        })?;
+        config.env_file = env_file.map(Path::to_path_buf);
+        Ok(config)
     }
 
     /// Validates `source`, the text of the config file at `path`. Relative paths in it

@@ -30,6 +30,8 @@ pub struct Config {
     /// validation (for example a route conflict found while building the router) still
     /// name the file, the line and the key.
     pub(crate) keys: KeyIndex,
+    /// The `--env-file` this config's references were resolved with (read again on reload).
+    pub env_file: Option<PathBuf>,
 }
 
 impl Config {

@@ -136,6 +136,7 @@ pub(super) fn validate(
         auth,
         rate_limit,
         keys,
+        env_file: None,
     })
 }
 
