@@ -339,6 +339,13 @@ async fn a_password_sprayed_from_many_addresses_locks_the_account() {
         metrics.contains(r#"palisade_rate_limited_total{policy="auth_failures",per="account"} 3"#),
         "{metrics}"
     );
+    // Every security event is counted from the log, by event, reason and route.
+    assert!(
+        metrics.contains(
+            r#"palisade_security_events_total{event="rate_limited",reason="-",route="login"} 3"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

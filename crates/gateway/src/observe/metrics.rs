@@ -111,6 +111,11 @@ impl Metrics {
         let rate_store_calls = Family::<StoreLabels, Counter>::default();
         let rate_store_fallbacks = Family::<FallbackLabels, Counter>::default();
         registry.register(
+            "security_events",
+            "Security events logged, by event, reason and route",
+            super::security::COUNTS.clone(),
+        );
+        registry.register(
             "rate_limited",
             "Requests refused with 429, by policy and what it counts by",
             rate_limited.clone(),

@@ -8,6 +8,7 @@
 mod access;
 mod metrics;
 pub mod redact;
+pub mod security;
 
 pub use access::{Observed, redact_query};
 pub use metrics::Metrics;
@@ -18,16 +19,22 @@ use tracing_subscriber::EnvFilter;
 /// out. `PALISADE_LOG` overrides the filter (`tracing` directive syntax, e.g. `debug` or
 /// `info,palisade_gateway=debug`).
 pub fn init_logging() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,rustls=warn,hyper=warn,hyper_util=warn"));
-    // `try_init` so that tests which start several gateways in one process do not panic.
-    let _ = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_env_filter(filter)
         .with_writer(|| redact::MaskedStdout)
+        .with_filter(filter);
+    // `try_init` so that tests which start several gateways in one process do not panic.
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(security::SecurityEventLayer)
         .try_init();
 }
