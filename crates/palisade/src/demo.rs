@@ -112,16 +112,24 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let dir = std::env::temp_dir().join(format!("palisade-demo-{}", random_token()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| Failure::Config(format!("cannot create {}: {e}", dir.display())))?;
+    // The run's secrets go in files beside the config (readable by this user only), and
+    // the config refers to them, as a production config refers to mounted secrets.
+    let admin_token = random_token();
+    let pepper = format!("{}{}", random_token(), random_token());
+    for (name, value) in [("admin-token", &admin_token), ("key-pepper", &pepper)] {
+        write_private(&dir.join(name), value)
+            .map_err(|e| Failure::Config(format!("cannot write {name}: {e}")))?;
+    }
     let secrets = DemoSecrets {
-        admin_token: random_token(),
-        pepper: format!("{}{}", random_token(), random_token()),
+        admin_token: "${file:admin-token}".to_owned(),
+        pepper: "${file:key-pepper}".to_owned(),
         store: dir.join("demo.db").display().to_string(),
         spec: dir.join("openapi.yaml").display().to_string(),
     };
     std::fs::write(dir.join("openapi.yaml"), SPEC)
         .map_err(|e| Failure::Config(format!("cannot write the spec to {}: {e}", dir.display())))?;
-    // Written to a file (readable by this user only: it holds the run's secrets) so that
-    // a reload has something to read, and the user something to edit.
+    // Written to a file so that a reload has something to read, and the user something
+    // to edit.
     let config_path = dir.join("palisade.toml");
     write_private(&config_path, &demo_config(&args, api, &secrets))
         .map_err(|e| Failure::Config(format!("cannot write {}: {e}", config_path.display())))?;
@@ -138,7 +146,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             bound.https.unwrap_or(args.https),
             bound.admin.unwrap_or(args.admin),
             api,
-            &secrets.admin_token,
+            &admin_token,
             &keys,
             &config_path,
         )
@@ -162,7 +170,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
-/// The secrets a demo run makes up (or, with `--print-config`, the references to them).
+/// The references to a demo run's secrets (files it made up, or, with `--print-config`,
+/// environment variables), and where its store and spec are.
 struct DemoSecrets {
     admin_token: String,
     pepper: String,

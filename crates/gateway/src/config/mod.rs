@@ -162,9 +162,28 @@ pub(crate) struct LoadCtx<'a> {
     pub dir: &'a Path,
     pub keys: &'a KeyIndex,
     pub env: &'a dyn Fn(&str) -> Result<String, VarError>,
+    /// `allow_literal_secrets = true`: secrets may be written in the file (development).
+    pub allow_literal_secrets: bool,
 }
 
 impl LoadCtx<'_> {
+    /// Refuses a secret written literally at `key` (unless `allow_literal_secrets`): a
+    /// config file is copied, committed and pasted into tickets; a reference is not the
+    /// secret.
+    pub(crate) fn secret_written_as_reference(
+        &self,
+        key: &str,
+        raw: &str,
+    ) -> Result<(), ConfigError> {
+        if self.allow_literal_secrets || refs::has_reference(raw) {
+            return Ok(());
+        }
+        Err(self.error(
+            key,
+            "this is a secret: write it as a reference, `${env:NAME}` or `${file:PATH}`, not in the file (`allow_literal_secrets = true` accepts it, for development only)",
+        ))
+    }
+
     /// An error about `key`, on its line (or its nearest parent's).
     pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.file, self.keys.line_of(key), key, message)

@@ -46,6 +46,11 @@ pub(crate) struct RawConfig {
     pub rate_limit: RawRateLimit,
     /// An OpenAPI 3.0/3.1 spec: each operation becomes a validated route.
     pub openapi: Option<RawOpenApi>,
+    /// Accept secrets (admin token, key pepper, JWT secret, passwords in store URLs)
+    /// written literally in this file. For development only: by default each must be a
+    /// reference (`${env:NAME}`, `${file:PATH}`).
+    #[serde(default)]
+    pub allow_literal_secrets: bool,
 }
 
 /// The API's OpenAPI spec as the source of routes and schemas. An operation's policy

@@ -23,6 +23,23 @@ use super::{ConfigError, LoadCtx};
 const SYNTAX: &str =
     "a reference is `${env:NAME}` or `${file:PATH}`; write `$${` for a literal `${`";
 
+/// Whether `value` contains a reference (`${…}`, not the literal `$${`): a secret written
+/// this way is not in the file itself.
+pub(crate) fn has_reference(value: &str) -> bool {
+    let mut rest = value;
+    while let Some(dollar) = rest.find('$') {
+        let tail = &rest[dollar..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            rest = after;
+        } else if tail.starts_with("${") {
+            return true;
+        } else {
+            rest = &tail[1..];
+        }
+    }
+    false
+}
+
 /// `value` (written at `key`) with its references resolved.
 pub(crate) fn resolve(value: &str, key: &str, ctx: &LoadCtx<'_>) -> Result<String, ConfigError> {
     resolve_in(value, ctx.dir, ctx.env).map_err(|message| ctx.error(key, message))
@@ -232,6 +249,7 @@ mod tests {
             dir: Path::new("."),
             keys: &keys,
             env: &env,
+            allow_literal_secrets: false,
         };
         let err = super::resolve("${env:NOPE}", "server.admin_token", &ctx).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("server.admin_token"));
@@ -239,5 +257,14 @@ mod tests {
             err.to_string(),
             "palisade.toml: key `server.admin_token`: `${env:NOPE}` is not set"
         );
+    }
+
+    #[test]
+    fn references_are_told_from_literals() {
+        assert!(has_reference("${env:TOKEN}"));
+        assert!(has_reference("redis://:${file:redis-password}@cache/0"));
+        assert!(!has_reference("plain-secret-value"));
+        assert!(!has_reference("$${env:NOT_A_REFERENCE}"));
+        assert!(!has_reference("cost $5"));
     }
 }

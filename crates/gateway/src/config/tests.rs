@@ -16,6 +16,10 @@ fn env(name: &str) -> Result<String, VarError> {
         "PALISADE_ADMIN_TOKEN" => Ok("admin-t0ken-0123456789".into()),
         "ORDERS_HOST" => Ok("orders.internal".into()),
         "REDIS_PASSWORD" => Ok("s3cret".into()),
+        "JWT_SECRET" => Ok("0123456789abcdef0123456789abcdef".into()),
+        "SHORT_SECRET" => Ok("tooshort".into()),
+        "KEY_PEPPER" => Ok("0123456789abcdef0123456789abcdef".into()),
+        "SHORT_PEPPER" => Ok("short-pepper".into()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -654,7 +658,7 @@ fn jwt_section_is_validated_and_defaulted() {
         ),
         (
             "jwks_url = \"https://id.example.com/jwks.json\"",
-            "secret = \"0123456789abcdef0123456789abcdef\"",
+            "secret = \"${env:JWT_SECRET}\"",
             "auth.jwt.algorithms[0]",
             "only HS256",
         ),
@@ -686,7 +690,7 @@ fn jwt_section_is_validated_and_defaulted() {
     // An HMAC secret shorter than the hash is refused, and never quoted.
     let short = JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
         "jwks_url = \"https://id.example.com/jwks.json\"",
-        "secret = \"tooshort\"",
+        "secret = \"${env:SHORT_SECRET}\"",
     );
     let err = load_err(&private_minimal(&short));
     assert_eq!(err.key.as_deref(), Some("auth.jwt.secret"));
@@ -701,18 +705,24 @@ fn store_section_is_validated() {
         ))
     };
     let pepper = "0123456789abcdef0123456789abcdef";
-    let c = load(&store("sqlite://keys.db", pepper)).unwrap();
+    let c = load(&store("sqlite://keys.db", "${env:KEY_PEPPER}")).unwrap();
     let s = c.store.as_ref().unwrap();
     // Relative database files sit beside the config file.
     assert_eq!(s.url, "sqlite:///etc/palisade/keys.db");
     assert_eq!(s.rotation_overlap, Duration::from_secs(24 * 3600));
     assert_eq!(s.key_pepper.as_ref().unwrap().expose_secret(), pepper);
-    assert!(load(&store("postgres://palisade@db/palisade", pepper)).is_ok());
+    assert!(
+        load(&store(
+            "postgres://palisade@db/palisade",
+            "${env:KEY_PEPPER}"
+        ))
+        .is_ok()
+    );
 
-    let err = load_err(&store("mysql://u:hunter2@db/x", pepper));
+    let err = load_err(&store("mysql://u:hunter2@db/x", "${env:KEY_PEPPER}"));
     assert_eq!(err.key.as_deref(), Some("store.url"));
     assert!(!err.to_string().contains("hunter2"), "{err}");
-    let err = load_err(&store("sqlite://keys.db", "short-pepper"));
+    let err = load_err(&store("sqlite://keys.db", "${env:SHORT_PEPPER}"));
     assert_eq!(err.key.as_deref(), Some("store.key_pepper"));
     assert!(!err.to_string().contains("short-pepper"), "{err}");
 }
@@ -921,4 +931,45 @@ fn rate_limit_stores_and_the_lockout_are_validated() {
     }
     let err = load_err(&with("[rate_limit]\nstore = \"redis//:hunter2@cache\"", ""));
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn secrets_written_literally_are_refused_unless_allowed() {
+    let pepper = "0123456789abcdef0123456789abcdef-literal";
+    let cases = [
+        (
+            "store.key_pepper",
+            format!("[store]\nurl = \"sqlite://k.db\"\nkey_pepper = \"{pepper}\"\n"),
+        ),
+        (
+            "store.url",
+            "[store]\nurl = \"postgres://palisade:hunter2-password@db/p\"\nkey_pepper = \"${env:KEY_PEPPER}\"\n".to_owned(),
+        ),
+        (
+            "rate_limit.store",
+            "[rate_limit]\nstore = \"redis://:hunter2-password@cache:6379/0\"\n".to_owned(),
+        ),
+    ];
+    for (key, extra) in cases {
+        let src = format!("{MINIMAL}\n{extra}");
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains("write it as a reference"), "{err}");
+        assert!(
+            !err.to_string().contains("hunter2") && !err.to_string().contains(pepper),
+            "{err}"
+        );
+        let allowed = format!("allow_literal_secrets = true\n{src}");
+        assert!(load(&allowed).is_ok(), "{key} with allow_literal_secrets");
+    }
+    let literal_token = MINIMAL.replace(
+        "http = \"127.0.0.1:8080\"",
+        "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\nadmin_token = \"literal-admin-token-0123456789\"",
+    );
+    assert_ne!(literal_token, MINIMAL);
+    let err = load_err(&literal_token);
+    assert_eq!(err.key.as_deref(), Some("server.admin_token"), "{err}");
+    // A URL without a password is not a secret.
+    let no_password = format!("{MINIMAL}\n[rate_limit]\nstore = \"redis://cache:6379/0\"\n");
+    assert!(load(&no_password).is_ok());
 }

@@ -44,6 +44,7 @@ pub(super) fn validate(
         dir: &dir,
         keys: &keys,
         env,
+        allow_literal_secrets: raw.allow_literal_secrets,
     };
 
     let server = server(&raw.server, &ctx)?;
@@ -70,7 +71,13 @@ pub(super) fn validate(
             .ok_or_else(|| {
                 ctx.error("rate_limit.max_keys", "must be between 1000 and 100000000")
             })?,
-        store: ctx.parse("rate_limit.store", &raw.rate_limit.store, rate_store)?,
+        store: {
+            let store = ctx.parse("rate_limit.store", &raw.rate_limit.store, rate_store)?;
+            if matches!(&store, RateStoreKind::Redis(url) if url_has_password(url)) {
+                ctx.secret_written_as_reference("rate_limit.store", &raw.rate_limit.store)?;
+            }
+            store
+        },
         on_store_error: match raw.rate_limit.on_store_error {
             RawOnStoreError::Local => OnStoreError::Local,
             RawOnStoreError::Deny => OnStoreError::Deny,
@@ -207,6 +214,17 @@ fn policies(
     Ok(out)
 }
 
+/// Whether a URL's user part carries a password (`scheme://user:password@host`).
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user, _)| user.contains(':'))
+}
+
 /// `memory`, or a `redis://` URL (checked here so a typo fails at load, not at traffic).
 fn rate_store(s: &str) -> Result<RateStoreKind, String> {
     if s == "memory" {
@@ -271,6 +289,10 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
             Err("expected `sqlite://FILE` or `postgres://…`".to_owned())
         }
     })?;
+    if url_has_password(&url) {
+        ctx.secret_written_as_reference("store.url", &s.url)?;
+    }
+    ctx.secret_written_as_reference("store.key_pepper", &s.key_pepper)?;
     let key_pepper = ctx.parse("store.key_pepper", &s.key_pepper, |p| {
         if p.len() < 32 {
             return Err(
@@ -330,6 +352,7 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
         JwtKeySource::JwksFile(ctx.path("auth.jwt.jwks_file", file)?)
     } else {
         let secret = j.secret.as_deref().unwrap_or_default();
+        ctx.secret_written_as_reference("auth.jwt.secret", secret)?;
         JwtKeySource::Secret(ctx.parse("auth.jwt.secret", secret, |s| {
             // RFC 7518 §3.2: an HMAC key at least as long as the hash output.
             if s.len() < 32 {
@@ -416,6 +439,9 @@ fn server(s: &RawServer, ctx: &LoadCtx<'_>) -> Result<ServerConfig, ConfigError>
     let http = ctx.parse_opt("server.http", s.http.as_deref(), socket_addr)?;
     let https = ctx.parse_opt("server.https", s.https.as_deref(), socket_addr)?;
     let admin = ctx.parse_opt("server.admin", s.admin.as_deref(), socket_addr)?;
+    if let Some(raw) = &s.admin_token {
+        ctx.secret_written_as_reference("server.admin_token", raw)?;
+    }
     let admin_token = ctx.parse_opt("server.admin_token", s.admin_token.as_deref(), token)?;
     let trusted_proxies = (s.trusted_proxies.iter().enumerate())
         .map(|(i, p)| ctx.parse(&format!("server.trusted_proxies[{i}]"), p, ip_net))
