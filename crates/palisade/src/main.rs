@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use palisade_gateway::observe::LogOutput;
 use palisade_gateway::{Config, Server};
 
 /// Exit status for bad usage or a bad config (clap uses 2 for usage errors too).
@@ -81,7 +82,18 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Serve { config, env_file } => run(serve(config, env_file)),
+        Command::Serve { config, env_file } => {
+            // The config says where the log goes, so it is read before the logger starts;
+            // an error here goes to stderr.
+            let config = match Config::load_with_env_file(&config, env_file.as_deref()) {
+                Ok(config) => config,
+                Err(error) => return fail(Failure::Config(error.to_string())),
+            };
+            if let Err(message) = palisade_gateway::observe::init_logging(&config.log) {
+                return fail(Failure::Config(message));
+            }
+            block_on(serve(config))
+        }
         Command::Demo(args) => run(demo::run(args)),
         Command::Keys(args) => run_quiet(keys::run(args)),
         Command::SampleApi { listen } => run(sample_api(listen)),
@@ -96,7 +108,9 @@ enum Failure {
 
 /// Runs a long-lived command, with the JSON-lines logger on stdout.
 fn run(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
-    palisade_gateway::observe::init_logging();
+    if let Err(message) = palisade_gateway::observe::init_logging(&LogOutput::Stdout) {
+        return fail(Failure::Config(message));
+    }
     block_on(future)
 }
 
@@ -116,18 +130,25 @@ fn block_on(future: impl Future<Output = Result<(), Failure>>) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    match runtime.block_on(future) {
+    let result = runtime.block_on(future);
+    // The log writer is a thread of its own: let it write the last lines before exit.
+    palisade_gateway::observe::output::flush(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Config(message)) => {
+        Err(failure) => fail(failure),
+    }
+}
+
+fn fail(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::Config(message) => {
             eprintln!("palisade: error: {message}");
             ExitCode::from(EXIT_BAD_CONFIG)
         }
     }
 }
 
-async fn serve(path: PathBuf, env_file: Option<PathBuf>) -> Result<(), Failure> {
-    let config = Config::load_with_env_file(&path, env_file.as_deref())
-        .map_err(|e| Failure::Config(e.to_string()))?;
+async fn serve(config: Config) -> Result<(), Failure> {
     let server = Server::start(config)
         .await
         .map_err(|e| Failure::Config(e.to_string()))?;

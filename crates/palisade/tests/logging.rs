@@ -55,3 +55,107 @@ auth = "public"
     );
     assert!(lines.contains("/files/jwt:"), "{lines}");
 }
+
+/// A port free at the time of asking: a log-file gateway announces its listeners in the
+/// file, not on stdout, so this test chooses them.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_file_takes_every_line_and_rotates_by_size() {
+    let upstream = RecordingUpstream::start().await;
+    let port = free_port();
+    let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(format!(
+            r#"
+[server]
+http = "127.0.0.1:{port}"
+
+[log]
+file = "palisade.log"
+max_size = "4KiB"
+keep = 2
+
+[[upstream]]
+name = "app"
+url = "{}"
+
+[[route]]
+name = "items"
+path = "/items/{{id}}"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+"#,
+            upstream.url()
+        ))
+        .spawn();
+    let client = reqwest::Client::new();
+    let url = |n: usize| format!("http://127.0.0.1:{port}/items/{n}?token=t0ken-value-{n}");
+    // Up when it answers.
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(url(0)).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the gateway never answered\n{}", gw.stderr());
+    for n in 1..=60 {
+        let response = client.get(url(n)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let log = gw.dir().join("palisade.log");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut all = String::new();
+    for _ in 0..100 {
+        all = [
+            gw.dir().join("palisade.log.2"),
+            gw.dir().join("palisade.log.1"),
+            log.clone(),
+        ]
+        .iter()
+        .map(|p| read(p))
+        .collect();
+        if all.contains("\"path\":\"/items/60?token=***\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(all.contains("\"path\":\"/items/60?token=***\""), "{all}");
+    // Rotated at 4 KiB, two old files kept, the oldest lines gone.
+    assert!(gw.dir().join("palisade.log.2").exists());
+    assert!(!gw.dir().join("palisade.log.3").exists());
+    assert!(
+        !all.contains("\"path\":\"/items/1?"),
+        "the oldest file was deleted"
+    );
+    for file in ["palisade.log", "palisade.log.1", "palisade.log.2"] {
+        let text = read(&gw.dir().join(file));
+        assert!(text.len() <= 4096, "{file} is {} bytes", text.len());
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{file}: a line that is not JSON ({e}): {line}"));
+            assert!(value["timestamp"].is_string(), "{line}");
+        }
+    }
+    assert!(!all.contains("t0ken-value"), "query values are redacted");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the log is readable by its owner only");
+    }
+    // Nothing went to stdout: the file is the log.
+    assert!(
+        !gw.stdout().contains("\"event\":\"request\""),
+        "{}",
+        gw.stdout()
+    );
+}

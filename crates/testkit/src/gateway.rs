@@ -76,7 +76,12 @@ impl GatewayBuilder {
 
     /// Sets an environment variable for the process (the rest is inherited).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), Some(value.into())));
+        let (key, value) = (key.into(), value.into());
+        // A secret by its name is recorded, so the leak check looks for it.
+        if crate::secrets::is_secret_name(&key.to_string_lossy()) {
+            crate::secrets::record(value.to_string_lossy());
+        }
+        self.env.push((key, Some(value)));
         self
     }
 
@@ -513,7 +518,38 @@ impl Drop for GatewayProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // A test already failing says why; a second panic here would abort the run.
+        if thread::panicking() {
+            return;
+        }
+        self.wait_readers(Duration::from_secs(2));
+        let mut written = format!("{}\n{}", self.stdout(), self.stderr());
+        for (name, text) in log_files(self.dir.path()) {
+            written.push_str(&format!("\n--- {name}\n{text}"));
+        }
+        let leaks = crate::secrets::leaks_in(&written);
+        assert!(
+            leaks.is_empty(),
+            "palisade wrote secrets to its stdout, stderr or log files: {leaks:?} (pid {})",
+            self.child.id()
+        );
     }
+}
+
+/// The log files in the gateway's directory (`*.log`, `*.log.N`), by name, with contents.
+fn log_files(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_log = name.ends_with(".log") || name.contains(".log.");
+            let text = is_log.then(|| fs::read(entry.path()).ok()).flatten()?;
+            Some((name, String::from_utf8_lossy(&text).into_owned()))
+        })
+        .collect()
 }
 
 fn exit_code(status: ExitStatus) -> i32 {

@@ -7,7 +7,8 @@
 //! - [`upstream`]: [`RecordingUpstream`], which records exactly what reached it;
 //! - [`raw`]: byte-exact HTTP/1.1 and TLS probes for path, smuggling and slowloris tests;
 //! - [`gateway`]: [`GatewayProcess`], which launches `palisade serve` and reads its logs;
-//! - [`redis`]: [`RedisServer`], a throw-away `redis-server` with a minimal RESP client.
+//! - [`redis`]: [`RedisServer`], a throw-away `redis-server` with a minimal RESP client;
+//! - [`secrets`]: the secrets tests hand to palisade, searched for in all it writes.
 
 pub mod gateway;
 pub mod jwks;
@@ -15,6 +16,7 @@ pub mod pki;
 pub mod postgres;
 pub mod raw;
 pub mod redis;
+pub mod secrets;
 pub mod upstream;
 
 pub use gateway::{GatewayBuilder, GatewayProcess};

@@ -174,6 +174,15 @@ fn issue_with(issuer: &Issuer<'static, KeyPair>, names: &[&str]) -> IssuedCert {
     ];
     let key = KeyPair::generate().expect("generate leaf key");
     let cert = params.signed_by(&key, issuer).expect("sign leaf");
+    // The private key's base64 (past its fixed PKCS#8 prefix) for the leak check.
+    for line in key
+        .serialize_pem()
+        .lines()
+        .skip(2)
+        .filter(|l| !l.starts_with("-----"))
+    {
+        crate::secrets::record(line);
+    }
     IssuedCert {
         cert_pem: cert.pem(),
         cert_der: cert.der().clone(),

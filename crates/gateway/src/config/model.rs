@@ -26,6 +26,8 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    /// Where log lines go (taken at start only).
+    pub log: crate::observe::LogOutput,
     /// Maps key paths such as `route[2].path` to lines, so that errors found after
     /// validation (for example a route conflict found while building the router) still
     /// name the file, the line and the key.

@@ -46,6 +46,9 @@ pub(crate) struct RawConfig {
     pub rate_limit: RawRateLimit,
     /// An OpenAPI 3.0/3.1 spec: each operation becomes a validated route.
     pub openapi: Option<RawOpenApi>,
+    /// Where the JSON log lines go. Read at start; a reload keeps the running output.
+    #[serde(default)]
+    pub log: RawLog,
     /// Accept secrets (admin token, key pepper, JWT secret, passwords in store URLs)
     /// written literally in this file. For development only: by default each must be a
     /// reference (`${env:NAME}`, `${file:PATH}`).
@@ -384,6 +387,30 @@ fn default_hsts() -> String {
 }
 
 /// Size and time limits applied to every request.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Log")]
+pub(crate) struct RawLog {
+    /// Write the log to this file (relative to this file) instead of stdout, created
+    /// readable by the owner only and rotated by size.
+    pub file: Option<String>,
+    /// Size at which the log file moves aside to `FILE.1` (`FILE.1` to `FILE.2`, …).
+    /// At least 4KiB.
+    pub max_size: ByteSize,
+    /// Rotated files kept besides the current one; the oldest is deleted.
+    pub keep: u32,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            file: None,
+            max_size: ByteSize(100 << 20),
+            keep: 5,
+        }
+    }
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 #[schemars(rename = "Limits")]

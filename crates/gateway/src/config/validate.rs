@@ -26,11 +26,12 @@ use super::model::{
     TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
-    RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawOnCreate,
-    RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies, RawPolicy, RawRateLimitHeaders,
-    RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
+    RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawLog,
+    RawOnCreate, RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies, RawPolicy,
+    RawRateLimitHeaders, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
+use crate::observe::LogOutput;
 
 pub(super) fn validate(
     raw: &RawConfig,
@@ -49,6 +50,7 @@ pub(super) fn validate(
 
     let server = server(&raw.server, &ctx)?;
     let limits = limits(&raw.limits, &ctx)?;
+    let log = log(&raw.log, &ctx)?;
     let mut upstreams: Vec<UpstreamConfig> = Vec::with_capacity(raw.upstreams.len());
     for (i, u) in raw.upstreams.iter().enumerate() {
         let u = upstream(i, u, &ctx)?;
@@ -142,6 +144,7 @@ pub(super) fn validate(
         store,
         auth,
         rate_limit,
+        log,
         keys,
         env_file: None,
     })
@@ -535,6 +538,23 @@ fn tls(t: &RawTls, ctx: &LoadCtx<'_>) -> Result<TlsConfig, ConfigError> {
 
 /// The largest `limits.max_header_bytes` accepted.
 const MAX_HEADER_BYTES: usize = 1 << 20;
+
+fn log(l: &RawLog, ctx: &LoadCtx<'_>) -> Result<LogOutput, ConfigError> {
+    let Some(file) = &l.file else {
+        return Ok(LogOutput::Stdout);
+    };
+    if l.max_size.0 < 4 << 10 {
+        return Err(ctx.error("log.max_size", "must be at least 4KiB"));
+    }
+    if l.keep > 1000 {
+        return Err(ctx.error("log.keep", "must be at most 1000"));
+    }
+    Ok(LogOutput::File {
+        path: ctx.path("log.file", file)?,
+        max_bytes: l.max_size.0,
+        keep: l.keep,
+    })
+}
 
 fn limits(l: &RawLimits, ctx: &LoadCtx<'_>) -> Result<LimitsConfig, ConfigError> {
     // A head is a request line and headers: past 1 MiB it is abuse, not an API. The bound

@@ -116,6 +116,11 @@ impl Metrics {
             super::security::COUNTS.clone(),
         );
         registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer could not keep up or failed",
+            super::output::DROPPED.clone(),
+        );
+        registry.register(
             "rate_limited",
             "Requests refused with 429, by policy and what it counts by",
             rate_limited.clone(),

@@ -7,18 +7,22 @@
 
 mod access;
 mod metrics;
+pub mod output;
 pub mod redact;
 pub mod security;
 
 pub use access::{Observed, redact_query};
 pub use metrics::Metrics;
+pub use output::LogOutput;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON-lines logger on stdout, every line masked by `redact` on its way
-/// out. `PALISADE_LOG` overrides the filter (`tracing` directive syntax, e.g. `debug` or
-/// `info,palisade_gateway=debug`).
-pub fn init_logging() {
+/// Installs the JSON-lines logger writing to `output` (through the writer thread of
+/// `output`), every line masked by `redact` on its way out. `PALISADE_LOG` overrides the
+/// filter (`tracing` directive syntax, e.g. `debug` or `info,palisade_gateway=debug`).
+///
+/// Failure: the log file cannot be opened (the message says which and why).
+pub fn init_logging(output: &LogOutput) -> Result<(), String> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -30,11 +34,16 @@ pub fn init_logging() {
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_writer(|| redact::MaskedStdout)
+        .with_writer(|| redact::MaskedLine)
         .with_filter(filter);
+    output::start(output).map_err(|e| match output {
+        LogOutput::File { path, .. } => format!("cannot open the log file {}: {e}", path.display()),
+        LogOutput::Stdout => format!("cannot start the log writer: {e}"),
+    })?;
     // `try_init` so that tests which start several gateways in one process do not panic.
     let _ = tracing_subscriber::registry()
         .with(lines)
         .with(security::SecurityEventLayer)
         .try_init();
+    Ok(())
 }

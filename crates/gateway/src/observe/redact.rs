@@ -195,21 +195,22 @@ fn fingerprint(token: &str) -> String {
         .collect()
 }
 
-/// Standard output, with every line masked on its way out. The logger makes one writer
-/// per event and writes the event's whole line to it in one call.
-pub struct MaskedStdout;
+/// The log writer: masks each finished line and hands it to the output thread.
+pub struct MaskedLine;
 
-impl Write for MaskedStdout {
+impl Write for MaskedLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match std::str::from_utf8(buf) {
-            Ok(line) => io::stdout().write_all(mask_line(line).as_bytes())?,
-            Err(_) => io::stdout().write_all(buf)?,
-        }
+        // The formatter hands over one whole line per write.
+        let line = match std::str::from_utf8(buf) {
+            Ok(line) => mask_line(line).into_owned().into_bytes(),
+            Err(_) => buf.to_vec(),
+        };
+        super::output::enqueue(line);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        io::stdout().flush()
+        Ok(())
     }
 }
 
