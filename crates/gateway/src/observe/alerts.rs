@@ -89,7 +89,7 @@ pub struct AlertLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
-    /// `queue_full`, `timeout`, `connect`, `status` or `error`.
+    /// `queue_full`, `timeout`, `connect`, `status`, `error` or `no_sender`.
     reason: String,
 }
 
@@ -209,13 +209,18 @@ static ACTIVE: ArcSwapOption<Engine> = ArcSwapOption::const_empty();
 /// Makes `rules` the running alert rules. The first call starts the webhook sender on the
 /// current tokio runtime; later calls (reloads) swap the rules and keep it.
 pub fn install(rules: &[AlertRule]) {
-    if let Some(engine) = ACTIVE.load_full() {
-        let previous = engine.rules.load_full();
+    let running = ACTIVE.load_full();
+    let previous = running.as_ref().map(|engine| engine.rules.load_full());
+    if let Some(engine) = running
+        && !engine.queue.is_closed()
+    {
         engine
             .rules
-            .store(Arc::new(RuleSet::new(rules, Some(&previous))));
+            .store(Arc::new(RuleSet::new(rules, previous.as_deref())));
         return;
     }
+    // First start, or the runtime that ran the sender has ended (a server started again in
+    // the same process, as in tests): a new sender on this runtime.
     let (queue, deliveries) = mpsc::channel(QUEUE);
     match webhook_client() {
         Ok(client) => {
@@ -227,7 +232,7 @@ pub fn install(rules: &[AlertRule]) {
         }
     }
     ACTIVE.store(Some(Arc::new(Engine {
-        rules: ArcSwap::from_pointee(RuleSet::new(rules, None)),
+        rules: ArcSwap::from_pointee(RuleSet::new(rules, previous.as_deref())),
         queue,
     })));
 }
@@ -271,8 +276,10 @@ fn announce(engine: &Engine, fired: &Fired) {
         url: url.clone(),
         body: payload(fired, SystemTime::now()),
     };
-    if engine.queue.try_send(delivery).is_err() {
-        failed(&rule.name, "queue_full", None, 0);
+    match engine.queue.try_send(delivery) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => failed(&rule.name, "queue_full", None, 0),
+        Err(mpsc::error::TrySendError::Closed(_)) => failed(&rule.name, "no_sender", None, 0),
     }
 }
 
@@ -376,20 +383,20 @@ async fn send_all(mut deliveries: mpsc::Receiver<Delivery>, client: reqwest::Cli
         };
         let client = client.clone();
         tokio::spawn(async move {
-            deliver(&client, delivery).await;
+            deliver(&client, delivery, FIRST_BACKOFF).await;
             drop(slot);
         });
     }
 }
 
 /// POSTs one payload, retrying timeouts, connection failures, 408, 429 and 5xx with
-/// exponential backoff; another answer is final.
-async fn deliver(client: &reqwest::Client, delivery: Delivery) {
+/// exponential backoff from `first_backoff`; another answer is final.
+async fn deliver(client: &reqwest::Client, delivery: Delivery, first_backoff: Duration) {
     let Ok(url) = reqwest::Url::parse(delivery.url.expose_secret()) else {
         failed(&delivery.alert, "error", None, 0);
         return;
     };
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = first_backoff;
     for attempt in 1..=ATTEMPTS {
         let sent = client
             .post(url.clone())
@@ -693,6 +700,72 @@ mod tests {
                 "text": "palisade alert login_failures: 5 auth_failed events on route login within 120s",
             })
         );
+    }
+
+    /// A webhook that answers each connection with the next status of `statuses` (then
+    /// 200), counting the requests it saw.
+    async fn scripted_webhook(statuses: Vec<u16>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The payload is small: the head and body arrive before the blank line's end.
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let status = statuses.get(n).copied().unwrap_or(200);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn failures(reason: &str) -> u64 {
+        WEBHOOK_FAILURES
+            .get_or_create(&FailureLabels {
+                reason: reason.to_owned(),
+            })
+            .get()
+    }
+
+    #[tokio::test]
+    async fn deliveries_retry_transient_failures_and_give_up_on_others() {
+        use std::sync::atomic::Ordering;
+        let client = webhook_client().unwrap();
+        let delivery = |url: &str| Delivery {
+            alert: "r".to_owned(),
+            url: SecretString::from(url),
+            body: b"{}".to_vec(),
+        };
+        // 503, then 429, then 200: delivered on the third attempt, no failure counted.
+        let (url, seen) = scripted_webhook(vec![503, 429]).await;
+        let before = failures("status");
+        deliver(&client, delivery(&url), Duration::from_millis(5)).await;
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        assert_eq!(failures("status"), before);
+        // 404 is final: one attempt, one failure.
+        let (url, seen) = scripted_webhook(vec![404]).await;
+        deliver(&client, delivery(&url), Duration::from_millis(5)).await;
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert_eq!(failures("status"), before + 1);
+        // Always 500: every attempt, then one failure.
+        let (url, seen) = scripted_webhook(vec![500; 10]).await;
+        deliver(&client, delivery(&url), Duration::from_millis(5)).await;
+        assert_eq!(seen.load(Ordering::SeqCst), ATTEMPTS as usize);
+        assert_eq!(failures("status"), before + 2);
     }
 
     #[test]
