@@ -345,22 +345,24 @@ fn problem_with_errors(
 
 fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
     let id = ctx.id.as_str();
+    // The route lets metrics and alert rules tell upstream errors of one route apart.
+    let route = ctx.route.as_deref().unwrap_or("-");
     match rejection {
         Rejection::UpstreamUnavailable { upstream, cause } => {
-            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "unavailable", cause = %cause);
+            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "unavailable", cause = %cause);
         }
         Rejection::UpstreamTimeout { upstream } => {
-            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "timeout");
+            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "timeout");
         }
         Rejection::UpstreamFailed {
             upstream,
             status,
             excerpt,
         } => {
-            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "status", status = status.as_u16(), body_excerpt = %excerpt);
+            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "status", status = status.as_u16(), body_excerpt = %excerpt);
         }
         Rejection::UncheckableResponse { upstream, why } => {
-            tracing::warn!(event = "upstream_error", request_id = id, upstream = %upstream, reason = "uncheckable", why);
+            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "uncheckable", why);
         }
         Rejection::Internal { cause } => {
             tracing::error!(event = "internal_error", request_id = id, cause = %cause);

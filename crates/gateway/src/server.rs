@@ -116,6 +116,7 @@ impl Shared {
         match result {
             Ok(gateway) => {
                 warn_about_listener_changes(&gateway.config, self.bound);
+                crate::observe::alerts::install(&gateway.config.alerts);
                 self.gateway.store(Arc::new(gateway));
                 self.metrics.record_reload(true);
                 tracing::info!(event = "config_reloaded", file = %self.config_path.display());
@@ -276,6 +277,7 @@ impl Server {
         };
         let rate_store = rate_stores.for_config(&config, &metrics)?;
         let gateway = Gateway::build(config, metrics.clone(), keys, rate_store)?;
+        crate::observe::alerts::install(&gateway.config.alerts);
 
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)

@@ -335,7 +335,7 @@ pub fn check_fetch_url(url: &str) -> Result<reqwest::Url, String> {
     Ok(parsed)
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };

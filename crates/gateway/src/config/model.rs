@@ -28,6 +28,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Where log lines go (taken at start only).
     pub log: crate::observe::LogOutput,
+    /// The effective alert rules: the built-ins (unless turned off) and `[[alert]]`s.
+    pub alerts: Vec<AlertRule>,
     /// Maps key paths such as `route[2].path` to lines, so that errors found after
     /// validation (for example a route conflict found while building the router) still
     /// name the file, the line and the key.
@@ -448,4 +450,38 @@ pub enum RouteAuth {
     Jwt,
     /// An API key only.
     ApiKey,
+}
+
+/// One alert rule, built-in or from `[[alert]]`.
+#[derive(Debug, Clone)]
+pub struct AlertRule {
+    pub name: String,
+    /// A security event name (never `alert`: alerts do not count themselves).
+    pub event: String,
+    /// Only events of this route.
+    pub route: Option<String>,
+    /// Only events with this `reason`.
+    pub reason: Option<String>,
+    /// Events inside `window` that fire the rule; at least 1.
+    pub threshold: u32,
+    pub window: Duration,
+    /// Least time between two firings.
+    pub cooldown: Duration,
+    /// Where the payload is POSTed (the rule's own, else `[alerts] webhook`); none: logged only.
+    pub webhook: Option<SecretString>,
+    /// One of the built-in rules (unchanged by the config).
+    pub builtin: bool,
+}
+
+impl AlertRule {
+    /// Same counting (so a reload can keep the rule's window and cooldown).
+    pub fn same_counting(&self, other: &AlertRule) -> bool {
+        self.name == other.name
+            && self.event == other.event
+            && self.route == other.route
+            && self.reason == other.reason
+            && self.threshold == other.threshold
+            && self.window == other.window
+            && self.cooldown == other.cooldown
+    }
 }

@@ -49,8 +49,15 @@ pub(crate) struct RawConfig {
     /// Where the JSON log lines go. Read at start; a reload keeps the running output.
     #[serde(default)]
     pub log: RawLog,
-    /// Accept secrets (admin token, key pepper, JWT secret, passwords in store URLs)
-    /// written literally in this file. For development only: by default each must be a
+    /// Where alerts go, and whether the built-in rules apply.
+    #[serde(default)]
+    pub alerts: RawAlerts,
+    /// Alert rules: a spike of one security event (optionally of one route or reason)
+    /// logs an `alert` event and is POSTed to the webhook.
+    #[serde(default, rename = "alert")]
+    pub alert_rules: Vec<RawAlert>,
+    /// Accept secrets (admin token, key pepper, JWT secret, passwords in store URLs, alert
+    /// webhooks) written literally in this file. For development only: by default each must be a
     /// reference (`${env:NAME}`, `${file:PATH}`).
     #[serde(default)]
     pub allow_literal_secrets: bool,
@@ -610,4 +617,53 @@ pub(crate) enum RawOwnerMode {
     #[default]
     Enforce,
     Report,
+}
+
+/// Where alerts go, and the built-in rules.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Alerts")]
+pub(crate) struct RawAlerts {
+    /// URL each fired alert is POSTed to as JSON (https, or http to a loopback host).
+    /// A secret, as such URLs carry a token: write it as a reference, e.g.
+    /// `${env:PALISADE_ALERT_WEBHOOK}`. Absent: alerts are only logged.
+    pub webhook: Option<String>,
+    /// Apply the built-in rules `auth_failed_spike`, `rate_limited_spike` and
+    /// `upstream_error_spike` (see the README); an `[[alert]]` of the same name replaces one.
+    pub builtin: bool,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            webhook: None,
+            builtin: true,
+        }
+    }
+}
+
+/// `threshold` events within `window` fire the alert, then it rests for `cooldown`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Alert")]
+pub(crate) struct RawAlert {
+    /// Unique name, used in logs, metrics and the payload; a built-in's name replaces it.
+    /// Default: `<event>_spike` (`<event>_<route>_<reason>_spike` with filters).
+    pub name: Option<String>,
+    /// The security event counted: `auth_failed`, `forbidden`, `owner_violation`,
+    /// `owner_bypass`, `rate_limited`, `invalid_request`, `invalid_response`,
+    /// `upstream_error`, `config_reloaded`, `config_reload_failed` or `key_revoked`.
+    pub event: String,
+    /// Count only this route's events (a route name).
+    pub route: Option<String>,
+    /// Count only events with this `reason` (`bad_signature`, `timeout`, …).
+    pub reason: Option<String>,
+    /// Events within `window` that fire the alert: 1 to 100000.
+    pub threshold: u32,
+    /// The sliding window, 1s to 1d, e.g. `5m`.
+    pub window: HumanDuration,
+    /// Least time between two firings of this rule, 1s to 7d. Default: `window`.
+    pub cooldown: Option<HumanDuration>,
+    /// This rule's webhook instead of `[alerts] webhook`; a secret reference like it.
+    pub webhook: Option<String>,
 }

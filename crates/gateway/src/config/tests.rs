@@ -20,6 +20,8 @@ fn env(name: &str) -> Result<String, VarError> {
         "SHORT_SECRET" => Ok("tooshort".into()),
         "KEY_PEPPER" => Ok("0123456789abcdef0123456789abcdef".into()),
         "SHORT_PEPPER" => Ok("short-pepper".into()),
+        "ALERT_WEBHOOK" => Ok("https://hooks.example.com/T0/hunter2-token".into()),
+        "PLAIN_WEBHOOK" => Ok("http://hooks.example.com/hunter2-token".into()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -972,4 +974,167 @@ fn secrets_written_literally_are_refused_unless_allowed() {
     // A URL without a password is not a secret.
     let no_password = format!("{MINIMAL}\n[rate_limit]\nstore = \"redis://cache:6379/0\"\n");
     assert!(load(&no_password).is_ok());
+}
+
+#[test]
+fn alert_rules_builtins_overrides_and_defaults() {
+    let c = load(MINIMAL).unwrap();
+    let names: Vec<&str> = c.alerts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "auth_failed_spike",
+            "rate_limited_spike",
+            "upstream_error_spike"
+        ]
+    );
+    assert!(c.alerts.iter().all(|a| a.builtin && a.webhook.is_none()));
+    assert_eq!(c.alerts[0].threshold, 100);
+    assert_eq!(c.alerts[0].window, Duration::from_secs(300));
+    assert_eq!(c.alerts[0].cooldown, Duration::from_secs(900));
+
+    let src = format!(
+        r#"{MINIMAL}
+[alerts]
+webhook = "${{env:ALERT_WEBHOOK}}"
+
+[[alert]]
+name = "rate_limited_spike"
+event = "rate_limited"
+threshold = 20
+window = "1m"
+
+[[alert]]
+event = "auth_failed"
+route = "orders"
+reason = "bad_signature"
+threshold = 3
+window = "30s"
+cooldown = "1h"
+"#
+    );
+    let c = load(&src).unwrap();
+    let names: Vec<&str> = c.alerts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "auth_failed_spike",
+            "rate_limited_spike",
+            "upstream_error_spike",
+            "auth_failed_orders_bad_signature_spike"
+        ]
+    );
+    let replaced = &c.alerts[1];
+    assert!(!replaced.builtin);
+    assert_eq!(
+        (replaced.threshold, replaced.window),
+        (20, Duration::from_secs(60))
+    );
+    // The cooldown defaults to the window.
+    assert_eq!(replaced.cooldown, Duration::from_secs(60));
+    let filtered = &c.alerts[3];
+    assert_eq!(filtered.route.as_deref(), Some("orders"));
+    assert_eq!(filtered.reason.as_deref(), Some("bad_signature"));
+    assert_eq!(filtered.cooldown, Duration::from_secs(3600));
+    for rule in &c.alerts {
+        let url = rule
+            .webhook
+            .as_ref()
+            .expect("every rule gets [alerts] webhook");
+        assert_eq!(
+            url.expose_secret(),
+            "https://hooks.example.com/T0/hunter2-token"
+        );
+    }
+
+    let off = format!(
+        "{MINIMAL}
+[alerts]
+builtin = false
+"
+    );
+    assert!(load(&off).unwrap().alerts.is_empty());
+}
+
+#[test]
+fn alert_rules_are_checked_where_written() {
+    let rule = |body: &str| {
+        format!(
+            "{MINIMAL}
+[[alert]]
+{body}
+"
+        )
+    };
+    let cases = [
+        (
+            "event = \"alert\"\nthreshold = 1\nwindow = \"1m\"",
+            "alert[0].event",
+            "unknown event `alert`",
+        ),
+        (
+            "event = \"auth_failed\"\nroute = \"ordrs\"\nthreshold = 1\nwindow = \"1m\"",
+            "alert[0].route",
+            "no route named `ordrs`",
+        ),
+        (
+            "event = \"auth_failed\"\nthreshold = 0\nwindow = \"1m\"",
+            "alert[0].threshold",
+            "between 1 and 100000",
+        ),
+        (
+            "event = \"auth_failed\"\nthreshold = 1\nwindow = \"500ms\"",
+            "alert[0].window",
+            "between 1s and 1d",
+        ),
+        (
+            "event = \"auth_failed\"\nthreshold = 1\nwindow = \"1m\"\ncooldown = \"8d\"",
+            "alert[0].cooldown",
+            "between 1s and 7d",
+        ),
+        (
+            "event = \"auth_failed\"\nthreshold = 1\nwindow = \"1m\"\n[[alert]]\nevent = \"auth_failed\"\nthreshold = 2\nwindow = \"1m\"",
+            "alert[1].name",
+            "duplicate alert name `auth_failed_spike`",
+        ),
+    ];
+    for (body, key, fragment) in cases {
+        let src = rule(body);
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(fragment), "{err}");
+        let at = src.lines().nth(err.line.unwrap() - 1).unwrap();
+        let field = key.rsplit('.').next().unwrap();
+        assert!(at.starts_with(field) || at == "[[alert]]", "{err}: {at:?}");
+    }
+}
+
+#[test]
+fn a_webhook_is_a_secret_reference_to_an_https_or_loopback_url() {
+    let literal = "https://hooks.example.com/T0/hunter2-token";
+    for key in ["alerts.webhook", "alert[0].webhook"] {
+        let src = match key {
+            "alerts.webhook" => format!("{MINIMAL}\n[alerts]\nwebhook = \"{literal}\"\n"),
+            _ => format!(
+                "{MINIMAL}\n[[alert]]\nevent = \"forbidden\"\nthreshold = 1\nwindow = \"1m\"\nwebhook = \"{literal}\"\n"
+            ),
+        };
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains("write it as a reference"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let allowed = format!("allow_literal_secrets = true\n{src}");
+        assert!(load(&allowed).is_ok(), "{key} with allow_literal_secrets");
+    }
+    // Plain http leaves the host only for a loopback relay; the URL is never quoted.
+    let err = load_err(&format!(
+        "{MINIMAL}\n[alerts]\nwebhook = \"${{env:PLAIN_WEBHOOK}}\"\n"
+    ));
+    assert_eq!(err.key.as_deref(), Some("alerts.webhook"), "{err}");
+    assert!(err.message.contains("must be https"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let local = format!(
+        "allow_literal_secrets = true\n{MINIMAL}\n[alerts]\nwebhook = \"http://127.0.0.1:9/hook\"\n"
+    );
+    assert!(load(&local).is_ok());
 }

@@ -20,15 +20,16 @@ use secrecy::SecretString;
 
 use super::locate::KeyIndex;
 use super::model::{
-    AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig, JwtKeySource,
-    LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule, OwnerSource, PerKey,
-    Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig, ServerConfig, StoreConfig,
-    TlsConfig, TlsSource, UpstreamConfig,
+    AlertRule, AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig,
+    JwtKeySource, LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule,
+    OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig,
+    ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
-    RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt, RawLimits, RawLog,
-    RawOnCreate, RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies, RawPolicy,
-    RawRateLimitHeaders, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls, RawUpstream,
+    RawAlert, RawAlerts, RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt,
+    RawLimits, RawLog, RawOnCreate, RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies,
+    RawPolicy, RawRateLimitHeaders, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls,
+    RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 use crate::observe::LogOutput;
@@ -135,6 +136,8 @@ pub(super) fn validate(
         }
     }
 
+    let alerts = alerts(&raw.alerts, &raw.alert_rules, &routes, &ctx)?;
+
     Ok(Config {
         source: file.to_path_buf(),
         server,
@@ -145,6 +148,7 @@ pub(super) fn validate(
         auth,
         rate_limit,
         log,
+        alerts,
         keys,
         env_file: None,
     })
@@ -401,6 +405,115 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
         jwks_refresh: j.jwks_refresh.0,
         jwks_cooldown: j.jwks_cooldown.0,
     })
+}
+
+/// The effective alert rules: the built-ins (unless `builtin = false`), each replaced by an
+/// `[[alert]]` of its name, then the other `[[alert]]`s in file order.
+fn alerts(
+    a: &RawAlerts,
+    rules: &[RawAlert],
+    routes: &[RouteConfig],
+    ctx: &LoadCtx<'_>,
+) -> Result<Vec<AlertRule>, ConfigError> {
+    let webhook = |key: &str, raw: Option<&str>| -> Result<Option<SecretString>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        ctx.secret_written_as_reference(key, raw)?;
+        ctx.parse(key, raw, webhook_url).map(Some)
+    };
+    let default_webhook = webhook("alerts.webhook", a.webhook.as_deref())?;
+    let mut out: Vec<AlertRule> = Vec::new();
+    if a.builtin {
+        out.extend(crate::observe::alerts::builtin_rules(
+            default_webhook.clone(),
+        ));
+    }
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let at = |f: &str| format!("alert[{i}].{f}");
+        let event =
+            ctx.parse(
+                &at("event"),
+                &r.event,
+                |e| match crate::observe::security::SECURITY_EVENTS.contains(&e) {
+                    true => Ok(e.to_owned()),
+                    false => Err(format!(
+                        "unknown event `{e}`: expected one of {}",
+                        crate::observe::security::SECURITY_EVENTS.join(", ")
+                    )),
+                },
+            )?;
+        let route = ctx.parse_opt(&at("route"), r.route.as_deref(), |name| {
+            match routes.iter().any(|route| route.name == name) {
+                true => Ok(name.to_owned()),
+                false => Err(format!("no route named `{name}`")),
+            }
+        })?;
+        let reason = ctx.parse_opt(&at("reason"), r.reason.as_deref(), name)?;
+        let name = match &r.name {
+            Some(n) => ctx.parse(&at("name"), n, name)?,
+            None => {
+                let parts = [Some(&event), route.as_ref(), reason.as_ref()];
+                let mut name = parts
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("_");
+                name.push_str("_spike");
+                name
+            }
+        };
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+            let message = format!(
+                "duplicate alert name `{name}` (first used by `alert[{first}]`); name the rules apart"
+            );
+            return Err(ctx.error(&at("name"), message));
+        }
+        seen.push((name.clone(), i));
+        if !(1..=100_000).contains(&r.threshold) {
+            return Err(ctx.error(&at("threshold"), "must be between 1 and 100000"));
+        }
+        let window = r.window.0;
+        if window < Duration::from_secs(1) || window > Duration::from_secs(86_400) {
+            return Err(ctx.error(&at("window"), "must be between 1s and 1d"));
+        }
+        let cooldown = r.cooldown.map_or(window, |c| c.0);
+        if cooldown < Duration::from_secs(1) || cooldown > Duration::from_secs(7 * 86_400) {
+            return Err(ctx.error(&at("cooldown"), "must be between 1s and 7d"));
+        }
+        let rule = AlertRule {
+            name,
+            event,
+            route,
+            reason,
+            threshold: r.threshold,
+            window,
+            cooldown,
+            webhook: webhook(&at("webhook"), r.webhook.as_deref())?.or(default_webhook.clone()),
+            builtin: false,
+        };
+        match out.iter_mut().find(|b| b.builtin && b.name == rule.name) {
+            Some(builtin) => *builtin = rule,
+            None => out.push(rule),
+        }
+    }
+    Ok(out)
+}
+
+/// A webhook URL: https, or http to a loopback host (a local relay), like every outbound
+/// URL of the config. Never quoted: it usually carries a token.
+fn webhook_url(s: &str) -> Result<SecretString, String> {
+    let url = reqwest::Url::parse(s).map_err(|_| "the webhook is not a valid URL".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if crate::authn::jwks::is_loopback(&url) => {}
+        "http" => return Err("the webhook must be https (http only to a loopback host)".to_owned()),
+        _ => return Err("the webhook must be an https URL".to_owned()),
+    }
+    if url.host().is_none() {
+        return Err("the webhook URL has no host".to_owned());
+    }
+    Ok(SecretString::from(s))
 }
 
 /// A private route needs a way to authenticate; without one it could only ever answer 401,

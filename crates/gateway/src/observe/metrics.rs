@@ -121,6 +121,16 @@ impl Metrics {
             super::output::DROPPED.clone(),
         );
         registry.register(
+            "alerts_fired",
+            "Alerts fired, by rule",
+            super::alerts::FIRED.clone(),
+        );
+        registry.register(
+            "alert_webhook_failures",
+            "Alert deliveries given up (after retries) or dropped, by reason",
+            super::alerts::WEBHOOK_FAILURES.clone(),
+        );
+        registry.register(
             "rate_limited",
             "Requests refused with 429, by policy and what it counts by",
             rate_limited.clone(),

@@ -3,9 +3,11 @@
 //! Input: the request context and the final response. Output: one JSON line per request
 //! on stdout, written when the response body has been sent (or abandoned), so the line
 //! carries the real byte count and latency; and the counters and histogram behind
-//! `/metrics`. Failure: none; observing never changes a response.
+//! `/metrics`; alerts on spikes of security events (`alerts`). Failure: none; observing
+//! never changes a response.
 
 mod access;
+pub mod alerts;
 mod metrics;
 pub mod output;
 pub mod redact;

@@ -1,4 +1,5 @@
-//! Counters for security events, taken from the log events themselves.
+//! Counters for security events, taken from the log events themselves; the same events
+//! feed the alert rules (`alerts`).
 //!
 //! Why a tracing layer: every security event is already logged at one place with its
 //! `event`, `reason` and `route` fields; counting what is logged means a new event site
@@ -15,7 +16,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 /// The events counted: the security events of the checklist (others are operational).
-const SECURITY_EVENTS: [&str; 11] = [
+pub const SECURITY_EVENTS: [&str; 11] = [
     "auth_failed",
     "forbidden",
     "owner_violation",
@@ -54,6 +55,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SecurityEventLayer
         else {
             return;
         };
+        // The same fields feed the alert rules: one reading, one truth.
+        super::alerts::observe(&name, fields.reason.as_deref(), fields.route.as_deref());
         COUNTS
             .get_or_create(&SecurityLabels {
                 event: name,
