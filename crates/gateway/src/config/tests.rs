@@ -958,7 +958,9 @@ fn secret_lists_for_rotation() {
         ]
     );
     let literal = "literal-pepper-0123456789abcdef0123456789";
-    let five = ["${env:KEY_PEPPER}"; 5].map(|p| format!("\"{p}\"")).join(", ");
+    let five = ["${env:KEY_PEPPER}"; 5]
+        .map(|p| format!("\"{p}\""))
+        .join(", ");
     let cases = [
         ("[]".to_owned(), "store.key_pepper", "empty"),
         (
@@ -989,19 +991,20 @@ fn secret_lists_for_rotation() {
     }
 
     let jwt = |secret: &str| {
-        private_minimal(
-            &JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
-                "jwks_url = \"https://id.example.com/jwks.json\"",
-                &format!("secret = {secret}"),
-            ),
-        )
+        private_minimal(&JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
+            "jwks_url = \"https://id.example.com/jwks.json\"",
+            &format!("secret = {secret}"),
+        ))
     };
     let c = load(&jwt(r#"["${env:JWT_SECRET}", "${env:OLD_JWT_SECRET}"]"#)).unwrap();
     let JwtKeySource::Secret(secrets) = &c.auth.jwt.as_ref().unwrap().keys else {
         panic!("HS secrets expected");
     };
     assert_eq!(secrets.len(), 2);
-    assert_eq!(secrets[1].expose_secret(), "old-jwt-secret-0123456789abcdef012345");
+    assert_eq!(
+        secrets[1].expose_secret(),
+        "old-jwt-secret-0123456789abcdef012345"
+    );
     let err = load_err(&jwt(r#"["${env:JWT_SECRET}", "${env:SHORT_SECRET}"]"#));
     assert_eq!(err.key.as_deref(), Some("auth.jwt.secret[1]"), "{err}");
     assert!(!err.to_string().contains("tooshort"), "{err}");
