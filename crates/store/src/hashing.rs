@@ -10,7 +10,8 @@
 //! the MAC means a hash copied from one row to another (by someone who can write the database
 //! but does not know the pepper) does not turn one key's secret into another key's
 //! credential. The pepper comes from the config (`[store] key_pepper`), never from the
-//! database, so a leaked database alone yields neither keys nor a way to test guesses.
+//! database, so a leaked database alone yields no key and no cheap way to test guesses of
+//! the pepper (see the fingerprint below).
 //!
 //! A fast MAC, not a password hash, is right here: the secret is 256 random bits, so there is
 //! nothing to brute-force, and verification runs on every request.
