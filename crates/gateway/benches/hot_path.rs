@@ -39,9 +39,12 @@ fn authn(c: &mut Criterion) {
 
     // API key: create one, verify it once so it is cached, then measure.
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    let pepper = SecretString::from("bench-pepper-0123456789abcdef0123456789");
+    let peppers = palisade_store::KeyPeppers::new(&[SecretString::from(
+        "bench-pepper-0123456789abcdef0123456789",
+    )])
+    .unwrap();
     let (keys, key) = runtime.block_on(async {
-        let keys = KeyService::open(&url, pepper, Duration::from_secs(3600))
+        let keys = KeyService::open(&url, peppers, Duration::from_secs(3600))
             .await
             .unwrap();
         let issued = keys

@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use palisade_store::KeyService;
+use palisade_store::{KeyPeppers, KeyService};
 
 use crate::config::RateStoreKind;
 use crate::ratelimit::memory::MemoryStore;
@@ -99,14 +99,21 @@ impl Shared {
             Ok(config) => {
                 let mut open = self.keys.lock().await;
                 match OpenStore::reuse_or_open(open.take(), &config).await {
-                    Ok(store) => {
+                    Ok((store, peppers)) => {
                         let keys = store.as_ref().map(|s| s.service.clone());
-                        *open = store;
-                        self.rate_stores
+                        let built = self
+                            .rate_stores
                             .for_config(&config, &self.metrics)
                             .and_then(|rate_store| {
                                 Gateway::build(config, self.metrics.clone(), keys, rate_store)
-                            })
+                            });
+                        // The new peppers apply only with the pipeline they came with: the
+                        // running pipeline shares this key service.
+                        if let (Ok(_), Some(store), Some(peppers)) = (&built, &store, peppers) {
+                            store.service.set_peppers(peppers);
+                        }
+                        *open = store;
+                        built
                     }
                     Err(error) => Err(error),
                 }
@@ -187,7 +194,6 @@ impl RateStores {
 
 struct OpenStore {
     url: String,
-    pepper: secrecy::SecretString,
     overlap: Duration,
     service: KeyService,
     background: tokio::task::JoinHandle<()>,
@@ -200,43 +206,39 @@ impl Drop for OpenStore {
 }
 
 impl OpenStore {
-    /// The store for `config`: `previous` when `[store]` is unchanged, a newly opened one
-    /// otherwise, none without `[store]`.
+    /// The store for `config`: `previous` when its URL and overlap are unchanged, a newly
+    /// opened one otherwise, none without `[store]`. With a kept store, the config's
+    /// peppers for the caller to install with [`KeyService::set_peppers`] once the rest of
+    /// the config has been built (a pepper change alone keeps the store, its cache and connections: a
+    /// rotation needs no restart and no reconnection).
     async fn reuse_or_open(
         previous: Option<OpenStore>,
         config: &Config,
-    ) -> Result<Option<OpenStore>, ConfigError> {
-        use secrecy::ExposeSecret;
+    ) -> Result<(Option<OpenStore>, Option<KeyPeppers>), ConfigError> {
         let Some(store) = &config.store else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        let Some(pepper) = store.key_pepper.clone() else {
-            return Err(config.error_at("store.key_pepper", "a pepper is required"));
-        };
-        if let Some(previous) = previous {
-            let same_pepper: bool = subtle::ConstantTimeEq::ct_eq(
-                previous.pepper.expose_secret().as_bytes(),
-                pepper.expose_secret().as_bytes(),
-            )
-            .into();
-            if previous.url == store.url
-                && same_pepper
-                && previous.overlap == store.rotation_overlap
-            {
-                return Ok(Some(previous));
-            }
+        let peppers = KeyPeppers::new(&store.key_peppers)
+            .map_err(|e| config.error_at("store.key_pepper", e.to_string()))?;
+        if let Some(previous) = previous
+            && previous.url == store.url
+            && previous.overlap == store.rotation_overlap
+        {
+            return Ok((Some(previous), Some(peppers)));
         }
-        let service = KeyService::open(&store.url, pepper.clone(), store.rotation_overlap)
+        let service = KeyService::open(&store.url, peppers, store.rotation_overlap)
             .await
             .map_err(|e| config.error_at("store.url", format!("cannot open the key store: {e}")))?;
         let background = service.spawn_background();
-        Ok(Some(OpenStore {
-            url: store.url.clone(),
-            pepper,
-            overlap: store.rotation_overlap,
-            service,
-            background,
-        }))
+        Ok((
+            Some(OpenStore {
+                url: store.url.clone(),
+                overlap: store.rotation_overlap,
+                service,
+                background,
+            }),
+            None,
+        ))
     }
 }
 
@@ -269,7 +271,7 @@ impl Server {
         let drain_timeout = config.limits.drain_timeout;
         let addrs = (config.server.http, config.server.https, config.server.admin);
         let has_tls = config.server.tls.is_some();
-        let store = OpenStore::reuse_or_open(None, &config).await?;
+        let (store, _opened_with_these) = OpenStore::reuse_or_open(None, &config).await?;
         let keys = store.as_ref().map(|s| s.service.clone());
         let rate_stores = RateStores {
             memory: Arc::new(MemoryStore::new(config.rate_limit.max_keys)),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use palisade_gateway::Config;
 use palisade_gateway::config::HumanDuration;
-use palisade_store::{KeyInfo, KeyService, NewKey};
+use palisade_store::{KeyInfo, KeyPeppers, KeyService, NewKey};
 use secrecy::ExposeSecret;
 
 use crate::Failure;
@@ -80,11 +80,9 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
             args.config.display()
         )));
     };
-    let pepper = store
-        .key_pepper
-        .clone()
-        .ok_or_else(|| Failure::Config("store.key_pepper is required".to_owned()))?;
-    let keys = KeyService::open(&store.url, pepper, store.rotation_overlap)
+    let peppers = KeyPeppers::new(&store.key_peppers)
+        .map_err(|e| Failure::Config(format!("store.key_pepper: {e}")))?;
+    let keys = KeyService::open(&store.url, peppers, store.rotation_overlap)
         .await
         .map_err(|e| Failure::Config(format!("cannot open the key store: {e}")))?;
     match args.command {
@@ -171,6 +169,7 @@ fn table(keys: &[KeyInfo]) -> String {
             "EXPIRES",
             "LAST USED",
             "STATE",
+            "PEPPER",
         ]
         .map(str::to_owned),
     ];
@@ -188,9 +187,10 @@ fn table(keys: &[KeyInfo]) -> String {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
+            key.pepper.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..10)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

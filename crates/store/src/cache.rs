@@ -45,6 +45,8 @@ pub(crate) struct CachedKey {
     pub(crate) scopes: Arc<[String]>,
     pub(crate) expires_at: Option<i64>,
     pub(crate) revoked_at: Option<i64>,
+    /// Fingerprint of the pepper that made `hash`, as stored.
+    pub(crate) pepper_id: Option<Box<str>>,
 }
 
 impl From<KeyRecord> for CachedKey {
@@ -57,6 +59,7 @@ impl From<KeyRecord> for CachedKey {
             scopes: r.scopes.into(),
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            pepper_id: r.pepper_id.map(Into::into),
         }
     }
 }
@@ -261,6 +264,7 @@ mod tests {
             scopes: Vec::new().into(),
             expires_at: None,
             revoked_at: None,
+            pepper_id: None,
         })
     }
 

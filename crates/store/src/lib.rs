@@ -15,7 +15,8 @@
 //! ## What is stored
 //! Per key: id, `HMAC-SHA-256(pepper, …secret…)` (32 bytes), name, subject, roles and scopes
 //! (JSON arrays of strings, as text), created, expires, revoked, last used (unix seconds),
-//! and the id of the key it replaced. Never the secret or the full key; the full key exists
+//! the id of the key it replaced, and the fingerprint of the pepper that made the hash
+//! (several peppers may be configured during a rotation; see [`KeyPeppers`]). Never the secret or the full key; the full key exists
 //! only in [`IssuedKey::key`], returned once. `Debug` of every type here that holds a hash or
 //! a secret prints neither, and [`StoreError`] messages never contain a key or the pepper.
 //!
@@ -37,7 +38,7 @@ mod store;
 
 use std::{sync::Arc, time::Duration};
 
-pub use hashing::MIN_PEPPER_LEN;
+pub use hashing::{KeyPeppers, MAX_PEPPERS, MIN_PEPPER_LEN};
 pub use keyformat::looks_like_key;
 pub use service::{FLUSH_INTERVAL, KeyService, PG_REVALIDATE, SQLITE_REVALIDATE, STORE_TIMEOUT};
 
@@ -77,6 +78,11 @@ pub struct KeyInfo {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub state: KeyState,
+    /// Which configured pepper hashed the key: `current`, `old:<fingerprint>` (still
+    /// configured, not first: re-hashed at the key's next use), `unknown:<fingerprint>` (not
+    /// configured: the key can no longer verify) or `unrecorded` (made before fingerprints
+    /// were kept; recorded at its next use).
+    pub pepper: String,
 }
 
 /// The state of a key at the time it was read.

@@ -4,11 +4,23 @@
 //! 1. strict parse of `pal_<id>_<secret>` → [`KeyRejection::Malformed`], no store access;
 //! 2. the id in the memory cache (fresh: no database round trip); in the negative cache →
 //!    `UnknownKey`; otherwise (or stale) one `SELECT` by primary key, with a timeout;
-//! 3. HMAC of the presented secret, compared in constant time → `WrongSecret`;
+//! 3. HMAC of the presented secret under the pepper the record names (or each configured
+//!    pepper in turn, current first, if it names none configured), compared in constant
+//!    time → `WrongSecret`;
 //! 4. only then revoked → `Revoked`, expired → `Expired` (a caller without the secret learns
 //!    nothing about the key's state);
 //! 5. the last-used time is recorded in memory; [`KeyService::flush_last_used`] writes the
-//!    batch (every 10 s from the background task).
+//!    batch (every 10 s from the background task);
+//! 6. a key that verified under an older pepper (or whose pepper was never recorded) is
+//!    re-hashed under the current one, off the request path: the secret is in hand only
+//!    now, so this is the one moment the upgrade can happen. The write is a compare-and-set
+//!    on the old hash and touches nothing else (revocation and expiry stay as they are);
+//!    the id is then evicted from the cache so the next use reads the new record.
+//!
+//! ## Pepper rotation
+//! [`KeyService::set_peppers`] replaces the pepper list of a running service (a config
+//! reload). When the list changes, the cache is cleared: a cached record hashed under a
+//! pepper that has just been dropped might since have been upgraded by another instance.
 //!
 //! If the store cannot be reached, an uncached key is rejected with `StoreUnavailable` (the
 //! gateway fails closed) while cached keys keep working: a stale entry is served again for
@@ -28,18 +40,19 @@
 //!   — two indexed local reads per key in use per second, which keeps the one-second bound.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError, Weak},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use secrecy::{ExposeSecret, SecretString};
+use arc_swap::ArcSwap;
+use secrecy::ExposeSecret;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     IssuedKey, KeyInfo, KeyRejection, KeyState, NewKey, StoreError, VerifiedKey,
     cache::{CachedKey, Feed, KeyCache, Lookup},
-    hashing::Hasher,
+    hashing::{KeyHash, KeyPeppers},
     keyformat::{self, ParsedKey},
     store::{Backend, KeyRecord, KeyStore},
 };
@@ -76,7 +89,10 @@ pub struct KeyService {
 
 struct Inner {
     store: Backend,
-    hasher: Hasher,
+    /// Current first; replaced whole on reload.
+    peppers: ArcSwap<KeyPeppers>,
+    /// Ids whose re-hash under the current pepper is in flight (one at a time per key).
+    upgrading: Mutex<HashSet<Arc<str>>>,
     rotation_overlap: Duration,
     revalidate_after: Duration,
     cache: KeyCache,
@@ -124,8 +140,14 @@ fn state(expires_at: Option<i64>, revoked_at: Option<i64>, now_ms: i64) -> KeySt
     }
 }
 
-fn info(r: &KeyRecord, now_ms: i64, pending_last_used: Option<i64>) -> KeyInfo {
+fn info(
+    r: &KeyRecord,
+    now_ms: i64,
+    pending_last_used: Option<i64>,
+    peppers: &KeyPeppers,
+) -> KeyInfo {
     KeyInfo {
+        pepper: peppers.describe(r.pepper_id.as_deref()),
         id: r.id.clone(),
         name: r.name.clone(),
         subject: r.subject.clone(),
@@ -193,17 +215,15 @@ impl KeyService {
     /// Opens the store at `url`, applying migrations.
     ///
     /// `url`: `sqlite://path/to/palisade.db` (the file and its directory are created on
-    /// first use; WAL mode), `sqlite::memory:` (tests), or `postgres://…`. The pepper keys
-    /// the HMAC of every secret and must be at least 16 bytes (use 32 random bytes);
-    /// changing it invalidates every key. `rotation_overlap` is the default for
+    /// first use; WAL mode), `sqlite::memory:` (tests), or `postgres://…`. The peppers key
+    /// the HMAC of every secret: new keys use the first, older ones verify keys made before
+    /// a rotation (see [`KeyPeppers`]). `rotation_overlap` is the default for
     /// [`KeyService::rotate`].
     pub async fn open(
         url: &str,
-        pepper: SecretString,
+        peppers: KeyPeppers,
         rotation_overlap: Duration,
     ) -> Result<KeyService, StoreError> {
-        let hasher = Hasher::new(&pepper)?;
-        drop(pepper);
         if rotation_overlap > MAX_DURATION {
             return Err(StoreError::Invalid(
                 "rotation overlap is longer than 100 years",
@@ -217,7 +237,8 @@ impl KeyService {
         Ok(KeyService {
             inner: Arc::new(Inner {
                 store,
-                hasher,
+                peppers: ArcSwap::from_pointee(peppers),
+                upgrading: Mutex::new(HashSet::new()),
                 rotation_overlap,
                 revalidate_after,
                 cache: KeyCache::new(),
@@ -225,6 +246,18 @@ impl KeyService {
                 shutdown: watch::Sender::new(false),
             }),
         })
+    }
+
+    /// Replaces the pepper list (a config reload): new keys and upgrades use the new first
+    /// pepper from now on. Clears the cache when the list changed (see the module docs).
+    pub fn set_peppers(&self, peppers: KeyPeppers) {
+        let old = self.inner.peppers.swap(Arc::new(peppers));
+        if !old
+            .fingerprints()
+            .eq(self.inner.peppers.load().fingerprints())
+        {
+            self.inner.cache.clear();
+        }
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -262,11 +295,11 @@ impl KeyService {
         rotate_from: Option<(&str, i64)>,
     ) -> Result<IssuedKey, StoreError> {
         let generated = keyformat::generate_key()?;
+        let peppers = self.inner.peppers.load();
+        let current = peppers.current();
         let record = KeyRecord {
-            hash: self
-                .inner
-                .hasher
-                .hash(&generated.id, generated.secret.expose_secret()),
+            hash: current.hash(&generated.id, generated.secret.expose_secret()),
+            pepper_id: Some(current.fingerprint().to_owned()),
             id: generated.id,
             name,
             subject,
@@ -292,7 +325,7 @@ impl KeyService {
         // Clears a negative-cache entry, should anyone have guessed the id.
         self.inner.cache.invalidate(&record.id);
         Ok(IssuedKey {
-            info: info(&record, now_ms, None),
+            info: info(&record, now_ms, None, &peppers),
             key: generated.full,
         })
     }
@@ -301,6 +334,7 @@ impl KeyService {
     pub async fn list(&self) -> Result<Vec<KeyInfo>, StoreError> {
         let records = self.inner.store.list().await?;
         let now_ms = unix_ms();
+        let peppers = self.inner.peppers.load();
         let pending = self
             .inner
             .pending
@@ -308,7 +342,7 @@ impl KeyService {
             .unwrap_or_else(PoisonError::into_inner);
         Ok(records
             .iter()
-            .map(|r| info(r, now_ms, pending.get(r.id.as_str()).copied()))
+            .map(|r| info(r, now_ms, pending.get(r.id.as_str()).copied(), &peppers))
             .collect())
     }
 
@@ -323,7 +357,8 @@ impl KeyService {
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Ok(record.map(|r| info(&r, unix_ms(), pending.get(id).copied())))
+        let peppers = self.inner.peppers.load();
+        Ok(record.map(|r| info(&r, unix_ms(), pending.get(id).copied(), &peppers)))
     }
 
     /// Revokes a key; false if it is unknown or already revoked. This instance stops
@@ -413,18 +448,22 @@ impl KeyService {
                 }
             },
         };
-        if !inner
-            .hasher
-            .verify(id, parsed.secret.expose_secret(), &key.hash)
-        {
+        let peppers = inner.peppers.load();
+        let secret = parsed.secret.expose_secret();
+        let Some(pepper) = peppers.verify(id, secret, &key.hash, key.pepper_id.as_deref()) else {
             return Err(KeyRejection::WrongSecret);
-        }
+        };
         if key.revoked_at.is_some() {
             return Err(KeyRejection::Revoked);
         }
         let now_ms = unix_ms();
         if is_expired(key.expires_at, now_ms) {
             return Err(KeyRejection::Expired);
+        }
+        if pepper != 0 || key.pepper_id.is_none() {
+            // Only live keys are upgraded: the rest will never verify again anyway.
+            let current = peppers.current();
+            self.upgrade(&key, current.hash(id, secret), current.fingerprint());
         }
         inner
             .pending
@@ -437,6 +476,52 @@ impl KeyService {
             roles: key.roles.clone(),
             scopes: key.scopes.clone(),
         })
+    }
+
+    /// Re-hashes `key` under the current pepper (`new`, made with `pepper_id`) in the
+    /// background, at most one attempt per key at a time. A failed attempt is logged and
+    /// retried at the key's next use. Never blocks the request that triggered it.
+    fn upgrade(&self, key: &Arc<CachedKey>, new: KeyHash, pepper_id: &str) {
+        let inner = &*self.inner;
+        {
+            let mut upgrading = inner
+                .upgrading
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !upgrading.insert(key.id.clone()) {
+                return;
+            }
+        }
+        let service = self.clone();
+        let key = key.clone();
+        let pepper_id = pepper_id.to_owned();
+        tokio::spawn(async move {
+            let inner = &*service.inner;
+            let write = inner.store.rehash(&key.id, &key.hash, &new, &pepper_id);
+            match tokio::time::timeout(STORE_TIMEOUT, write).await {
+                Ok(Ok(done)) => tracing::info!(
+                    event = "key_rehashed",
+                    key_id = &*key.id,
+                    pepper = %pepper_id,
+                    changed = done,
+                    "key re-hashed under the current pepper"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(key_id = &*key.id, error = %e, "could not re-hash a key under the current pepper; will retry at its next use");
+                }
+                Err(_) => tracing::warn!(
+                    key_id = &*key.id,
+                    "timed out re-hashing a key under the current pepper; will retry at its next use"
+                ),
+            }
+            // Whatever happened, the next use reads the record as it now is.
+            inner.cache.invalidate(&key.id);
+            inner
+                .upgrading
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key.id);
+        });
     }
 
     /// Reads one key from the store and caches it (or remembers that it does not exist).

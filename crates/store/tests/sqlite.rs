@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestStore;
-use palisade_store::{KeyRejection, KeyService, StoreError};
+use palisade_store::{KeyPeppers, KeyRejection, KeyService, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
 store_suite!(TestStore::sqlite());
@@ -43,7 +43,7 @@ async fn file_is_created_owner_only_with_wal() {
 async fn in_memory_store_works() {
     let svc = KeyService::open(
         "sqlite::memory:",
-        SecretString::from(common::PEPPER),
+        common::peppers(&[common::PEPPER]),
         Duration::from_secs(60),
     )
     .await
@@ -60,7 +60,7 @@ async fn another_pepper_verifies_nothing() {
     let issued = svc.create(common::new_key("a")).await.unwrap();
     let other = KeyService::open(
         &store.url(),
-        SecretString::from("a-different-pepper-of-enough-length"),
+        common::peppers(&["a-different-pepper-of-enough-length"]),
         Duration::from_secs(60),
     )
     .await
@@ -73,18 +73,12 @@ async fn another_pepper_verifies_nothing() {
 
 #[tokio::test]
 async fn open_rejects_bad_input_without_echoing_secrets() {
-    let short = KeyService::open(
-        "sqlite::memory:",
-        SecretString::from("pepper"),
-        Duration::ZERO,
-    )
-    .await;
-    let err = short.unwrap_err();
+    let err = KeyPeppers::new(&[SecretString::from("pepper")]).unwrap_err();
     assert!(matches!(err, StoreError::WeakPepper));
     assert!(!err.to_string().contains("pepper\""));
     let url = KeyService::open(
         "mysql://user:hunter2@db/x",
-        SecretString::from(common::PEPPER),
+        common::peppers(&[common::PEPPER]),
         Duration::ZERO,
     )
     .await
@@ -107,4 +101,25 @@ async fn invalid_new_keys_are_refused() {
     nk.subject = "x\r\nX-Injected: 1".into();
     assert!(matches!(svc.create(nk).await, Err(StoreError::Invalid(_))));
     assert!(svc.list().await.unwrap().is_empty());
+}
+
+/// Keys made before pepper fingerprints were recorded (migration 2 leaves them NULL) are
+/// listed as `unrecorded` and get the current fingerprint at their next use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_a_recorded_pepper_gets_one_at_its_next_use() {
+    let store = TestStore::sqlite();
+    let svc = store.open().await;
+    let issued = svc.create(common::new_key("legacy")).await.unwrap();
+    svc.close().await;
+    let pool = sqlx::SqlitePool::connect(&store.url()).await.unwrap();
+    sqlx::query("UPDATE api_keys SET pepper_id = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let svc = store.open().await;
+    let id = &issued.info.id;
+    assert_eq!(svc.get(id).await.unwrap().unwrap().pepper, "unrecorded");
+    assert!(svc.verify(issued.key.expose_secret()).await.is_ok());
+    common::wait_for_pepper(&svc, id, "current").await;
 }

@@ -20,7 +20,9 @@
 //!    JWKS file, or the remote JWKS cache (see [`super::jwks`]); a key's own `alg` must match
 //!    and its type/curve must fit the alg → `UnknownKey`, `AlgorithmNotAllowed` (the `kid`
 //!    exists but cannot verify this alg), `KeysUnavailable` (no keys could be fetched);
-//! 6. signature (aws-lc-rs through jsonwebtoken) → `BadSignature`;
+//! 6. signature (aws-lc-rs through jsonwebtoken) → `BadSignature`; with shared secrets,
+//!    each configured secret is tried, current first (several during a rotation), and a
+//!    token signed with none of them is `BadSignature`;
 //! 7. claims, only now that they are authentic: `exp` required (`MissingExpiry`) and not
 //!    past (`Expired`); `nbf` not in the future (`NotYetValid`); `iat` not in the future
 //!    (`IssuedInFuture`), all with the configured leeway; `iss` exactly the issuer
@@ -181,8 +183,8 @@ struct Inner {
 }
 
 enum Keys {
-    /// HS*: the shared secret (zeroized on drop by jsonwebtoken).
-    Secret(DecodingKey),
+    /// HS*: the shared secrets, current first (zeroized on drop by jsonwebtoken).
+    Secret(Vec<DecodingKey>),
     /// A JWKS file read at build time.
     Static(KeySet),
     /// `jwks_url` or discovery.
@@ -227,12 +229,19 @@ impl JwtVerifier {
             });
         }
         let keys = match &config.keys {
-            JwtKeySource::Secret(secret) => {
-                let bytes = secret.expose_secret().as_bytes();
-                if bytes.is_empty() {
-                    return Err("the JWT secret is empty".into());
+            JwtKeySource::Secret(secrets) => {
+                if secrets.is_empty() {
+                    return Err("no JWT secret is configured".into());
                 }
-                Keys::Secret(DecodingKey::from_secret(bytes))
+                let mut keys = Vec::with_capacity(secrets.len());
+                for secret in secrets {
+                    let bytes = secret.expose_secret().as_bytes();
+                    if bytes.is_empty() {
+                        return Err("a JWT secret is empty".into());
+                    }
+                    keys.push(DecodingKey::from_secret(bytes));
+                }
+                Keys::Secret(keys)
             }
             JwtKeySource::JwksFile(path) => {
                 let document = read_capped(path)?;
@@ -310,29 +319,33 @@ impl JwtVerifier {
         b64url_decode(parts.signature).ok_or(JwtRejection::Malformed)?;
 
         let remote_key: Arc<VerifyKey>;
-        let key = match &inner.keys {
-            Keys::Secret(key) => key,
+        let keys = match &inner.keys {
+            Keys::Secret(keys) => keys.as_slice(),
             Keys::Static(set) => {
                 remote_key = jwks::settle(set.select(kid, alg))?;
-                &remote_key.key
+                std::slice::from_ref(&remote_key.key)
             }
             Keys::Remote(remote) => {
                 remote_key = remote.key_for(kid, alg).await?;
-                &remote_key.key
+                std::slice::from_ref(&remote_key.key)
             }
         };
-        match jsonwebtoken::crypto::verify(
-            parts.signature,
-            parts.signing_input.as_bytes(),
-            key,
-            jwt_algorithm(alg),
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(JwtRejection::BadSignature),
-            Err(e) => {
+        // Current secret first; stopping at the first match only tells the holder of a
+        // valid token which secret signed it. A forgery is always checked against all.
+        let signed = keys.iter().any(|key| {
+            jsonwebtoken::crypto::verify(
+                parts.signature,
+                parts.signing_input.as_bytes(),
+                key,
+                jwt_algorithm(alg),
+            )
+            .unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "jwt: signature check failed");
-                return Err(JwtRejection::BadSignature);
-            }
+                false
+            })
+        });
+        if !signed {
+            return Err(JwtRejection::BadSignature);
         }
 
         inner.check_claims(&claims, now_secs())?;
@@ -752,12 +765,55 @@ mod tests {
         assert_valid(Algorithm::EdDSA, JwtAlgorithm::EdDSA).await;
     }
 
+    /// During a rotation (`secret = [new, old]`) tokens signed with either verify; one
+    /// signed with neither is a bad signature; once the old one is dropped, its tokens fail.
+    #[tokio::test]
+    async fn hs256_with_two_secrets_during_a_rotation() {
+        let server = JwksServer::start().await; // only for claims and signing
+        let (new, old) = (
+            "the-new-shared-secret-for-hs256-0123456789",
+            "the-old-shared-secret-for-hs256-0123456789",
+        );
+        let verifier = |list: &[&str]| {
+            JwtVerifier::new(&config(
+                JwtKeySource::Secret(list.iter().map(|s| SecretString::from(*s)).collect()),
+                &server.issuer(),
+                &[JwtAlgorithm::HS256],
+            ))
+            .unwrap()
+        };
+        let header = json!({ "alg": "HS256", "typ": "JWT" });
+        let sign = |secret: &str| {
+            server.sign_with_header(
+                header.clone(),
+                claims(&server),
+                SigningKey::Hmac(secret.as_bytes()),
+            )
+        };
+        let during = verifier(&[new, old]);
+        for secret in [new, old] {
+            let verified = during.verify(&sign(secret)).await.expect("either secret");
+            assert_eq!(verified.subject, "alice");
+        }
+        let neither = sign("a-third-secret-that-nobody-configured-0123");
+        assert_eq!(
+            during.verify(&neither).await.unwrap_err(),
+            JwtRejection::BadSignature
+        );
+        let after = verifier(&[new]);
+        assert!(after.verify(&sign(new)).await.is_ok());
+        assert_eq!(
+            after.verify(&sign(old)).await.unwrap_err(),
+            JwtRejection::BadSignature
+        );
+    }
+
     #[tokio::test]
     async fn valid_hs256_with_a_secret() {
         let server = JwksServer::start().await; // only for claims and signing
         let secret = "a-long-shared-secret-for-hs256-tests-0123456789";
         let verifier = JwtVerifier::new(&config(
-            JwtKeySource::Secret(SecretString::from(secret)),
+            JwtKeySource::Secret(vec![SecretString::from(secret)]),
             &server.issuer(),
             &[JwtAlgorithm::HS256],
         ))
@@ -900,7 +956,7 @@ mod tests {
         );
         assert!(JwtVerifier::new(&mixed).is_err());
         let secret_rsa = config(
-            JwtKeySource::Secret(SecretString::from("s")),
+            JwtKeySource::Secret(vec![SecretString::from("s")]),
             &server.issuer(),
             &[JwtAlgorithm::HS256, JwtAlgorithm::RS256],
         );

@@ -355,8 +355,9 @@ impl IpNet {
 pub struct StoreConfig {
     /// `sqlite://path.db` (created on first use) or `postgres://…`.
     pub url: String,
-    /// The server-side secret mixed into every stored key hash (HMAC-SHA-256).
-    pub key_pepper: Option<SecretString>,
+    /// The server-side secrets mixed into every stored key hash (HMAC-SHA-256), current
+    /// first; never empty, no two alike.
+    pub key_peppers: Vec<SecretString>,
     /// How long a rotated key stays valid next to its replacement. Default 24 h.
     pub rotation_overlap: Duration,
 }
@@ -409,8 +410,8 @@ pub enum JwtKeySource {
     JwksFile(PathBuf),
     /// An OpenID Connect discovery document whose `jwks_uri` is then fetched.
     Discovery(http::Uri),
-    /// A shared secret for HS256/384/512.
-    Secret(SecretString),
+    /// Shared secrets for HS256/384/512, current first; never empty, no two alike.
+    Secret(Vec<SecretString>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

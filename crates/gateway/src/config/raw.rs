@@ -251,8 +251,10 @@ pub(crate) struct RawStore {
     pub url: String,
     /// The pepper mixed into every stored key hash: at least 32 characters, a secret, so write
     /// it as a reference (`${env:PALISADE_KEY_PEPPER}`). A leaked database without it yields
-    /// no key. Changing it invalidates every key.
-    pub key_pepper: String,
+    /// no key. To rotate it, list `[new, old]` (up to 4): new keys use the first, keys made
+    /// with an older one still verify and are re-hashed under the first at their next use;
+    /// `palisade keys list` shows which pepper each key needs (see "Rotating secrets").
+    pub key_pepper: RawSecrets,
     /// How long a rotated key keeps working beside its replacement.
     #[serde(default = "default_rotation_overlap")]
     pub rotation_overlap: HumanDuration,
@@ -260,6 +262,56 @@ pub(crate) struct RawStore {
 
 fn default_rotation_overlap() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(24 * 3600))
+}
+
+/// A secret, or a list of them during a rotation, the current one first. Each is written as
+/// a reference (`${env:…}`, `${file:…}`) unless `allow_literal_secrets`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[schemars(inline)]
+pub(crate) enum RawSecrets {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawSecrets {
+    /// Each secret with the config key it is written at (`key`, or `key[i]` in a list).
+    pub(crate) fn items<'a>(&'a self, key: &str) -> Vec<(String, &'a str)> {
+        match self {
+            RawSecrets::One(s) => vec![(key.to_owned(), s.as_str())],
+            RawSecrets::Many(list) => (list.iter().enumerate())
+                .map(|(i, s)| (format!("{key}[{i}]"), s.as_str()))
+                .collect(),
+        }
+    }
+}
+
+// By hand rather than `untagged`: serde's untagged error ("did not match any variant")
+// would not say what is expected.
+impl<'de> Deserialize<'de> for RawSecrets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawSecrets;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, or a list of strings (current first)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSecrets, E> {
+                Ok(RawSecrets::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawSecrets, A::Error> {
+                let mut list = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    list.push(s);
+                }
+                Ok(RawSecrets::Many(list))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// Authentication methods.
@@ -290,8 +342,9 @@ pub(crate) struct RawJwt {
     pub jwks_file: Option<String>,
     /// OpenID Connect discovery document URL; its `jwks_uri` is used.
     pub discovery_url: Option<String>,
-    /// Shared secret for HS256/384/512, at least 32 bytes: write it as a reference.
-    pub secret: Option<String>,
+    /// Shared secret for HS256/384/512, at least 32 bytes: write it as a reference. To rotate
+    /// it, list `[new, old]` (up to 4): a token signed with any of them verifies.
+    pub secret: Option<RawSecrets>,
     /// Claim holding the caller's roles; a dotted path such as `realm_access.roles` is followed.
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,

@@ -19,6 +19,9 @@ fn env(name: &str) -> Result<String, VarError> {
         "JWT_SECRET" => Ok("0123456789abcdef0123456789abcdef".into()),
         "SHORT_SECRET" => Ok("tooshort".into()),
         "KEY_PEPPER" => Ok("0123456789abcdef0123456789abcdef".into()),
+        "OLD_KEY_PEPPER" => Ok("old-pepper-0123456789abcdef0123456789".into()),
+        "OLD_JWT_SECRET" => Ok("old-jwt-secret-0123456789abcdef012345".into()),
+        "SAME_AS_KEY_PEPPER" => Ok("0123456789abcdef0123456789abcdef".into()),
         "SHORT_PEPPER" => Ok("short-pepper".into()),
         "ALERT_WEBHOOK" => Ok("https://hooks.example.com/T0/hunter2-token".into()),
         "PLAIN_WEBHOOK" => Ok("http://hooks.example.com/hunter2-token".into()),
@@ -712,7 +715,8 @@ fn store_section_is_validated() {
     // Relative database files sit beside the config file.
     assert_eq!(s.url, "sqlite:///etc/palisade/keys.db");
     assert_eq!(s.rotation_overlap, Duration::from_secs(24 * 3600));
-    assert_eq!(s.key_pepper.as_ref().unwrap().expose_secret(), pepper);
+    assert_eq!(s.key_peppers.len(), 1);
+    assert_eq!(s.key_peppers[0].expose_secret(), pepper);
     assert!(
         load(&store(
             "postgres://palisade@db/palisade",
@@ -933,6 +937,82 @@ fn rate_limit_stores_and_the_lockout_are_validated() {
     }
     let err = load_err(&with("[rate_limit]\nstore = \"redis//:hunter2@cache\"", ""));
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+/// `key_pepper` and `auth.jwt.secret` take a list during a rotation, current first: each a
+/// reference, each long enough, none twice, at most four; errors name the element and never
+/// quote a value.
+#[test]
+fn secret_lists_for_rotation() {
+    let store = |pepper: &str| {
+        private_minimal(&format!(
+            "[store]\nurl = \"sqlite://keys.db\"\nkey_pepper = {pepper}\n"
+        ))
+    };
+    let c = load(&store(r#"["${env:KEY_PEPPER}", "${env:OLD_KEY_PEPPER}"]"#)).unwrap();
+    let peppers = &c.store.as_ref().unwrap().key_peppers;
+    let values: Vec<&str> = peppers.iter().map(|p| p.expose_secret()).collect();
+    assert_eq!(
+        values,
+        [
+            "0123456789abcdef0123456789abcdef",
+            "old-pepper-0123456789abcdef0123456789"
+        ]
+    );
+    let literal = "literal-pepper-0123456789abcdef0123456789";
+    let five = ["${env:KEY_PEPPER}"; 5]
+        .map(|p| format!("\"{p}\""))
+        .join(", ");
+    let cases = [
+        ("[]".to_owned(), "store.key_pepper", "empty"),
+        (
+            r#"["${env:KEY_PEPPER}", "${env:SHORT_PEPPER}"]"#.to_owned(),
+            "store.key_pepper[1]",
+            "at least 32",
+        ),
+        (
+            format!(r#"["${{env:KEY_PEPPER}}", "{literal}"]"#),
+            "store.key_pepper[1]",
+            "write it as a reference",
+        ),
+        (
+            r#"["${env:KEY_PEPPER}", "${env:SAME_AS_KEY_PEPPER}"]"#.to_owned(),
+            "store.key_pepper[1]",
+            "store.key_pepper[0]",
+        ),
+        (format!("[{five}]"), "store.key_pepper", "at most 4"),
+        ("42".to_owned(), "store.key_pepper", "list of strings"),
+    ];
+    for (value, key, fragment) in cases {
+        let err = load_err(&store(&value));
+        assert_eq!(err.key.as_deref(), Some(key), "{value}: {err}");
+        assert!(err.to_string().contains(fragment), "{value}: {err}");
+        for secret in [literal, "0123456789abcdef0123456789abcdef", "short-pepper"] {
+            assert!(!err.to_string().contains(secret), "{err}");
+        }
+    }
+
+    let jwt = |secret: &str| {
+        private_minimal(&JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
+            "jwks_url = \"https://id.example.com/jwks.json\"",
+            &format!("secret = {secret}"),
+        ))
+    };
+    let c = load(&jwt(r#"["${env:JWT_SECRET}", "${env:OLD_JWT_SECRET}"]"#)).unwrap();
+    let JwtKeySource::Secret(secrets) = &c.auth.jwt.as_ref().unwrap().keys else {
+        panic!("HS secrets expected");
+    };
+    assert_eq!(secrets.len(), 2);
+    assert_eq!(
+        secrets[1].expose_secret(),
+        "old-jwt-secret-0123456789abcdef012345"
+    );
+    let err = load_err(&jwt(r#"["${env:JWT_SECRET}", "${env:SHORT_SECRET}"]"#));
+    assert_eq!(err.key.as_deref(), Some("auth.jwt.secret[1]"), "{err}");
+    assert!(!err.to_string().contains("tooshort"), "{err}");
+    let err = load_err(&jwt(r#"["${env:JWT_SECRET}", "${env:JWT_SECRET}"]"#));
+    assert_eq!(err.key.as_deref(), Some("auth.jwt.secret[1]"), "{err}");
+    assert!(!err.to_string().contains("0123456789abcdef"), "{err}");
 }
 
 #[test]

@@ -28,8 +28,8 @@ use super::model::{
 use super::raw::{
     RawAlert, RawAlerts, RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt,
     RawLimits, RawLog, RawOnCreate, RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies,
-    RawPolicy, RawRateLimitHeaders, RawRoute, RawRouteAuth, RawServer, RawStore, RawTls,
-    RawUpstream,
+    RawPolicy, RawRateLimitHeaders, RawRoute, RawRouteAuth, RawSecrets, RawServer, RawStore,
+    RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 use crate::observe::LogOutput;
@@ -299,19 +299,18 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
     if url_has_password(&url) {
         ctx.secret_written_as_reference("store.url", &s.url)?;
     }
-    ctx.secret_written_as_reference("store.key_pepper", &s.key_pepper)?;
-    let key_pepper = ctx.parse("store.key_pepper", &s.key_pepper, |p| {
+    let key_peppers = secrets("store.key_pepper", &s.key_pepper, ctx, |p| {
         if p.len() < 32 {
             return Err(
                 "the pepper must be at least 32 characters (e.g. `openssl rand -base64 48`)"
                     .to_owned(),
             );
         }
-        Ok(SecretString::from(p))
+        Ok(())
     })?;
     Ok(StoreConfig {
         url,
-        key_pepper: Some(key_pepper),
+        key_peppers,
         rotation_overlap: s.rotation_overlap.0,
     })
 }
@@ -358,14 +357,14 @@ fn jwt(j: &RawJwt, ctx: &LoadCtx<'_>) -> Result<JwtConfig, ConfigError> {
     } else if let Some(file) = &j.jwks_file {
         JwtKeySource::JwksFile(ctx.path("auth.jwt.jwks_file", file)?)
     } else {
-        let secret = j.secret.as_deref().unwrap_or_default();
-        ctx.secret_written_as_reference("auth.jwt.secret", secret)?;
-        JwtKeySource::Secret(ctx.parse("auth.jwt.secret", secret, |s| {
+        let none = RawSecrets::Many(Vec::new());
+        let secret = j.secret.as_ref().unwrap_or(&none);
+        JwtKeySource::Secret(secrets("auth.jwt.secret", secret, ctx, |s| {
             // RFC 7518 §3.2: an HMAC key at least as long as the hash output.
             if s.len() < 32 {
                 return Err("an HMAC secret must be at least 32 bytes".to_owned());
             }
-            Ok(SecretString::from(s))
+            Ok(())
         })?)
     };
     // HMAC and public-key algorithms never mix: a verifier holding public keys that also
@@ -496,6 +495,51 @@ fn alerts(
             Some(builtin) => *builtin = rule,
             None => out.push(rule),
         }
+    }
+    Ok(out)
+}
+
+/// At most this many secrets in one list: a rotation needs two, and each one may cost a MAC
+/// per verification.
+const MAX_SECRETS: usize = palisade_store::MAX_PEPPERS;
+
+/// A secret or a list of them at `key`, current first: each written as a reference (unless
+/// `allow_literal_secrets`) and accepted by `check`, at least one, at most [`MAX_SECRETS`],
+/// none twice. Errors name `key` or `key[i]` and never quote a value.
+fn secrets(
+    key: &str,
+    raw: &RawSecrets,
+    ctx: &LoadCtx<'_>,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<Vec<SecretString>, ConfigError> {
+    use secrecy::ExposeSecret;
+    let items = raw.items(key);
+    if items.is_empty() {
+        return Err(ctx.error(key, "the list is empty: name at least the current secret"));
+    }
+    if items.len() > MAX_SECRETS {
+        return Err(ctx.error(
+            key,
+            format!("at most {MAX_SECRETS} secrets at once (a rotation needs two: new, old)"),
+        ));
+    }
+    let mut out: Vec<SecretString> = Vec::with_capacity(items.len());
+    for (at, raw) in items {
+        ctx.secret_written_as_reference(&at, raw)?;
+        let value = ctx.parse(&at, raw, |s| check(s).map(|()| SecretString::from(s)))?;
+        let twice = out.iter().position(|seen| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                seen.expose_secret().as_bytes(),
+                value.expose_secret().as_bytes(),
+            ))
+        });
+        if let Some(first) = twice {
+            return Err(ctx.error(
+                &at,
+                format!("the same secret as {key}[{first}]: list each secret once"),
+            ));
+        }
+        out.push(value);
     }
     Ok(out)
 }

@@ -7,9 +7,10 @@
 //!
 //! Stored per key: `id`, `secret_hash` (HMAC-SHA-256, 32 bytes), `name`, `subject`, `roles`
 //! and `scopes` (JSON arrays of strings, as text), `created_at`, `expires_at`, `revoked_at`,
-//! `last_used_at` (unix seconds), `rotated_from` (the id of the key this one replaced), plus
-//! an internal `seq` used only to order keys created in the same second. Never the secret or
-//! the full key.
+//! `last_used_at` (unix seconds), `rotated_from` (the id of the key this one replaced),
+//! `pepper_id` (the fingerprint of the pepper that made `secret_hash`; NULL for keys made
+//! before migration 2), plus an internal `seq` used only to order keys created in the same
+//! second. Never the secret or the full key.
 
 use std::{borrow::Cow, future::Future, sync::Arc};
 
@@ -41,13 +42,16 @@ pub(crate) struct KeyRecord {
     pub(crate) revoked_at: Option<i64>,
     pub(crate) last_used_at: Option<i64>,
     pub(crate) rotated_from: Option<String>,
+    /// Fingerprint of the pepper that made `hash` (16 hex digits); `None` before it was
+    /// recorded.
+    pub(crate) pepper_id: Option<String>,
 }
 
 /// The column list every `SELECT` uses, in the order of [`Row`].
 macro_rules! select_columns {
     () => {
         "SELECT id, secret_hash, name, subject, roles, scopes, created_at, expires_at, \
-         revoked_at, last_used_at, rotated_from FROM api_keys"
+         revoked_at, last_used_at, rotated_from, pepper_id FROM api_keys"
     };
 }
 
@@ -67,6 +71,7 @@ macro_rules! insert_query {
             .bind(r.revoked_at)
             .bind(r.last_used_at)
             .bind(r.rotated_from.as_deref())
+            .bind(r.pepper_id.as_deref())
     }};
 }
 pub(crate) use insert_query;
@@ -74,8 +79,8 @@ pub(crate) use insert_query;
 /// SQL shared by both backends (SQLite accepts `$n` placeholders too).
 pub(crate) mod sql {
     pub(crate) const INSERT: &str = "INSERT INTO api_keys (id, secret_hash, name, subject, roles, \
-        scopes, created_at, expires_at, revoked_at, last_used_at, rotated_from) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        scopes, created_at, expires_at, revoked_at, last_used_at, rotated_from, pepper_id) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     pub(crate) const GET: &str = concat!(select_columns!(), " WHERE id = $1");
     pub(crate) const LIST: &str = concat!(select_columns!(), " ORDER BY created_at DESC, seq DESC");
     pub(crate) const REVOKE: &str =
@@ -87,6 +92,11 @@ pub(crate) mod sql {
     /// Moves `last_used_at` forward only.
     pub(crate) const TOUCH: &str = "UPDATE api_keys SET last_used_at = $2 \
         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+    /// Replaces a key's hash and pepper fingerprint, only if the hash is still `$4` (so two
+    /// instances upgrading at once, or an upgrade racing anything else, write at most once).
+    /// Revocation and expiry are untouched.
+    pub(crate) const REHASH: &str = "UPDATE api_keys SET secret_hash = $2, pepper_id = $3 \
+        WHERE id = $1 AND secret_hash = $4";
 }
 
 /// A row as read: the column types both drivers decode.
@@ -101,6 +111,7 @@ pub(crate) type Row = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -118,9 +129,17 @@ impl KeyRecord {
             revoked_at,
             last_used_at,
             rotated_from,
+            pepper_id,
         ) = row;
         let corrupt = |what: &'static str| StoreError::Corrupt { what };
+        if pepper_id
+            .as_deref()
+            .is_some_and(|fp| fp.len() != 16 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(corrupt("pepper_id"));
+        }
         Ok(KeyRecord {
+            pepper_id,
             hash: KeyHash::from_slice(&hash).ok_or_else(|| corrupt("secret_hash length"))?,
             roles: serde_json::from_str(&roles).map_err(|_| corrupt("roles"))?,
             scopes: serde_json::from_str(&scopes).map_err(|_| corrupt("scopes"))?,
@@ -166,6 +185,15 @@ pub(crate) trait KeyStore {
         old_id: &str,
         old_expires_at: i64,
         new: &KeyRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces the hash of key `id` by `new` (made with the pepper `pepper_id`) if it is
+    /// still `old`; false if it was not (changed meanwhile, or no such key).
+    fn rehash(
+        &self,
+        id: &str,
+        old: &KeyHash,
+        new: &KeyHash,
+        pepper_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Writes a batch of last-used times in one transaction.
     fn touch(
@@ -239,6 +267,15 @@ impl KeyStore for Backend {
     ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.rotate(old_id, old_expires_at, new).await)
     }
+    async fn rehash(
+        &self,
+        id: &str,
+        old: &KeyHash,
+        new: &KeyHash,
+        pepper_id: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.rehash(id, old, new, pepper_id).await)
+    }
     async fn touch(&self, batch: &[(Arc<str>, i64)]) -> Result<(), StoreError> {
         dispatch!(self, s => s.touch(batch).await)
     }
@@ -246,6 +283,18 @@ impl KeyStore for Backend {
         dispatch!(self, s => s.close().await)
     }
 }
+
+/// The `REHASH` query with its parameters bound.
+macro_rules! rehash_query {
+    ($id:expr, $old:expr, $new:expr, $pepper_id:expr) => {
+        sqlx::query($crate::store::sql::REHASH)
+            .bind($id)
+            .bind(&$new.0[..])
+            .bind($pepper_id)
+            .bind(&$old.0[..])
+    };
+}
+pub(crate) use rehash_query;
 
 /// Builds the migrator for one backend from SQL embedded at compile time.
 pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {

@@ -12,19 +12,26 @@ use sqlx::{
     postgres::{PgConnectOptions, PgListener, PgPoolOptions},
 };
 
-use super::{KeyRecord, KeyStore, Row, insert_query, migrator, sql};
-use crate::StoreError;
+use super::{KeyRecord, KeyStore, Row, insert_query, migrator, rehash_query, sql};
+use crate::{StoreError, hashing::KeyHash};
 
 /// The notification channel for key changes; the payload is a key id.
 pub(crate) const CHANNEL: &str = "palisade_keys";
 
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "api_keys",
-    include_str!("../../migrations/postgres/0001_api_keys.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "api_keys",
+        include_str!("../../migrations/postgres/0001_api_keys.sql"),
+    ),
+    (
+        2,
+        "pepper_id",
+        include_str!("../../migrations/postgres/0002_pepper_id.sql"),
+    ),
+];
 
 /// The PostgreSQL implementation of [`KeyStore`].
 pub(crate) struct PgStore {
@@ -143,6 +150,19 @@ impl KeyStore for PgStore {
         Ok(true)
     }
 
+    async fn rehash(
+        &self,
+        id: &str,
+        old: &KeyHash,
+        new: &KeyHash,
+        pepper_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = rehash_query!(id, old, new, pepper_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn touch(&self, batch: &[(Arc<str>, i64)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (id, at) in batch {
@@ -158,5 +178,47 @@ impl KeyStore for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before migration 2 gains `pepper_id` (NULL for its keys).
+    #[tokio::test]
+    async fn migration_2_upgrades_an_existing_database() {
+        let server = palisade_testkit::postgres::PostgresServer::start();
+        let url = server.url();
+        let pool = PgPool::connect(&url).await.unwrap();
+        migrator(&MIGRATIONS[..1]).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO api_keys (id, secret_hash, name, subject, roles, scopes, created_at) \
+             VALUES ('AAAAAAAAAAAA', decode(repeat('00', 32), 'hex'), 'n', 's', '[]', '[]', 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = PgStore::open(&url).await.unwrap();
+        let record = store.get("AAAAAAAAAAAA").await.unwrap().unwrap();
+        assert_eq!(record.pepper_id, None);
+        let (zero, one) = (KeyHash([0; 32]), KeyHash([1; 32]));
+        assert!(
+            store
+                .rehash("AAAAAAAAAAAA", &zero, &one, "0123456789abcdef")
+                .await
+                .unwrap()
+        );
+        let record = store.get("AAAAAAAAAAAA").await.unwrap().unwrap();
+        assert_eq!(record.pepper_id.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(record.hash, one);
+        assert!(
+            !store
+                .rehash("AAAAAAAAAAAA", &zero, &one, "0123456789abcdef")
+                .await
+                .unwrap()
+        );
     }
 }

@@ -14,14 +14,21 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{KeyRecord, KeyStore, Row, insert_query, migrator, sql};
-use crate::StoreError;
+use super::{KeyRecord, KeyStore, Row, insert_query, migrator, rehash_query, sql};
+use crate::{StoreError, hashing::KeyHash};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "api_keys",
-    include_str!("../../migrations/sqlite/0001_api_keys.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "api_keys",
+        include_str!("../../migrations/sqlite/0001_api_keys.sql"),
+    ),
+    (
+        2,
+        "pepper_id",
+        include_str!("../../migrations/sqlite/0002_pepper_id.sql"),
+    ),
+];
 
 /// The SQLite implementation of [`KeyStore`].
 #[derive(Debug)]
@@ -139,6 +146,19 @@ impl KeyStore for SqliteStore {
         Ok(true)
     }
 
+    async fn rehash(
+        &self,
+        id: &str,
+        old: &KeyHash,
+        new: &KeyHash,
+        pepper_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = rehash_query!(id, old, new, pepper_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn touch(&self, batch: &[(Arc<str>, i64)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (id, at) in batch {
@@ -159,7 +179,42 @@ impl KeyStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::is_memory;
+    use super::*;
+
+    /// A database made before migration 2 gains `pepper_id` (NULL for its keys), and
+    /// `rehash` is a compare-and-set on the old hash.
+    #[tokio::test]
+    async fn migration_2_upgrades_an_existing_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        migrator(&MIGRATIONS[..1]).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO api_keys (id, secret_hash, name, subject, roles, scopes, created_at) \
+             VALUES ('AAAAAAAAAAAA', zeroblob(32), 'n', 's', '[]', '[]', 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        let record = store.get("AAAAAAAAAAAA").await.unwrap().unwrap();
+        assert_eq!(record.pepper_id, None);
+        let (zero, one) = (KeyHash([0; 32]), KeyHash([1; 32]));
+        let fp = "0123456789abcdef";
+        assert!(store.rehash("AAAAAAAAAAAA", &zero, &one, fp).await.unwrap());
+        let record = store.get("AAAAAAAAAAAA").await.unwrap().unwrap();
+        assert_eq!(record.pepper_id.as_deref(), Some(fp));
+        assert_eq!(record.hash, one);
+        // The hash changed meanwhile: nothing is written.
+        let two = KeyHash([2; 32]);
+        assert!(!store.rehash("AAAAAAAAAAAA", &zero, &two, fp).await.unwrap());
+        assert_eq!(store.get("AAAAAAAAAAAA").await.unwrap().unwrap().hash, one);
+    }
 
     #[test]
     fn memory_urls() {

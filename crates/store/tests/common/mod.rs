@@ -10,12 +10,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use palisade_store::{KeyRejection, KeyService, KeyState, NewKey, StoreError};
+use palisade_store::{KeyPeppers, KeyRejection, KeyService, KeyState, NewKey, StoreError};
 use palisade_testkit::postgres::PostgresServer;
 use secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
 
 pub const PEPPER: &str = "test-pepper-0123456789-abcdefghij";
+
+/// The pepper list `[list…]`, current first.
+pub fn peppers(list: &[&str]) -> KeyPeppers {
+    let list: Vec<SecretString> = list.iter().map(|p| SecretString::from(*p)).collect();
+    KeyPeppers::new(&list).expect("valid peppers")
+}
+
+/// The fingerprint of one pepper, as `KeyInfo::pepper` shows it.
+pub fn fingerprint(pepper: &str) -> String {
+    peppers(&[pepper]).fingerprints().next().unwrap().to_owned()
+}
 
 /// A fresh store for one test.
 pub enum TestStore {
@@ -45,13 +56,14 @@ impl TestStore {
     }
 
     pub async fn open(&self) -> KeyService {
-        KeyService::open(
-            &self.url(),
-            SecretString::from(PEPPER),
-            Duration::from_secs(24 * 3600),
-        )
-        .await
-        .expect("open key store")
+        self.open_with(&[PEPPER]).await
+    }
+
+    /// The store with these peppers, current first.
+    pub async fn open_with(&self, list: &[&str]) -> KeyService {
+        KeyService::open(&self.url(), peppers(list), Duration::from_secs(24 * 3600))
+            .await
+            .expect("open key store")
     }
 
     /// Makes the store unreachable for `svc`: SQLite — its pool is closed (a file cannot be
@@ -441,6 +453,7 @@ pub async fn list_shows_no_secrets(store: &TestStore) {
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     let first = &value[2];
     assert_eq!(first["state"], "active");
+    assert_eq!(first["pepper"], "current");
     assert_eq!(value[1]["state"], "revoked");
     assert_eq!(value[0]["state"], "expired");
     let mut fields: Vec<&str> = first
@@ -458,6 +471,7 @@ pub async fn list_shows_no_secrets(store: &TestStore) {
             "id",
             "last_used_at",
             "name",
+            "pepper",
             "revoked_at",
             "roles",
             "scopes",
@@ -596,13 +610,126 @@ pub async fn cross_instance_revocation(store: &TestStore, bound: Duration) {
     );
 }
 
+/// Waits until key `id` is listed with `pepper` (the upgrade runs in the background).
+pub async fn wait_for_pepper(svc: &KeyService, id: &str, pepper: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = svc.get(id).await.unwrap().unwrap().pepper;
+        if now == pepper {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "key {id}: pepper {now}, expected {pepper}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Pepper rotation: a key hashed under pepper A still verifies under `[B, A]`, is then
+/// re-hashed under B by its use, and so verifies under `[B]` alone; A alone or an unknown
+/// pepper verify nothing; revocation works throughout; a running service takes a new list.
+pub async fn pepper_rotation(store: &TestStore) {
+    const A: &str = "rotation-pepper-A-0123456789abcdef";
+    const B: &str = "rotation-pepper-B-0123456789abcdef";
+    const C: &str = "rotation-pepper-C-0123456789abcdef";
+    let (fa, fb) = (fingerprint(A), fingerprint(B));
+    let before = store.open_with(&[A]).await;
+    let old = before.create(new_key("old")).await.unwrap();
+    let old_key = old.key.expose_secret();
+    let doomed = before.create(new_key("doomed")).await.unwrap();
+    assert_eq!(old.info.pepper, "current");
+    assert!(before.verify(old_key).await.is_ok());
+
+    let during = store.open_with(&[B, A]).await;
+    let listed = during.get(&old.info.id).await.unwrap().unwrap();
+    assert_eq!(listed.pepper, format!("old:{fa}"));
+    // A revoked key made with A is refused as revoked, and not re-hashed.
+    assert!(during.revoke(&doomed.info.id).await.unwrap());
+    assert_eq!(
+        during.verify(doomed.key.expose_secret()).await.unwrap_err(),
+        KeyRejection::Revoked
+    );
+    // The old key verifies under the old pepper, and its use moves it to the current one.
+    let verified = during.verify(old_key).await.unwrap();
+    assert_eq!(&*verified.id, old.info.id);
+    wait_for_pepper(&during, &old.info.id, "current").await;
+    assert!(during.verify(old_key).await.is_ok(), "after the upgrade");
+    let new = during.create(new_key("new")).await.unwrap();
+    assert_eq!(new.info.pepper, "current");
+    assert_eq!(
+        during.get(&doomed.info.id).await.unwrap().unwrap().pepper,
+        format!("old:{fa}")
+    );
+
+    // Old pepper dropped: both keys still verify; a wrong secret does not.
+    let after = store.open_with(&[B]).await;
+    assert!(after.verify(old_key).await.is_ok());
+    assert!(after.verify(new.key.expose_secret()).await.is_ok());
+    let mut forged = old_key.to_owned();
+    forged.replace_range(forged.len() - 3.., "AAA");
+    if forged != old_key {
+        assert_eq!(
+            after.verify(&forged).await.unwrap_err(),
+            KeyRejection::WrongSecret
+        );
+    }
+    assert_eq!(
+        after.get(&doomed.info.id).await.unwrap().unwrap().pepper,
+        format!("unknown:{fa}")
+    );
+    // The keys are now B's: A alone, or a pepper never used, verifies neither.
+    for list in [&[A][..], &[C]] {
+        let other = store.open_with(list).await;
+        for key in [old_key, new.key.expose_secret()] {
+            assert_eq!(
+                other.verify(key).await.unwrap_err(),
+                KeyRejection::WrongSecret
+            );
+        }
+    }
+    assert_eq!(
+        after.get(&new.info.id).await.unwrap().unwrap().pepper,
+        "current"
+    );
+
+    // A running service takes a new list (reload) and drops what it had cached.
+    let running = store.open_with(&[A]).await;
+    let fresh = running.create(new_key("fresh")).await.unwrap();
+    assert!(running.verify(fresh.key.expose_secret()).await.is_ok());
+    running.set_peppers(peppers(&[B, A]));
+    assert!(running.verify(fresh.key.expose_secret()).await.is_ok());
+    wait_for_pepper(&running, &fresh.info.id, "current").await;
+    running.set_peppers(peppers(&[B]));
+    assert!(running.verify(fresh.key.expose_secret()).await.is_ok());
+    assert_eq!(
+        running.get(&fresh.info.id).await.unwrap().unwrap().pepper,
+        "current"
+    );
+    running.set_peppers(peppers(&[A]));
+    assert_eq!(
+        running.verify(fresh.key.expose_secret()).await.unwrap_err(),
+        KeyRejection::WrongSecret,
+        "a cached record must not outlive its pepper"
+    );
+    // Revocation still works on an upgraded key.
+    running.set_peppers(peppers(&[B]));
+    assert!(running.revoke(&old.info.id).await.unwrap());
+    assert_eq!(
+        running.verify(old_key).await.unwrap_err(),
+        KeyRejection::Revoked
+    );
+    assert!(!fb.is_empty());
+}
+
 /// Declares one `#[tokio::test]` per shared case for a backend.
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
         $crate::store_suite!(@case $make;
             create_and_verify, wrong_secret, malformed, unknown_id, expired, revoke, rotate,
-            list_shows_no_secrets, last_used_is_batched, secret_never_at_rest, store_down);
+            list_shows_no_secrets, last_used_is_batched, secret_never_at_rest, store_down,
+            pepper_rotation);
     };
     (@case $make:expr; $($case:ident),*) => {
         $(
