@@ -24,6 +24,7 @@ use palisade_store::{IssuedKey, KeyService, NewKey};
 use crate::config::HumanDuration;
 use crate::ctx::RequestId;
 use crate::errors::problem_response;
+use crate::observe::security::{Scope, security_event};
 use crate::server::Shared;
 
 /// Serves the admin API until `stopped` turns true.
@@ -189,7 +190,7 @@ async fn create_key(
         expires_in,
     };
     match keys.create(new).await {
-        Ok(issued) => issued_response(&issued, "key_created"),
+        Ok(issued) => issued_response(&issued, "created", None),
         Err(palisade_store::StoreError::Invalid(why)) => bad_request(why),
         Err(error) => store_failed(&error),
     }
@@ -206,7 +207,12 @@ async fn revoke_key(
     };
     match keys.revoke(&id).await {
         Ok(true) => {
-            tracing::info!(event = "key_revoked", key_id = %id);
+            security_event!(
+                info,
+                Scope::outside().key_id(Some(&id)),
+                "key_revoked",
+                "admin_api"
+            );
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => problem(
@@ -247,7 +253,7 @@ async fn rotate_key(
         Err(message) => return bad_request(&format!("overlap: {message}")),
     };
     match keys.rotate(&id, overlap).await {
-        Ok(issued) => issued_response(&issued, "key_rotated"),
+        Ok(issued) => issued_response(&issued, "rotated", Some(id.as_str())),
         Err(palisade_store::StoreError::NotFound(_) | palisade_store::StoreError::Revoked(_)) => {
             problem(
                 StatusCode::NOT_FOUND,
@@ -261,8 +267,18 @@ async fn rotate_key(
 }
 
 /// The one response that carries a full key: shown once, never stored or logged.
-fn issued_response(issued: &IssuedKey, event: &'static str) -> Response {
-    tracing::info!(event, key_id = %issued.info.id, subject = %issued.info.subject);
+/// The 201 with a new key (shown once), and its `key_created` event (`reason` `created`
+/// or `rotated`, with the key it `replaces`).
+fn issued_response(issued: &IssuedKey, reason: &'static str, replaces: Option<&str>) -> Response {
+    security_event!(
+        info,
+        Scope::outside()
+            .key_id(Some(&issued.info.id))
+            .subject(Some(&issued.info.subject)),
+        "key_created",
+        reason,
+        replaces,
+    );
     let mut response = json(
         StatusCode::CREATED,
         serde_json::json!({ "key": issued.key.expose_secret(), "info": issued.info }),

@@ -81,6 +81,10 @@ pub struct RequestCtx {
     pub route: Option<Arc<str>>,
     /// Name of the upstream the request was forwarded to.
     pub upstream: Option<Arc<str>>,
+    /// The authenticated subject, once authentication has passed.
+    pub subject: Option<Arc<str>>,
+    /// The public id of the API key that authenticated the request.
+    pub key_id: Option<Arc<str>>,
     /// The tightest rate-limit policy's state, when `RateLimit` headers go on every response.
     pub rate_limit: Option<crate::ratelimit::RateLimitState>,
     /// The `on_store_error` mode that decided this request's rate limits, when the shared
@@ -102,6 +106,8 @@ impl RequestCtx {
             query: None,
             route: None,
             upstream: None,
+            subject: None,
+            key_id: None,
             rate_limit: None,
             rate_limit_fallback: None,
             login_attempt: None,

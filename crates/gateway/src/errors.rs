@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::body::{self, Body};
 use crate::ctx::RequestCtx;
+use crate::observe::security::{Scope, security_event};
 use crate::path::PathRejection;
 
 /// Why a request was not (or not successfully) served. The only error type of the pipeline.
@@ -344,28 +345,26 @@ fn problem_with_errors(
 }
 
 fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
-    let id = ctx.id.as_str();
-    // The route lets metrics and alert rules tell upstream errors of one route apart.
-    let route = ctx.route.as_deref().unwrap_or("-");
+    let scope = || Scope::of(ctx);
     match rejection {
         Rejection::UpstreamUnavailable { upstream, cause } => {
-            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "unavailable", cause = %cause);
+            security_event!(warn, scope(), "upstream_error", "unavailable", upstream = %upstream, cause = %cause);
         }
         Rejection::UpstreamTimeout { upstream } => {
-            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "timeout");
+            security_event!(warn, scope(), "upstream_error", "timeout", upstream = %upstream);
         }
         Rejection::UpstreamFailed {
             upstream,
             status,
             excerpt,
         } => {
-            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "status", status = status.as_u16(), body_excerpt = %excerpt);
+            security_event!(warn, scope(), "upstream_error", "status", upstream = %upstream, status = status.as_u16(), body_excerpt = %excerpt);
         }
         Rejection::UncheckableResponse { upstream, why } => {
-            tracing::warn!(event = "upstream_error", request_id = id, route, upstream = %upstream, reason = "uncheckable", why);
+            security_event!(warn, scope(), "upstream_error", "uncheckable", upstream = %upstream, why);
         }
         Rejection::Internal { cause } => {
-            tracing::error!(event = "internal_error", request_id = id, cause = %cause);
+            tracing::error!(event = "internal_error", request_id = ctx.id.as_str(), cause = %cause);
         }
         // Client errors are recorded by the access log line; no separate event yet
         // (security events arrive with the logging issue).

@@ -210,7 +210,11 @@ async fn phases(
         .authenticate(ctx, route_config, &head.headers)
         .await
     {
-        Ok(principal) => principal,
+        Ok(principal) => {
+            // Every later line about this request names who made it.
+            (ctx.subject, ctx.key_id) = principal.identity();
+            principal
+        }
         Err(rejection) => {
             if matches!(rejection, Rejection::Unauthorized { guess: true, .. }) {
                 gw.limiter.record_failure(ctx, route).await;

@@ -43,6 +43,7 @@ use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
 use crate::errors::problem_response;
 use crate::headers;
+use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};
 use crate::pipeline::{self, Gateway};
 
@@ -126,12 +127,12 @@ impl Shared {
                 crate::observe::alerts::install(&gateway.config.alerts);
                 self.gateway.store(Arc::new(gateway));
                 self.metrics.record_reload(true);
-                tracing::info!(event = "config_reloaded", file = %self.config_path.display());
+                security_event!(info, Scope::outside(), "config_reloaded", "applied", file = %self.config_path.display());
                 Ok(())
             }
             Err(error) => {
                 self.metrics.record_reload(false);
-                tracing::error!(event = "config_reload_failed", error = %error, "the running config stays in force");
+                security_event!(error, Scope::outside(), "config_reload_failed", "invalid", error = %error, message = "the running config stays in force");
                 Err(error)
             }
         }

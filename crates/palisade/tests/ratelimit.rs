@@ -342,7 +342,7 @@ async fn a_password_sprayed_from_many_addresses_locks_the_account() {
     // Every security event is counted from the log, by event, reason and route.
     assert!(
         metrics.contains(
-            r#"palisade_security_events_total{event="rate_limited",reason="-",route="login"} 3"#
+            r#"palisade_security_events_total{event="rate_limited",reason="lockout",route="login"} 3"#
         ),
         "{metrics}"
     );

@@ -28,6 +28,7 @@ use palisade_store::{KeyRejection, KeyService};
 use crate::config::{RouteAuth, RouteConfig};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use crate::observe::security::{Scope, security_event};
 use jwt::{JwtRejection, JwtVerifier};
 
 /// The header API keys may arrive in besides `Authorization`.
@@ -97,6 +98,11 @@ impl Principal {
     /// The public id of the API key used, never the key itself.
     pub fn key_id(&self) -> Option<&str> {
         self.key_id.as_deref()
+    }
+
+    /// Subject and key id, shared, for the request context (and so every later log line).
+    pub fn identity(&self) -> (Option<Arc<str>>, Option<Arc<str>>) {
+        (self.subject.clone(), self.key_id.clone())
     }
 
     /// The token's `jti`, when it has one.
@@ -189,7 +195,12 @@ impl Authenticator {
                         claims: None,
                     }),
                     Err(KeyRejection::StoreUnavailable) => {
-                        tracing::warn!(event = "auth_failed", request_id = ctx.id.as_str(), client_ip = %ctx.client_ip, route = ctx.route.as_deref().unwrap_or("-"), reason = "key_store_unavailable", key_id = key_id_of(key));
+                        security_event!(
+                            warn,
+                            Scope::of(ctx).key_id(key_id_of(key)),
+                            "auth_failed",
+                            "key_store_unavailable"
+                        );
                         Err(Rejection::AuthUnavailable)
                     }
                     Err(rejection) => Err(self.fail(
@@ -225,7 +236,12 @@ impl Authenticator {
                         claims: Some(Arc::new(verified.claims)),
                     }),
                     Err(JwtRejection::KeysUnavailable) => {
-                        tracing::warn!(event = "auth_failed", request_id = ctx.id.as_str(), client_ip = %ctx.client_ip, route = ctx.route.as_deref().unwrap_or("-"), reason = "jwt_keys_unavailable");
+                        security_event!(
+                            warn,
+                            Scope::of(ctx),
+                            "auth_failed",
+                            "jwt_keys_unavailable"
+                        );
                         Err(Rejection::AuthUnavailable)
                     }
                     Err(rejection) => Err(self.fail(
@@ -252,13 +268,11 @@ impl Authenticator {
         token: Option<&str>,
     ) -> Rejection {
         let hints = token.map(jwt::unverified_hints).unwrap_or_default();
-        tracing::info!(
-            event = "auth_failed",
-            request_id = ctx.id.as_str(),
-            client_ip = %ctx.client_ip,
-            route = ctx.route.as_deref().unwrap_or("-"),
+        security_event!(
+            info,
+            Scope::of(ctx).key_id(key_id),
+            "auth_failed",
             reason,
-            key_id,
             kid = hints.kid.as_deref(),
             iss = hints.iss.as_deref(),
         );

@@ -26,6 +26,7 @@ use crate::body::{self, Body};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use crate::observe::security::{Scope, security_event};
 use crate::proxy::Upstream;
 
 /// Whether a request with `method` on `route` writes to an object that must be owned, and
@@ -96,11 +97,11 @@ pub async fn request_body(
         Rejection::BadRequest("the request body is not valid JSON, or repeats a member")
     })?;
     if let Some(pointer) = route.request_deny.iter().find(|p| any_matching(&doc, p)) {
-        tracing::info!(
-            event = "invalid_request",
-            request_id = ctx.id.as_str(),
-            route = %route.name,
-            reason = "denied_field",
+        security_event!(
+            info,
+            Scope::of(ctx),
+            "invalid_request",
+            "denied_field",
             field = %pointer,
         );
         return Err(Rejection::ForbiddenField);

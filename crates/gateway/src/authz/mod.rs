@@ -19,6 +19,7 @@ use crate::authn::Principal;
 use crate::config::{CollectionMode, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use crate::observe::security::{Scope, security_event};
 
 /// Proof that a principal may call a route. Consumed by `proxy::Upstream::forward`.
 #[derive(Debug)]
@@ -101,11 +102,11 @@ impl Authorizer {
             .iter()
             .find(|r| rule.bypass_roles.contains(r))
         {
-            tracing::info!(
-                event = "owner_bypass",
-                request_id = ctx.id.as_str(),
-                route = %route.name,
-                subject = principal.subject().unwrap_or("-"),
+            security_event!(
+                info,
+                Scope::of(ctx).subject(principal.subject()).key_id(principal.key_id()),
+                "owner_bypass",
+                "bypass_role",
                 role = %role,
             );
             return Ok(Permit {
@@ -179,15 +180,14 @@ pub fn owner_violation(
     reason: &'static str,
     mode: OwnerMode,
 ) {
-    tracing::warn!(
-        event = "owner_violation",
-        request_id = ctx.id.as_str(),
-        client_ip = %ctx.client_ip,
-        route = ctx.route.as_deref().unwrap_or("-"),
-        path = ctx.path.as_ref().map(|p| p.as_str()).unwrap_or("-"),
-        subject = principal.subject().unwrap_or("-"),
-        key_id = principal.key_id(),
+    security_event!(
+        warn,
+        Scope::of(ctx)
+            .subject(principal.subject())
+            .key_id(principal.key_id()),
+        "owner_violation",
         reason,
+        path = ctx.path.as_ref().map(|p| p.as_str()).unwrap_or("-"),
         mode = match mode {
             OwnerMode::Enforce => "enforce",
             OwnerMode::Report => "report",
@@ -196,13 +196,12 @@ pub fn owner_violation(
 }
 
 fn forbidden(ctx: &RequestCtx, principal: &Principal, reason: &'static str) -> Rejection {
-    tracing::info!(
-        event = "forbidden",
-        request_id = ctx.id.as_str(),
-        client_ip = %ctx.client_ip,
-        route = ctx.route.as_deref().unwrap_or("-"),
-        subject = principal.subject().unwrap_or("-"),
-        key_id = principal.key_id(),
+    security_event!(
+        info,
+        Scope::of(ctx)
+            .subject(principal.subject())
+            .key_id(principal.key_id()),
+        "forbidden",
         reason,
     );
     Rejection::Forbidden

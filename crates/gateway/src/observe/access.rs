@@ -62,6 +62,8 @@ impl Observed {
             client_ip = %ctx.client_ip,
             method = ctx.method.as_str(),
             route = ctx.route.as_deref().unwrap_or("-"),
+            subject = ctx.subject.as_deref().unwrap_or("-"),
+            key_id = ctx.key_id.as_deref().unwrap_or("-"),
             path = %path,
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,

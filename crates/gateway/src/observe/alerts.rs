@@ -27,6 +27,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::AlertRule;
+use crate::observe::security::{Scope, security_event};
 
 /// The built-in rules: (name, event, threshold, window). Cooldown [`BUILTIN_COOLDOWN`].
 /// Sized for a busy API: bursts a single confused client produces stay under them.
@@ -254,12 +255,14 @@ pub(crate) fn observe(event: &str, reason: Option<&str>, route: Option<&str>) {
 /// Logs, counts and enqueues one firing.
 fn announce(engine: &Engine, fired: &Fired) {
     let rule = &fired.rule;
-    tracing::warn!(
-        event = "alert",
+    security_event!(
+        warn,
+        Scope::outside().route(rule.route.as_deref()),
+        "alert",
+        "threshold_crossed",
         alert = rule.name.as_str(),
         trigger_event = rule.event.as_str(),
-        route = rule.route.as_deref(),
-        reason = rule.reason.as_deref(),
+        trigger_reason = rule.reason.as_deref().unwrap_or("-"),
         count = fired.count,
         threshold = rule.threshold,
         window_seconds = rule.window.as_secs(),

@@ -1,5 +1,10 @@
-//! Counters for security events, taken from the log events themselves; the same events
-//! feed the alert rules (`alerts`).
+//! Security events: the one schema they share ([`security_event!`]), and the counters taken
+//! from the log events themselves; the same events feed the alert rules (`alerts`).
+//!
+//! Every security event carries `event`, `request_id`, `client_ip`, `route`, `subject`,
+//! `key_id` and `reason` (`-` where it does not apply, such as the request fields of a
+//! config reload), then fields of its own. The macro is the only way events are written,
+//! so a site cannot leave one out.
 //!
 //! Why a tracing layer: every security event is already logged at one place with its
 //! `event`, `reason` and `route` fields; counting what is logged means a new event site
@@ -7,6 +12,8 @@
 //! events whatever the log filter lets through, so `PALISADE_LOG=error` does not blind
 //! the metrics.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,7 +23,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 /// The events counted: the security events of the checklist (others are operational).
-pub const SECURITY_EVENTS: [&str; 11] = [
+pub const SECURITY_EVENTS: [&str; 12] = [
     "auth_failed",
     "forbidden",
     "owner_violation",
@@ -27,8 +34,100 @@ pub const SECURITY_EVENTS: [&str; 11] = [
     "upstream_error",
     "config_reloaded",
     "config_reload_failed",
+    "key_created",
     "key_revoked",
 ];
+
+/// The fields every security event carries: who, from where, on which route.
+pub struct Scope<'a> {
+    pub request_id: &'a str,
+    pub client_ip: ClientIp,
+    pub route: &'a str,
+    pub subject: &'a str,
+    pub key_id: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    /// An event about a request: its id, client, route and (once authenticated) principal.
+    pub fn of(ctx: &'a crate::ctx::RequestCtx) -> Self {
+        Scope {
+            request_id: ctx.id.as_str(),
+            client_ip: ClientIp(Some(ctx.client_ip)),
+            route: ctx.route.as_deref().unwrap_or("-"),
+            subject: ctx.subject.as_deref().unwrap_or("-"),
+            key_id: ctx.key_id.as_deref().unwrap_or("-"),
+        }
+    }
+
+    /// An event outside any proxied request (a reload, an admin call, an alert).
+    pub fn outside() -> Self {
+        Scope {
+            request_id: "-",
+            client_ip: ClientIp(None),
+            route: "-",
+            subject: "-",
+            key_id: "-",
+        }
+    }
+
+    /// The key id the event is about (a presented but unverified one, for `auth_failed`).
+    pub fn key_id(mut self, key_id: Option<&'a str>) -> Self {
+        if let Some(key_id) = key_id {
+            self.key_id = key_id;
+        }
+        self
+    }
+
+    pub fn route(mut self, route: Option<&'a str>) -> Self {
+        if let Some(route) = route {
+            self.route = route;
+        }
+        self
+    }
+
+    pub fn subject(mut self, subject: Option<&'a str>) -> Self {
+        if let Some(subject) = subject {
+            self.subject = subject;
+        }
+        self
+    }
+
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = ClientIp(Some(ip));
+        self
+    }
+}
+
+/// A client address, or `-` when there is none.
+pub struct ClientIp(Option<IpAddr>);
+
+impl fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// Logs a security event in the shared schema:
+/// `security_event!(level, scope, "event", reason, own_field = value, …)`.
+macro_rules! security_event {
+    ($level:ident, $scope:expr, $event:literal, $reason:expr $(, $($field:tt)*)?) => {{
+        let scope: $crate::observe::security::Scope<'_> = $scope;
+        ::tracing::$level!(
+            event = $event,
+            request_id = scope.request_id,
+            client_ip = %scope.client_ip,
+            route = scope.route,
+            subject = scope.subject,
+            key_id = scope.key_id,
+            reason = $reason,
+            $($($field)*)?
+        )
+    }};
+}
+pub(crate) use security_event;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SecurityLabels {
@@ -86,7 +185,7 @@ impl Visit for Fields {
         *slot = Some(value.chars().take(64).collect());
     }
 
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if matches!(field.name(), "event" | "reason" | "route") {
             self.record_str(field, format!("{value:?}").trim_matches('"'));
         }

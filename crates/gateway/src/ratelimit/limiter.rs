@@ -29,6 +29,7 @@ use crate::config::{Config, PerKey, Policy, RouteAuth};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
 use crate::observe::Metrics;
+use crate::observe::security::{Scope, security_event};
 
 /// The state of one policy for one request, for the `RateLimit` headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,22 +390,23 @@ impl RateLimiter {
                 Decision::Allow { .. } => None,
             });
         if let Some((source, retry_after, reset)) = refused {
-            let (name, per, limit, window) = match source {
+            let (name, per, limit, window, reason) = match source {
                 Source::Policy(p) => (
                     &p.name,
                     p.policy.per.kind(),
                     p.policy.limit,
                     p.policy.window,
+                    "limit",
                 ),
                 Source::Lockout(lockout, per) => {
-                    (&lockout.name, per, lockout.limit, lockout.window)
+                    (&lockout.name, per, lockout.limit, lockout.window, "lockout")
                 }
             };
-            tracing::info!(
-                event = "rate_limited",
-                request_id = ctx.id.as_str(),
-                client_ip = %ctx.client_ip,
-                route = ctx.route.as_deref().unwrap_or("-"),
+            security_event!(
+                info,
+                Scope::of(ctx),
+                "rate_limited",
+                reason,
                 policy = %name,
                 per,
                 retry_after_ms = retry_after.as_millis() as u64,

@@ -32,6 +32,7 @@ use crate::body::{self, Body};
 use crate::config::{Config, ConfigError, ResponseMode, RouteValidation};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
+use crate::observe::security::{Scope, security_event};
 use schema::{Dialect, FieldError, Schema};
 
 pub use openapi::{ParamLocation, Parameter};
@@ -619,11 +620,10 @@ fn event(ctx: &RequestCtx, reason: &'static str, errors: &[FieldError]) {
     let pointers: Vec<String> = (errors.iter())
         .map(|e| format!("{}:{}", e.location, e.pointer))
         .collect();
-    tracing::info!(
-        event = "invalid_request",
-        request_id = ctx.id.as_str(),
-        client_ip = %ctx.client_ip,
-        route = ctx.route.as_deref().unwrap_or("-"),
+    security_event!(
+        info,
+        Scope::of(ctx),
+        "invalid_request",
         reason,
         errors = errors.len(),
         pointers = pointers.join(" "),
@@ -762,13 +762,13 @@ fn response_event(
     errors: &[FieldError],
 ) {
     let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
-    tracing::warn!(
-        event = "invalid_response",
-        request_id = ctx.id.as_str(),
-        route = ctx.route.as_deref().unwrap_or("-"),
+    security_event!(
+        warn,
+        Scope::of(ctx),
+        "invalid_response",
+        reason,
         upstream,
         status = status.as_u16(),
-        reason,
         errors = errors.len(),
         pointers = pointers.join(" "),
     );
