@@ -164,6 +164,8 @@ pub(crate) struct LoadCtx<'a> {
     pub env: &'a dyn Fn(&str) -> Result<String, VarError>,
     /// `allow_literal_secrets = true`: secrets may be written in the file (development).
     pub allow_literal_secrets: bool,
+    /// The keys of secrets accepted although written literally (`palisade check` fails them).
+    pub literal_secrets: std::cell::RefCell<Vec<String>>,
 }
 
 impl LoadCtx<'_> {
@@ -175,7 +177,11 @@ impl LoadCtx<'_> {
         key: &str,
         raw: &str,
     ) -> Result<(), ConfigError> {
-        if self.allow_literal_secrets || refs::has_reference(raw) {
+        if refs::has_reference(raw) {
+            return Ok(());
+        }
+        if self.allow_literal_secrets {
+            self.literal_secrets.borrow_mut().push(key.to_owned());
             return Ok(());
         }
         Err(self.error(

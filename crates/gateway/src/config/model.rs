@@ -26,6 +26,8 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    /// Keys of secrets written literally, accepted only under `allow_literal_secrets`.
+    pub literal_secrets: Vec<String>,
     /// Where log lines go (taken at start only).
     pub log: crate::observe::LogOutput,
     /// The effective alert rules: the built-ins (unless turned off) and `[[alert]]`s.

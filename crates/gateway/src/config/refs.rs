@@ -250,6 +250,7 @@ mod tests {
             keys: &keys,
             env: &env,
             allow_literal_secrets: false,
+            literal_secrets: Default::default(),
         };
         let err = super::resolve("${env:NOPE}", "server.admin_token", &ctx).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("server.admin_token"));

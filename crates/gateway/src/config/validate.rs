@@ -47,6 +47,7 @@ pub(super) fn validate(
         keys: &keys,
         env,
         allow_literal_secrets: raw.allow_literal_secrets,
+        literal_secrets: Default::default(),
     };
 
     let server = server(&raw.server, &ctx)?;
@@ -149,6 +150,7 @@ pub(super) fn validate(
         rate_limit,
         log,
         alerts,
+        literal_secrets: ctx.literal_secrets.take(),
         keys,
         env_file: None,
     })
