@@ -125,6 +125,8 @@ impl Shared {
             Ok(gateway) => {
                 warn_about_listener_changes(&gateway.config, self.bound);
                 crate::observe::alerts::install(&gateway.config.alerts);
+                #[cfg(feature = "otel")]
+                crate::observe::otel::install(gateway.config.telemetry.as_ref());
                 self.gateway.store(Arc::new(gateway));
                 self.metrics.record_reload(true);
                 security_event!(info, Scope::outside(), "config_reloaded", "applied", file = %self.config_path.display());
@@ -281,6 +283,8 @@ impl Server {
         let rate_store = rate_stores.for_config(&config, &metrics)?;
         let gateway = Gateway::build(config, metrics.clone(), keys, rate_store)?;
         crate::observe::alerts::install(&gateway.config.alerts);
+        #[cfg(feature = "otel")]
+        crate::observe::otel::install(gateway.config.telemetry.as_ref());
 
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -424,6 +428,9 @@ impl ServerHandle {
         {
             self.tasks.abort_all();
         }
+        // The spans of the requests just drained; bounded, as the collector may be down.
+        #[cfg(feature = "otel")]
+        crate::observe::otel::flush(Duration::from_secs(5)).await;
         tracing::info!(event = "stopped");
     }
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub log: crate::observe::LogOutput,
     /// The effective alert rules: the built-ins (unless turned off) and `[[alert]]`s.
     pub alerts: Vec<AlertRule>,
+    /// `[telemetry]`, when `otlp_endpoint` is set (only possible with the `otel` feature).
+    pub telemetry: Option<TelemetryConfig>,
     /// Maps key paths such as `route[2].path` to lines, so that errors found after
     /// validation (for example a route conflict found while building the router) still
     /// name the file, the line and the key.
@@ -453,6 +455,36 @@ pub enum RouteAuth {
     Jwt,
     /// An API key only.
     ApiKey,
+}
+
+/// Where and how request spans are exported (`[telemetry]`).
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// The full URL spans are POSTed to (ends in `/v1/traces`); secret, as it may carry
+    /// credentials.
+    pub traces_url: SecretString,
+    /// Headers sent with every export; values are secrets.
+    pub headers: Vec<(http::HeaderName, SecretString)>,
+    pub service_name: String,
+    /// 0.0 to 1.0.
+    pub sample_ratio: f64,
+}
+
+impl TelemetryConfig {
+    /// Two configs that export to the same place the same way (a reload that keeps them
+    /// keeps the running exporter and its queue).
+    pub fn same_as(&self, other: &TelemetryConfig) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.traces_url.expose_secret() == other.traces_url.expose_secret()
+            && self.service_name == other.service_name
+            && self.sample_ratio == other.sample_ratio
+            && self.headers.len() == other.headers.len()
+            && self
+                .headers
+                .iter()
+                .zip(&other.headers)
+                .all(|((a, x), (b, y))| a == b && x.expose_secret() == y.expose_secret())
+    }
 }
 
 /// One alert rule, built-in or from `[[alert]]`.

@@ -56,8 +56,12 @@ pub(crate) struct RawConfig {
     /// logs an `alert` event and is POSTed to the webhook.
     #[serde(default, rename = "alert")]
     pub alert_rules: Vec<RawAlert>,
+    /// OpenTelemetry traces: one span per request, sent over OTLP/HTTP. Needs a palisade
+    /// built with the `otel` feature.
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
     /// Accept secrets (admin token, key pepper, JWT secret, passwords in store URLs, alert
-    /// webhooks) written literally in this file. For development only: by default each must be a
+    /// webhooks, OTLP credentials) written literally in this file. For development only: by default each must be a
     /// reference (`${env:NAME}`, `${file:PATH}`).
     #[serde(default)]
     pub allow_literal_secrets: bool,
@@ -719,4 +723,35 @@ pub(crate) struct RawAlert {
     pub cooldown: Option<HumanDuration>,
     /// This rule's webhook instead of `[alerts] webhook`; a secret reference like it.
     pub webhook: Option<String>,
+}
+
+/// OpenTelemetry traces, exported in the background over OTLP/HTTP (JSON encoding).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Telemetry")]
+pub(crate) struct RawTelemetry {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`; spans are POSTed
+    /// to its `/v1/traces` (a URL already ending in `/v1/traces` is used as it is). https,
+    /// or http only to a loopback host. A secret reference if it carries credentials
+    /// (`user:password@`). Absent: no traces. Setting it in a palisade built without the
+    /// `otel` feature fails the load.
+    pub otlp_endpoint: Option<String>,
+    /// Headers sent with every export (e.g. `authorization`); each value is a secret, so a
+    /// reference like `${env:OTLP_TOKEN}`.
+    pub otlp_headers: std::collections::BTreeMap<String, String>,
+    /// The `service.name` resource attribute of every span.
+    pub service_name: String,
+    /// Share of requests traced, 0.0 to 1.0 (decided at random per request).
+    pub sample_ratio: f64,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            otlp_endpoint: None,
+            otlp_headers: Default::default(),
+            service_name: "palisade".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
 }

@@ -23,13 +23,13 @@ use super::model::{
     AlertRule, AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig,
     JwtKeySource, LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule,
     OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig,
-    ServerConfig, StoreConfig, TlsConfig, TlsSource, UpstreamConfig,
+    ServerConfig, StoreConfig, TelemetryConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
     RawAlert, RawAlerts, RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt,
     RawLimits, RawLog, RawOnCreate, RawOnStoreError, RawOwner, RawOwnerMode, RawPer, RawPolicies,
     RawPolicy, RawRateLimitHeaders, RawRoute, RawRouteAuth, RawSecrets, RawServer, RawStore,
-    RawTls, RawUpstream,
+    RawTelemetry, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
 use crate::observe::LogOutput;
@@ -138,6 +138,7 @@ pub(super) fn validate(
     }
 
     let alerts = alerts(&raw.alerts, &raw.alert_rules, &routes, &ctx)?;
+    let telemetry = telemetry(&raw.telemetry, &ctx)?;
 
     Ok(Config {
         source: file.to_path_buf(),
@@ -151,6 +152,7 @@ pub(super) fn validate(
         log,
         alerts,
         literal_secrets: ctx.literal_secrets.take(),
+        telemetry,
         keys,
         env_file: None,
     })
@@ -499,6 +501,85 @@ fn alerts(
         }
     }
     Ok(out)
+}
+
+/// `[telemetry]`: `None` unless `otlp_endpoint` is set. A palisade built without the
+/// `otel` feature refuses the endpoint rather than run without the traces it asks for.
+fn telemetry(t: &RawTelemetry, ctx: &LoadCtx<'_>) -> Result<Option<TelemetryConfig>, ConfigError> {
+    let Some(endpoint) = &t.otlp_endpoint else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "otel") {
+        return Err(ctx.error(
+            "telemetry.otlp_endpoint",
+            "this palisade was built without the `otel` feature, so it cannot export traces: \
+             build it with `cargo build --release --features otel`, or remove the key",
+        ));
+    }
+    let traces_url = ctx.parse("telemetry.otlp_endpoint", endpoint, otlp_traces_url)?;
+    if !traces_url.0.username().is_empty() || traces_url.0.password().is_some() {
+        ctx.secret_written_as_reference("telemetry.otlp_endpoint", endpoint)?;
+    }
+    let mut headers = Vec::with_capacity(t.otlp_headers.len());
+    for (name, raw) in &t.otlp_headers {
+        let key = format!("telemetry.otlp_headers.{name}");
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ctx.error(&key, "not a valid header name"))?;
+        ctx.secret_written_as_reference(&key, raw)?;
+        let value = ctx.parse(&key, raw, |v| match http::HeaderValue::from_str(v) {
+            Ok(_) => Ok(SecretString::from(v)),
+            Err(_) => Err("not a valid header value".to_owned()),
+        })?;
+        headers.push((name, value));
+    }
+    let service_name = ctx.parse("telemetry.service_name", &t.service_name, |s| {
+        match !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control) {
+            true => Ok(s.to_owned()),
+            false => Err("must be 1 to 255 characters, none a control character".to_owned()),
+        }
+    })?;
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        return Err(ctx.error("telemetry.sample_ratio", "must be between 0.0 and 1.0"));
+    }
+    Ok(Some(TelemetryConfig {
+        traces_url: SecretString::from(traces_url.0.to_string()),
+        headers,
+        service_name,
+        sample_ratio: t.sample_ratio,
+    }))
+}
+
+/// A parsed URL, wrapped so that its `Debug` never prints credentials.
+struct OtlpUrl(reqwest::Url);
+
+/// The OTLP/HTTP traces URL for an endpoint: https, or http to a loopback host (a local
+/// collector or agent), like every outbound URL of the config; `/v1/traces` is appended
+/// to the base path unless it is already there (the `OTEL_EXPORTER_OTLP_ENDPOINT` rule).
+/// Never quoted: it may carry credentials.
+fn otlp_traces_url(s: &str) -> Result<OtlpUrl, String> {
+    let mut url =
+        reqwest::Url::parse(s).map_err(|_| "the OTLP endpoint is not a valid URL".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if crate::authn::jwks::is_loopback(&url) => {}
+        "http" => {
+            return Err(
+                "the OTLP endpoint must be https (http only to a loopback host)".to_owned(),
+            );
+        }
+        _ => return Err("the OTLP endpoint must be an http(s) URL".to_owned()),
+    }
+    if url.host().is_none() {
+        return Err("the OTLP endpoint has no host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the OTLP endpoint takes no query or fragment".to_owned());
+    }
+    if !url.path().ends_with("/v1/traces") {
+        let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+    }
+    Ok(OtlpUrl(url))
 }
 
 /// At most this many secrets in one list: a rotation needs two, and each one may cost a MAC

@@ -51,6 +51,8 @@ impl Observed {
         };
         let elapsed = ctx.started.elapsed();
         metrics.record_request(ctx.route.as_deref(), status, elapsed);
+        #[cfg(feature = "otel")]
+        super::otel::record(&ctx, status);
         let path = ctx.path.as_ref().map(|p| p.as_str()).unwrap_or("-");
         let path = match &ctx.query {
             Some(query) => format!("{path}?{}", redact_query(query)),

@@ -130,6 +130,19 @@ impl Metrics {
             "Alert deliveries given up (after retries) or dropped, by reason",
             super::alerts::WEBHOOK_FAILURES.clone(),
         );
+        #[cfg(feature = "otel")]
+        {
+            registry.register(
+                "otel_spans_dropped",
+                "Request spans not exported: the queue was full or the collector failed, by reason",
+                super::otel::DROPPED.clone(),
+            );
+            registry.register(
+                "otel_spans_exported",
+                "Request spans the OTLP collector accepted",
+                super::otel::EXPORTED.clone(),
+            );
+        }
         registry.register(
             "rate_limited",
             "Requests refused with 429, by policy and what it counts by",

@@ -3,12 +3,15 @@
 //! Input: the request context and the final response. Output: one JSON line per request
 //! on stdout, written when the response body has been sent (or abandoned), so the line
 //! carries the real byte count and latency; and the counters and histogram behind
-//! `/metrics`; alerts on spikes of security events (`alerts`). Failure: none; observing
+//! `/metrics`; alerts on spikes of security events (`alerts`); with the `otel` feature, one
+//! OpenTelemetry span per request (`otel`). Failure: none; observing
 //! never changes a response.
 
 mod access;
 pub mod alerts;
 mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod output;
 pub mod redact;
 pub mod security;
