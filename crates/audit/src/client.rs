@@ -76,7 +76,8 @@ impl Probe {
     pub fn as_identity(mut self, identity: &crate::Identity) -> Self {
         self.headers
             .push((identity.header.clone(), identity.value.clone()));
-        self.secret_headers.push(identity.header.to_ascii_lowercase());
+        self.secret_headers
+            .push(identity.header.to_ascii_lowercase());
         self.actor = identity.name.clone();
         self
     }
@@ -158,7 +159,11 @@ impl Exchange {
     /// The request line and the start of the response body.
     pub fn evidence(&self) -> String {
         let shown: String = self.body.chars().take(200).collect();
-        let more = if self.body.chars().count() > 200 { "…" } else { "" };
+        let more = if self.body.chars().count() > 200 {
+            "…"
+        } else {
+            ""
+        };
         crate::patterns::redact(&format!("{} {shown}{more}", self.request_line()))
     }
 }

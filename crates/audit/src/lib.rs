@@ -53,7 +53,9 @@ impl std::str::FromStr for Identity {
         if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
             || reqwest::header::HeaderValue::from_str(value).is_err()
         {
-            return Err(format!("identity `{name}`: `{header}` is not a valid header"));
+            return Err(format!(
+                "identity `{name}`: `{header}` is not a valid header"
+            ));
         }
         Ok(Identity {
             name: name.to_owned(),

@@ -94,15 +94,47 @@ pub struct ControlResult {
 
 /// The ten controls: (id, name, what it guards against).
 pub const CONTROLS: [(u8, &str, &str); 10] = [
-    (1, "HTTPS/TLS + HSTS", "eavesdropping, downgrade, cookie/token theft on the wire"),
-    (2, "Authentication", "anonymous or forged-token access to private operations"),
-    (3, "Authorization", "reading or changing other users' objects (BOLA), privilege escalation"),
-    (4, "Rate limiting", "brute force, credential stuffing, resource exhaustion"),
-    (5, "Input validation", "injection, mass assignment, parser abuse"),
-    (6, "Safe errors", "stack traces, SQL errors, paths and versions handed to attackers"),
+    (
+        1,
+        "HTTPS/TLS + HSTS",
+        "eavesdropping, downgrade, cookie/token theft on the wire",
+    ),
+    (
+        2,
+        "Authentication",
+        "anonymous or forged-token access to private operations",
+    ),
+    (
+        3,
+        "Authorization",
+        "reading or changing other users' objects (BOLA), privilege escalation",
+    ),
+    (
+        4,
+        "Rate limiting",
+        "brute force, credential stuffing, resource exhaustion",
+    ),
+    (
+        5,
+        "Input validation",
+        "injection, mass assignment, parser abuse",
+    ),
+    (
+        6,
+        "Safe errors",
+        "stack traces, SQL errors, paths and versions handed to attackers",
+    ),
     (7, "Logging", "secrets and card numbers leaking into logs"),
-    (8, "Gateway consistency", "operations that miss the shared security headers or error shape"),
-    (9, "Secrets", "keys and passwords committed to the repository"),
+    (
+        8,
+        "Gateway consistency",
+        "operations that miss the shared security headers or error shape",
+    ),
+    (
+        9,
+        "Secrets",
+        "keys and passwords committed to the repository",
+    ),
     (10, "Dependencies", "known-vulnerable library versions"),
 ];
 
@@ -171,13 +203,17 @@ mod tests {
     #[test]
     fn status_follows_the_worst_finding_and_untested_never_passes() {
         let f = |s| Finding::new(2, s, "t", None, "e");
-        assert_eq!(ControlResult::conclude(2, vec![], true, "").status, Status::Pass);
+        assert_eq!(
+            ControlResult::conclude(2, vec![], true, "").status,
+            Status::Pass
+        );
         let untested = ControlResult::conclude(2, vec![f(Severity::Info)], false, "why");
         assert_eq!(untested.status, Status::NotTested);
         assert_eq!(untested.reason.as_deref(), Some("why"));
         let warn = ControlResult::conclude(2, vec![f(Severity::Low), f(Severity::Info)], true, "");
         assert_eq!(warn.status, Status::Warn);
-        let fail = ControlResult::conclude(2, vec![f(Severity::Low), f(Severity::Medium)], false, "");
+        let fail =
+            ControlResult::conclude(2, vec![f(Severity::Low), f(Severity::Medium)], false, "");
         assert_eq!(fail.status, Status::Fail);
         assert_eq!(
             serde_json::to_value(Status::NotTested).unwrap(),

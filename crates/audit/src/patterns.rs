@@ -25,17 +25,28 @@ static PROVIDER: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     vec![
         ("AWS access key id", re(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
         ("GitHub token", re(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
-        ("GitHub fine-grained token", re(r"\bgithub_pat_[A-Za-z0-9_]{60,}\b")),
+        (
+            "GitHub fine-grained token",
+            re(r"\bgithub_pat_[A-Za-z0-9_]{60,}\b"),
+        ),
         ("GitLab token", re(r"\bglpat-[A-Za-z0-9_-]{20,}\b")),
         ("Slack token", re(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
         ("Stripe secret key", re(r"\b[sr]k_live_[A-Za-z0-9]{20,}\b")),
         ("Google API key", re(r"\bAIza[0-9A-Za-z_-]{35}\b")),
         ("OpenAI key", re(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}\b")),
-        ("SendGrid key", re(r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b")),
-        ("Palisade API key", re(r"\bpal_[A-Za-z0-9]{12}_[A-Za-z0-9]{43}\b")),
+        (
+            "SendGrid key",
+            re(r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"),
+        ),
+        (
+            "Palisade API key",
+            re(r"\bpal_[A-Za-z0-9]{12}_[A-Za-z0-9]{43}\b"),
+        ),
         (
             "private key",
-            re(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"),
+            re(
+                r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
+            ),
         ),
         (
             "JWT",
@@ -50,19 +61,38 @@ static PROVIDER: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
 
 /// `NAME = "value"` where NAME says secret: `SECRET_KEY = "…"`, `"password": "…"`.
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)\b([A-Za-z0-9_.-]*(?:secret|passw(?:or)?d|pwd|token|api[_-]?key|private[_-]?key|access[_-]?key|client[_-]?secret|pepper|salt|credential)[A-Za-z0-9_.-]*)["']?\s*(?::=|=>|[:=])\s*["']([^"'\s]{1,256})["']"#)
+    re(
+        r#"(?i)\b([A-Za-z0-9_.-]*(?:secret|passw(?:or)?d|pwd|token|api[_-]?key|private[_-]?key|access[_-]?key|client[_-]?secret|pepper|salt|credential)[A-Za-z0-9_.-]*)["']?\s*(?::=|=>|[:=])\s*["']([^"'\s]{1,256})["']"#,
+    )
 });
 
 /// `NAME=value` without quotes, as in `.env` files.
 static ENV_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?im)^\s*(?:export\s+)?([A-Za-z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY|PEPPER)[A-Za-z0-9_]*)\s*=\s*([^\s"'#]{1,256})\s*$"#)
+    re(
+        r#"(?im)^\s*(?:export\s+)?([A-Za-z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY|PEPPER)[A-Za-z0-9_]*)\s*=\s*([^\s"'#]{1,256})\s*$"#,
+    )
 });
 
 /// Literals that are no secret at all, yet guard something: the weak-secret finding.
 pub const WEAK_LITERALS: [&str; 18] = [
-    "secret", "random", "changeme", "change-me", "password", "passw0rd", "123456", "admin",
-    "test", "dev", "development", "default", "key", "mysecret", "supersecret", "secret123",
-    "your-256-bit-secret", "qwerty",
+    "secret",
+    "random",
+    "changeme",
+    "change-me",
+    "password",
+    "passw0rd",
+    "123456",
+    "admin",
+    "test",
+    "dev",
+    "development",
+    "default",
+    "key",
+    "mysecret",
+    "supersecret",
+    "secret123",
+    "your-256-bit-secret",
+    "qwerty",
 ];
 
 /// Values that are obviously placeholders or references, never reported.
@@ -160,9 +190,15 @@ fn luhn(digits: &[u32]) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 1 { (d * 2) % 9 + u32::from(d == 9) * 9 } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                (d * 2) % 9 + u32::from(d == 9) * 9
+            } else {
+                d
+            }
+        })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Internals an error response should never carry.
@@ -170,19 +206,27 @@ static LEAKS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     vec![
         (
             "stack trace",
-            re(r"(?m)^\s+at [\w.$<>\[\] ]+ ?\(.*:\d+(?::\d+)?\)|Traceback \(most recent call last\)|(?m)^\s+at [\w.$]+\([\w]+\.(?:java|kt|scala):\d+\)|panicked at |goroutine \d+ \[|\.rb:\d+:in `|Exception in thread |(?m)^\s+File \x22[^\x22]+\x22, line \d+"),
+            re(
+                r"(?m)^\s+at [\w.$<>\[\] ]+ ?\(.*:\d+(?::\d+)?\)|Traceback \(most recent call last\)|(?m)^\s+at [\w.$]+\([\w]+\.(?:java|kt|scala):\d+\)|panicked at |goroutine \d+ \[|\.rb:\d+:in `|Exception in thread |(?m)^\s+File \x22[^\x22]+\x22, line \d+",
+            ),
         ),
         (
             "SQL error text",
-            re(r"(?i)SQL syntax|SQLSTATE|\bORA-\d{5}\b|\bPG::|syntax error at or near|SQLITE_ERROR|sqlite3\.OperationalError|Unclosed quotation mark|mysql_fetch|duplicate key value violates|relation \x22[^\x22]+\x22 does not exist|ECONNREFUSED [0-9.]+:(?:5432|3306|1433|27017)"),
+            re(
+                r"(?i)SQL syntax|SQLSTATE|\bORA-\d{5}\b|\bPG::|syntax error at or near|SQLITE_ERROR|sqlite3\.OperationalError|Unclosed quotation mark|mysql_fetch|duplicate key value violates|relation \x22[^\x22]+\x22 does not exist|ECONNREFUSED [0-9.]+:(?:5432|3306|1433|27017)",
+            ),
         ),
         (
             "server file path",
-            re(r"(?:/(?:srv|home|var|usr|opt|app|root|builds?)/[\w.@/-]+\.(?:js|ts|py|rb|go|java|php|rs|cs)\b)|[A-Z]:\\[\w\\ .-]+\.(?:cs|java|php|py|js)\b"),
+            re(
+                r"(?:/(?:srv|home|var|usr|opt|app|root|builds?)/[\w.@/-]+\.(?:js|ts|py|rb|go|java|php|rs|cs)\b)|[A-Z]:\\[\w\\ .-]+\.(?:cs|java|php|py|js)\b",
+            ),
         ),
         (
             "framework debug page",
-            re(r"Whitelabel Error Page|DEBUG = True|Werkzeug Debugger|Action Controller: Exception caught|Laravel|Symfony\\Component|Microsoft\.AspNetCore\.Diagnostics|<title>Django|express/lib/router"),
+            re(
+                r"Whitelabel Error Page|DEBUG = True|Werkzeug Debugger|Action Controller: Exception caught|Laravel|Symfony\\Component|Microsoft\.AspNetCore\.Diagnostics|<title>Django|express/lib/router",
+            ),
         ),
         (
             "credentials in a URL",

@@ -28,7 +28,9 @@ impl std::str::FromStr for Format {
             "json" => Ok(Format::Json),
             "sarif" => Ok(Format::Sarif),
             "junit" => Ok(Format::Junit),
-            other => Err(format!("unknown format `{other}` (table, json, sarif, junit)")),
+            other => Err(format!(
+                "unknown format `{other}` (table, json, sarif, junit)"
+            )),
         }
     }
 }
@@ -44,7 +46,9 @@ pub fn render(report: &Report, format: Format) -> String {
 
 fn status_cell(c: &ControlResult) -> String {
     match (&c.status, &c.reason) {
-        (Status::NotTested | Status::Error, Some(reason)) => format!("{} ({reason})", c.status.label()),
+        (Status::NotTested | Status::Error, Some(reason)) => {
+            format!("{} ({reason})", c.status.label())
+        }
         _ => c.status.label().to_owned(),
     }
 }
@@ -54,19 +58,45 @@ pub fn table(report: &Report) -> String {
     let rows: Vec<[String; 4]> = report
         .controls
         .iter()
-        .map(|c| [c.id.to_string(), c.control.to_owned(), c.guards.to_owned(), status_cell(c)])
+        .map(|c| {
+            [
+                c.id.to_string(),
+                c.control.to_owned(),
+                c.guards.to_owned(),
+                status_cell(c),
+            ]
+        })
         .collect();
-    let header = ["#".to_owned(), "control".to_owned(), "guards against".to_owned(), "status".to_owned()];
+    let header = [
+        "#".to_owned(),
+        "control".to_owned(),
+        "guards against".to_owned(),
+        "status".to_owned(),
+    ];
     let widths: Vec<usize> = (0..3)
-        .map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    let mut out = format!("palisade audit of {} ({} of {} requests)\n\n", report.target, report.requests, report.max_requests);
+    let mut out = format!(
+        "palisade audit of {} ({} of {} requests)\n\n",
+        report.target, report.requests, report.max_requests
+    );
     for row in std::iter::once(&header).chain(&rows) {
         let _ = writeln!(
             out,
             "{:>w0$}  {:<w1$}  {:<w2$}  {}",
-            row[0], row[1], row[2], row[3],
-            w0 = widths[0], w1 = widths[1], w2 = widths[2]
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
         );
     }
     let mut any = false;
@@ -76,14 +106,27 @@ pub fn table(report: &Report) -> String {
                 out.push_str("\nFindings\n");
                 any = true;
             }
-            let place = f.location.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default();
-            let _ = writeln!(out, "\n{} {} ({:?}){place}: {}\n    {}", c.id, c.control, f.severity, f.title, f.evidence);
+            let place = f
+                .location
+                .as_deref()
+                .map(|l| format!(" [{l}]"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "\n{} {} ({:?}){place}: {}\n    {}",
+                c.id, c.control, f.severity, f.title, f.evidence
+            );
         }
     }
     let notes: Vec<String> = report
         .controls
         .iter()
-        .flat_map(|c| c.findings.iter().filter(|f| f.severity == Severity::Info).map(move |f| format!("{} {}: {}: {}", c.id, c.control, f.title, f.evidence)))
+        .flat_map(|c| {
+            c.findings
+                .iter()
+                .filter(|f| f.severity == Severity::Info)
+                .map(move |f| format!("{} {}: {}: {}", c.id, c.control, f.title, f.evidence))
+        })
         .collect();
     if !notes.is_empty() {
         out.push_str("\nNotes\n");
@@ -91,7 +134,11 @@ pub fn table(report: &Report) -> String {
             let _ = writeln!(out, "  {note}");
         }
     }
-    let verdict = if report.failed() { "FAIL: at least one control failed" } else { "no control failed" };
+    let verdict = if report.failed() {
+        "FAIL: at least one control failed"
+    } else {
+        "no control failed"
+    };
     let _ = writeln!(out, "\n{verdict}");
     out
 }
@@ -110,11 +157,12 @@ pub fn sarif(report: &Report) -> serde_json::Value {
             })
         })
         .collect();
-    let results: Vec<_> = report
-        .controls
-        .iter()
-        .flat_map(|c| {
-            c.findings.iter().filter(|f| f.severity != Severity::Info).map(move |f| {
+    let results: Vec<_> =
+        report
+            .controls
+            .iter()
+            .flat_map(|c| {
+                c.findings.iter().filter(|f| f.severity != Severity::Info).map(move |f| {
                 let level = match f.severity {
                     Severity::High | Severity::Medium => "error",
                     _ => "warning",
@@ -132,8 +180,8 @@ pub fn sarif(report: &Report) -> serde_json::Value {
                 }]);
                 result
             })
-        })
-        .collect();
+            })
+            .collect();
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -184,7 +232,12 @@ pub fn junit(report: &Report) -> String {
         count(Status::NotTested)
     );
     for c in &report.controls {
-        let _ = write!(out, "  <testcase classname=\"palisade.audit\" name=\"{} {}\">", c.id, xml(c.control));
+        let _ = write!(
+            out,
+            "  <testcase classname=\"palisade.audit\" name=\"{} {}\">",
+            c.id,
+            xml(c.control)
+        );
         let details: String = c
             .findings
             .iter()
@@ -192,13 +245,26 @@ pub fn junit(report: &Report) -> String {
             .collect();
         match c.status {
             Status::Fail => {
-                let _ = write!(out, "<failure message=\"{} failed\">{}</failure>", xml(c.control), xml(&details));
+                let _ = write!(
+                    out,
+                    "<failure message=\"{} failed\">{}</failure>",
+                    xml(c.control),
+                    xml(&details)
+                );
             }
             Status::Error => {
-                let _ = write!(out, "<error message=\"{}\"/>", xml(c.reason.as_deref().unwrap_or("")));
+                let _ = write!(
+                    out,
+                    "<error message=\"{}\"/>",
+                    xml(c.reason.as_deref().unwrap_or(""))
+                );
             }
             Status::NotTested => {
-                let _ = write!(out, "<skipped message=\"{}\"/>", xml(c.reason.as_deref().unwrap_or("")));
+                let _ = write!(
+                    out,
+                    "<skipped message=\"{}\"/>",
+                    xml(c.reason.as_deref().unwrap_or(""))
+                );
             }
             Status::Warn => {
                 let _ = write!(out, "<system-out>WARN\n{}</system-out>", xml(&details));
@@ -217,10 +283,28 @@ mod tests {
     use crate::model::{ControlResult, Finding};
 
     fn report() -> Report {
-        let mut controls: Vec<ControlResult> = (1..=10).map(|id| ControlResult::not_tested(id, "why <not>")).collect();
-        controls[1] = ControlResult::conclude(2, vec![Finding::new(2, Severity::High, "accepts no credentials", Some("GET /x".into()), "GET /x as anonymous → 200")], true, "");
+        let mut controls: Vec<ControlResult> = (1..=10)
+            .map(|id| ControlResult::not_tested(id, "why <not>"))
+            .collect();
+        controls[1] = ControlResult::conclude(
+            2,
+            vec![Finding::new(
+                2,
+                Severity::High,
+                "accepts no credentials",
+                Some("GET /x".into()),
+                "GET /x as anonymous → 200",
+            )],
+            true,
+            "",
+        );
         controls[3] = ControlResult::conclude(4, vec![], true, "");
-        Report { target: "https://api.example/".into(), requests: 12, max_requests: 300, controls }
+        Report {
+            target: "https://api.example/".into(),
+            requests: 12,
+            max_requests: 300,
+            controls,
+        }
     }
 
     #[test]
@@ -233,7 +317,13 @@ mod tests {
         assert_eq!(json["controls"][1]["findings"][0]["severity"], "high");
 
         let sarif = sarif(&r);
-        assert_eq!(sarif["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            sarif["runs"][0]["tool"]["driver"]["rules"]
+                .as_array()
+                .unwrap()
+                .len(),
+            10
+        );
         let results = sarif["runs"][0]["results"].as_array().unwrap();
         assert_eq!(results.len(), 1);
         assert_eq!(results[0]["ruleId"], "PAL002");
@@ -245,7 +335,13 @@ mod tests {
         assert!(junit.contains("why &lt;not&gt;"));
 
         let table = table(&r);
-        assert_eq!(table.lines().filter(|l| l.contains("NOT TESTED (why <not>)")).count(), 8);
+        assert_eq!(
+            table
+                .lines()
+                .filter(|l| l.contains("NOT TESTED (why <not>)"))
+                .count(),
+            8
+        );
         assert!(table.contains("GET /x as anonymous → 200"));
     }
 }

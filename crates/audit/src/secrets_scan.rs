@@ -55,7 +55,9 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
 /// Files where placeholders are expected.
 pub fn is_example(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    [".example", ".sample", ".template", ".dist", ".tmpl"].iter().any(|s| name.ends_with(s) || name.contains(&format!("{s}.")))
+    [".example", ".sample", ".template", ".dist", ".tmpl"]
+        .iter()
+        .any(|s| name.ends_with(s) || name.contains(&format!("{s}.")))
         || name.starts_with("example")
 }
 
@@ -88,18 +90,34 @@ pub fn scan(repo: &Path) -> Result<ScanResult, String> {
     let mut env_files = Vec::new();
 
     // The working tree: tracked files and untracked ones that are not ignored.
-    let files = git(repo, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"])?;
+    let files = git(
+        repo,
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+    )?;
     let untracked = git(repo, &["ls-files", "-z", "--others", "--exclude-standard"])?;
     for path in untracked.split('\0').filter(|p| is_env_file(p)) {
         env_files.push(format!("{path} is not ignored (.gitignore)"));
     }
-    for path in files.split('\0').filter(|p| !p.is_empty() && !is_example(p)) {
+    for path in files
+        .split('\0')
+        .filter(|p| !p.is_empty() && !is_example(p))
+    {
         let full = repo.join(path);
-        let Ok(meta) = std::fs::metadata(&full) else { continue };
+        let Ok(meta) = std::fs::metadata(&full) else {
+            continue;
+        };
         if !meta.is_file() || meta.len() > 1024 * 1024 {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&full) else { continue };
+        let Ok(bytes) = std::fs::read(&full) else {
+            continue;
+        };
         if bytes.contains(&0) {
             continue;
         }
@@ -112,7 +130,18 @@ pub fn scan(repo: &Path) -> Result<ScanResult, String> {
     }
 
     // The history: every added line of every commit on every ref.
-    let log = git(repo, &["log", "-p", "--all", "--no-color", "--no-ext-diff", "-U0", "--format=commit %H"])?;
+    let log = git(
+        repo,
+        &[
+            "log",
+            "-p",
+            "--all",
+            "--no-color",
+            "--no-ext-diff",
+            "-U0",
+            "--format=commit %H",
+        ],
+    )?;
     let (mut commit, mut file, mut line_no) = (String::new(), String::new(), 0usize);
     for line in log.lines() {
         if let Some(sha) = line.strip_prefix("commit ") {
@@ -132,12 +161,19 @@ pub fn scan(repo: &Path) -> Result<ScanResult, String> {
         } else if let Some(added) = line.strip_prefix('+') {
             if !is_example(&file) {
                 for hit in patterns::secrets(added) {
-                    record(hit.kind, format!("commit {commit} {file}:{line_no}"), &hit.text);
+                    record(
+                        hit.kind,
+                        format!("commit {commit} {file}:{line_no}"),
+                        &hit.text,
+                    );
                 }
             }
             line_no += 1;
         }
     }
     env_files.dedup();
-    Ok(ScanResult { secrets: found, env_files })
+    Ok(ScanResult {
+        secrets: found,
+        env_files,
+    })
 }

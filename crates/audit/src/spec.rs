@@ -80,7 +80,9 @@ impl Spec {
             .is_some_and(Vec::is_empty);
         let mut operations = Vec::new();
         for (path, item) in paths {
-            let Some(item) = item.as_object() else { continue };
+            let Some(item) = item.as_object() else {
+                continue;
+            };
             let path_params = template_params(path);
             for method in METHODS {
                 let Some(op) = item.get(method).and_then(Value::as_object) else {
@@ -90,9 +92,7 @@ impl Spec {
                 let public = match op.get("security").and_then(Value::as_array) {
                     Some(list) => list.is_empty(),
                     None => global_public,
-                } || x
-                    .and_then(|x| x.get("auth"))
-                    .and_then(Value::as_str)
+                } || x.and_then(|x| x.get("auth")).and_then(Value::as_str)
                     == Some("public");
                 let roles: Vec<&str> = x
                     .and_then(|x| x.get("roles"))

@@ -82,7 +82,10 @@ pub fn run(args: AuditArgs) -> ExitCode {
     options.advisories = args.advisories;
     options.log = args.log;
     options.progress = std::io::stderr().is_terminal();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return usage(format!("cannot start the async runtime: {error}")),
     };

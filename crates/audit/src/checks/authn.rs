@@ -73,9 +73,21 @@ fn forgeries(ctx: &Context<'_>) -> Vec<(&'static str, String, String)> {
     };
     let bearer = |t: &str| format!("Bearer {t}");
     vec![
-        ("a malformed credential", header, format!("{prefix}palisade-audit.malformed!")),
-        ("an alg:none token", "Authorization".to_owned(), bearer(&none)),
-        ("an expired token", "Authorization".to_owned(), bearer(&expired)),
+        (
+            "a malformed credential",
+            header,
+            format!("{prefix}palisade-audit.malformed!"),
+        ),
+        (
+            "an alg:none token",
+            "Authorization".to_owned(),
+            bearer(&none),
+        ),
+        (
+            "an expired token",
+            "Authorization".to_owned(),
+            bearer(&expired),
+        ),
         (
             "a token signed with the weak HS256 secret \"secret\"",
             "Authorization".to_owned(),
@@ -105,7 +117,10 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
             match own_object(objects, op) {
                 Some(id) => op.fill(|_| id.clone()),
                 None => {
-                    inconclusive.push(format!("{}: skipped (no object of the audit's own to aim it at)", op.label()));
+                    inconclusive.push(format!(
+                        "{}: skipped (no object of the audit's own to aim it at)",
+                        op.label()
+                    ));
                     continue;
                 }
             }
@@ -173,6 +188,10 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
             inconclusive.join("; "),
         ));
     }
-    let reason = if budget_out { ctx.budget_reason() } else { "no probe was refused or accepted".to_owned() };
+    let reason = if budget_out {
+        ctx.budget_reason()
+    } else {
+        "no probe was refused or accepted".to_owned()
+    };
     ControlResult::conclude(ID, findings, refused > 0 && !budget_out, &reason)
 }

@@ -56,9 +56,14 @@ fn collections<'a>(ctx: &'a Context<'_>) -> Vec<Collection<'a>> {
                 ops.iter().find(|op| {
                     op.method == method
                         && op.path_params.len() == 1
-                        && op.path.strip_prefix(create.path.as_str()).is_some_and(|rest| {
-                            rest.starts_with("/{") && rest.ends_with('}') && !rest[1..].contains('/')
-                        })
+                        && op
+                            .path
+                            .strip_prefix(create.path.as_str())
+                            .is_some_and(|rest| {
+                                rest.starts_with("/{")
+                                    && rest.ends_with('}')
+                                    && !rest[1..].contains('/')
+                            })
                 })
             };
             Some(Collection {
@@ -100,7 +105,10 @@ fn created_id(exchange: &Exchange, param: &str) -> Option<String> {
 
 pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
     let Some(spec) = ctx.spec else {
-        return ControlResult::not_tested(ID, "needs --openapi (which operations create and read objects)");
+        return ControlResult::not_tested(
+            ID,
+            "needs --openapi (which operations create and read objects)",
+        );
     };
     let (Some(first), Some(second)) = (ctx.identity(0), ctx.identity(1)) else {
         return ControlResult::not_tested(ID, "needs two identities (--identity twice)");
@@ -112,22 +120,35 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
 
     let cols = collections(ctx);
     if cols.is_empty() {
-        untested.push("the spec has no collection with a create and a read-by-id operation".to_owned());
+        untested
+            .push("the spec has no collection with a create and a read-by-id operation".to_owned());
     }
     for col in &cols {
-        let schema = col.create.body_schema.as_ref().map(|s| spec.resolve(s)).cloned();
+        let schema = col
+            .create
+            .body_schema
+            .as_ref()
+            .map(|s| spec.resolve(s))
+            .cloned();
         let Some(schema) = schema else { continue };
         let mark = marker();
         let mut body = spec.example(&schema);
         let Some(member) = spec.text_members(&schema).into_iter().next() else {
-            untested.push(format!("{}: no free-text member to mark the audit's object with", col.create.label()));
+            untested.push(format!(
+                "{}: no free-text member to mark the audit's object with",
+                col.create.label()
+            ));
             continue;
         };
         body[&member] = json!(mark);
         let param = &col.read.path_params[0];
         let created = match ctx
             .prober
-            .send(Probe::new(Method::POST, col.create.path.clone()).as_identity(first).json(&body))
+            .send(
+                Probe::new(Method::POST, col.create.path.clone())
+                    .as_identity(first)
+                    .json(&body),
+            )
             .await
         {
             Ok(x) => x,
@@ -136,14 +157,25 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                 break;
             }
             Err(e) => {
-                findings.push(Finding::new(ID, Severity::Info, "create failed", Some(col.create.label()), e.to_string()));
+                findings.push(Finding::new(
+                    ID,
+                    Severity::Info,
+                    "create failed",
+                    Some(col.create.label()),
+                    e.to_string(),
+                ));
                 continue;
             }
         };
         let id = match (created.success(), created_id(&created, param)) {
             (true, Some(id)) => id,
             _ => {
-                untested.push(format!("{} as {} answered {} (no object to test with)", col.create.label(), first.name, created.status));
+                untested.push(format!(
+                    "{} as {} answered {} (no object to test with)",
+                    col.create.label(),
+                    first.name,
+                    created.status
+                ));
                 continue;
             }
         };
@@ -155,7 +187,8 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
             marker: mark.clone(),
         });
         let path = col.read.fill(|_| id.clone());
-        let read_as = |who: &crate::Identity| Probe::new(Method::GET, path.clone()).as_identity(who);
+        let read_as =
+            |who: &crate::Identity| Probe::new(Method::GET, path.clone()).as_identity(who);
         let owner_view = match ctx.prober.send(read_as(first)).await {
             Ok(x) => x,
             Err(_) => {
@@ -164,7 +197,12 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
             }
         };
         if !owner_view.success() || !owner_view.body.contains(&mark) {
-            untested.push(format!("{} as its owner {} answered {} without the object", col.read.label(), first.name, owner_view.status));
+            untested.push(format!(
+                "{} as its owner {} answered {} without the object",
+                col.read.label(),
+                first.name,
+                owner_view.status
+            ));
             continue;
         }
         tested = true;
@@ -175,20 +213,32 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                 Severity::High,
                 format!("{} reads {}'s object", second.name, first.name),
                 Some(col.read.label()),
-                format!("owner: {} | other: {}", owner_view.request_line(), x.evidence()),
+                format!(
+                    "owner: {} | other: {}",
+                    owner_view.request_line(),
+                    x.evidence()
+                ),
             )),
             Ok(_) => {}
             Err(_) => budget_out = true,
         }
         // The second identity's list must not hold the first's object.
         if let Some(list) = col.list {
-            match ctx.prober.send(Probe::new(Method::GET, list.path.clone()).as_identity(second)).await {
+            match ctx
+                .prober
+                .send(Probe::new(Method::GET, list.path.clone()).as_identity(second))
+                .await
+            {
                 Ok(x) if x.success() && x.body.contains(&mark) => findings.push(Finding::new(
                     ID,
                     Severity::High,
                     format!("{}'s list shows {}'s object", second.name, first.name),
                     Some(list.label()),
-                    format!("created: {} | list: {}", created.request_line(), x.evidence()),
+                    format!(
+                        "created: {} | list: {}",
+                        created.request_line(),
+                        x.evidence()
+                    ),
                 )),
                 Ok(_) => {}
                 Err(_) => budget_out = true,
@@ -199,12 +249,22 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
             let schema = update.body_schema.as_ref().map(|s| spec.resolve(s).clone());
             let mark2 = marker();
             let mut body = schema.as_ref().map_or(json!({}), |s| spec.example(s));
-            if let Some(m) = schema.as_ref().and_then(|s| spec.text_members(s).into_iter().next()) {
+            if let Some(m) = schema
+                .as_ref()
+                .and_then(|s| spec.text_members(s).into_iter().next())
+            {
                 body[&m] = json!(mark2);
             }
             let attempt = ctx
                 .prober
-                .send(Probe::new(Method::from_bytes(update.method.as_bytes()).unwrap_or(Method::PUT), path.clone()).as_identity(second).json(&body))
+                .send(
+                    Probe::new(
+                        Method::from_bytes(update.method.as_bytes()).unwrap_or(Method::PUT),
+                        path.clone(),
+                    )
+                    .as_identity(second)
+                    .json(&body),
+                )
                 .await;
             match (attempt, ctx.prober.send(read_as(first)).await) {
                 (Ok(attempt), Ok(after)) => {
@@ -214,13 +274,20 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                             Severity::High,
                             format!("{} changes {}'s object", second.name, first.name),
                             Some(update.label()),
-                            format!("{} | read back: {}", attempt.request_line(), after.evidence()),
+                            format!(
+                                "{} | read back: {}",
+                                attempt.request_line(),
+                                after.evidence()
+                            ),
                         ));
                     } else if attempt.success() {
                         findings.push(Finding::new(
                             ID,
                             Severity::Low,
-                            format!("{} gets a 2xx writing {}'s object (no change seen)", second.name, first.name),
+                            format!(
+                                "{} gets a 2xx writing {}'s object (no change seen)",
+                                second.name, first.name
+                            ),
                             Some(update.label()),
                             attempt.evidence(),
                         ));
@@ -243,7 +310,11 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                             Severity::High,
                             format!("{} deletes {}'s object", second.name, first.name),
                             Some(delete.label()),
-                            format!("{} | read back: {}", attempt.request_line(), after.request_line()),
+                            format!(
+                                "{} | read back: {}",
+                                attempt.request_line(),
+                                after.request_line()
+                            ),
                         ));
                         if let Some(o) = objects.created.last_mut() {
                             o.id.clear();
@@ -272,7 +343,11 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
         (Some(_), false) => {
             for op in admin_ops.iter().filter(|op| op.method == "GET").take(5) {
                 let path = op.fill(|p| path_value(objects, op, p));
-                match ctx.prober.send(Probe::new(Method::GET, path).as_identity(first)).await {
+                match ctx
+                    .prober
+                    .send(Probe::new(Method::GET, path).as_identity(first))
+                    .await
+                {
                     Ok(x) => {
                         tested = true;
                         if x.success() {
@@ -295,16 +370,37 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
         untested.push(ctx.budget_reason());
     }
     for note in &untested {
-        findings.push(Finding::new(ID, Severity::Info, "not tested", None, note.clone()));
+        findings.push(Finding::new(
+            ID,
+            Severity::Info,
+            "not tested",
+            None,
+            note.clone(),
+        ));
     }
-    let reason = if untested.is_empty() { "no object-level test could run".to_owned() } else { untested.join("; ") };
+    let reason = if untested.is_empty() {
+        "no object-level test could run".to_owned()
+    } else {
+        untested.join("; ")
+    };
     ControlResult::conclude(ID, findings, tested && !budget_out, &reason)
 }
 
 /// Creates an object with `role`, `isAdmin` and `admin` set, and reads it back.
-async fn mass_assignment(ctx: &Context<'_>, col: &Collection<'_>, objects: &mut Objects) -> Result<Option<Finding>, ()> {
-    let (Some(spec), Some(first)) = (ctx.spec, ctx.identity(0)) else { return Ok(None) };
-    let Some(schema) = col.create.body_schema.as_ref().map(|s| spec.resolve(s).clone()) else {
+async fn mass_assignment(
+    ctx: &Context<'_>,
+    col: &Collection<'_>,
+    objects: &mut Objects,
+) -> Result<Option<Finding>, ()> {
+    let (Some(spec), Some(first)) = (ctx.spec, ctx.identity(0)) else {
+        return Ok(None);
+    };
+    let Some(schema) = col
+        .create
+        .body_schema
+        .as_ref()
+        .map(|s| spec.resolve(s).clone())
+    else {
         return Ok(None);
     };
     let mut body = spec.example(&schema);
@@ -317,7 +413,11 @@ async fn mass_assignment(ctx: &Context<'_>, col: &Collection<'_>, objects: &mut 
     body["admin"] = json!(true);
     let created = ctx
         .prober
-        .send(Probe::new(Method::POST, col.create.path.clone()).as_identity(first).json(&body))
+        .send(
+            Probe::new(Method::POST, col.create.path.clone())
+                .as_identity(first)
+                .json(&body),
+        )
         .await
         .map_err(|_| ())?;
     if !created.success() {
@@ -334,14 +434,19 @@ async fn mass_assignment(ctx: &Context<'_>, col: &Collection<'_>, objects: &mut 
             marker: mark,
         });
         let path = col.read.fill(|_| id.clone());
-        if let Ok(back) = ctx.prober.send(Probe::new(Method::GET, path).as_identity(first)).await {
-            if back.success() {
-                seen = back.json();
-            }
+        if let Ok(back) = ctx
+            .prober
+            .send(Probe::new(Method::GET, path).as_identity(first))
+            .await
+            && back.success()
+        {
+            seen = back.json();
         }
     }
     let privileged = seen.as_ref().is_some_and(|v| {
-        v.get("role") == Some(&json!("admin")) || v.get("isAdmin") == Some(&json!(true)) || v.get("admin") == Some(&json!(true))
+        v.get("role") == Some(&json!("admin"))
+            || v.get("isAdmin") == Some(&json!(true))
+            || v.get("admin") == Some(&json!(true))
     });
     Ok(privileged.then(|| {
         Finding::new(
@@ -349,7 +454,11 @@ async fn mass_assignment(ctx: &Context<'_>, col: &Collection<'_>, objects: &mut 
             Severity::High,
             "mass assignment: privileged members are stored",
             Some(col.create.label()),
-            format!("{} read back: {}", created.request_line(), seen.map(|v| v.to_string()).unwrap_or_default()),
+            format!(
+                "{} read back: {}",
+                created.request_line(),
+                seen.map(|v| v.to_string()).unwrap_or_default()
+            ),
         )
     }))
 }
@@ -357,11 +466,16 @@ async fn mass_assignment(ctx: &Context<'_>, col: &Collection<'_>, objects: &mut 
 /// Deletes the objects the audit created, as their owner.
 pub async fn cleanup(ctx: &Context<'_>, objects: &Objects) {
     for object in objects.created.iter().filter(|o| !o.id.is_empty()) {
-        let Some(owner) = ctx.identity(object.owner) else { continue };
+        let Some(owner) = ctx.identity(object.owner) else {
+            continue;
+        };
         let Some(op) = ctx.spec.and_then(|s| s.find("DELETE", &object.object_path)) else {
             continue;
         };
         let path = op.fill(|_| object.id.clone());
-        let _ = ctx.prober.send(Probe::new(Method::DELETE, path).as_identity(owner)).await;
+        let _ = ctx
+            .prober
+            .send(Probe::new(Method::DELETE, path).as_identity(owner))
+            .await;
     }
 }

@@ -27,9 +27,16 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         }
         probes.push(probe);
     }
-    if let Some(op) = ctx.operations().iter().find(|op| op.body_schema.is_some() && op.path_params.is_empty()) {
-        let mut probe = Probe::new(Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST), op.path.clone())
-            .raw_body("application/json", b"{\"unterminated\": [1, 2".to_vec());
+    if let Some(op) = ctx
+        .operations()
+        .iter()
+        .find(|op| op.body_schema.is_some() && op.path_params.is_empty())
+    {
+        let mut probe = Probe::new(
+            Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST),
+            op.path.clone(),
+        )
+        .raw_body("application/json", b"{\"unterminated\": [1, 2".to_vec());
         if let (false, Some(id)) = (op.public, first) {
             probe = probe.as_identity(id);
         }
@@ -60,25 +67,33 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
             }
         }
         let banners = [
-            ("server", x.header("server").filter(|v| v.chars().any(|c| c.is_ascii_digit()))),
+            (
+                "server",
+                x.header("server")
+                    .filter(|v| v.chars().any(|c| c.is_ascii_digit())),
+            ),
             ("x-powered-by", x.header("x-powered-by")),
             ("x-aspnet-version", x.header("x-aspnet-version")),
         ];
         for (name, value) in banners {
-            if let Some(value) = value {
-                if seen.insert(("banner", name.to_owned())) {
-                    findings.push(Finding::new(
-                        ID,
-                        Severity::Low,
-                        format!("version banner: {name}"),
-                        Some(name.to_owned()),
-                        format!("{name}: {value} (first seen on {})", x.request_line()),
-                    ));
-                }
+            if let Some(value) = value
+                && seen.insert(("banner", name.to_owned()))
+            {
+                findings.push(Finding::new(
+                    ID,
+                    Severity::Low,
+                    format!("version banner: {name}"),
+                    Some(name.to_owned()),
+                    format!("{name}: {value} (first seen on {})", x.request_line()),
+                ));
             }
         }
     }
     let tested = !record.is_empty() && !budget_out;
-    let reason = if record.is_empty() { "no response was received".to_owned() } else { ctx.budget_reason() };
+    let reason = if record.is_empty() {
+        "no response was received".to_owned()
+    } else {
+        ctx.budget_reason()
+    };
     ControlResult::conclude(ID, findings, tested, &reason)
 }

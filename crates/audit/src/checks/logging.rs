@@ -13,13 +13,21 @@ const ID: u8 = 7;
 
 pub fn run(ctx: &Context<'_>) -> ControlResult {
     let Some(path) = &ctx.options.log else {
-        return ControlResult::not_tested(ID, "logs are not visible from outside; pass --log FILE to scan one");
+        return ControlResult::not_tested(
+            ID,
+            "logs are not visible from outside; pass --log FILE to scan one",
+        );
     };
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return ControlResult::error(ID, format!("cannot read {}: {e}", path.display())),
     };
-    ControlResult::conclude(ID, scan_log(ctx, &text, &path.display().to_string()), true, "")
+    ControlResult::conclude(
+        ID,
+        scan_log(ctx, &text, &path.display().to_string()),
+        true,
+        "",
+    )
 }
 
 /// The findings for a log's text.
@@ -39,7 +47,12 @@ pub fn scan_log(ctx: &Context<'_>, text: &str, name: &str) -> Vec<Finding> {
         .identities
         .iter()
         .chain(&ctx.options.admin_identity)
-        .map(|id| (id.name.as_str(), id.value.strip_prefix("Bearer ").unwrap_or(&id.value)))
+        .map(|id| {
+            (
+                id.name.as_str(),
+                id.value.strip_prefix("Bearer ").unwrap_or(&id.value),
+            )
+        })
         .filter(|(_, v)| v.len() >= 8)
         .collect();
     for (i, line) in text.lines().enumerate() {
@@ -48,7 +61,10 @@ pub fn scan_log(ctx: &Context<'_>, text: &str, name: &str) -> Vec<Finding> {
                 push(&format!("{name}'s credential"), i + 1, value);
             }
         }
-        for hit in patterns::secrets(line).into_iter().chain(patterns::card_numbers(line)) {
+        for hit in patterns::secrets(line)
+            .into_iter()
+            .chain(patterns::card_numbers(line))
+        {
             if !credentials.iter().any(|(_, v)| hit.text.contains(v)) {
                 push(hit.kind, i + 1, &hit.text);
             }

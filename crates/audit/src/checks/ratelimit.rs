@@ -27,8 +27,12 @@ fn target<'a>(ctx: &'a Context<'_>) -> Result<&'a Operation, String> {
             .ok_or_else(|| format!("--rate-limit-op {chosen}: no such operation in the spec"));
     }
     let looks_like_login = |op: &&Operation| {
-        let text = format!("{} {}", op.operation_id.as_deref().unwrap_or(""), op.path).to_ascii_lowercase();
-        op.method == "POST" && ["login", "signin", "sign-in", "/token", "authenticate"].iter().any(|w| text.contains(w))
+        let text = format!("{} {}", op.operation_id.as_deref().unwrap_or(""), op.path)
+            .to_ascii_lowercase();
+        op.method == "POST"
+            && ["login", "signin", "sign-in", "/token", "authenticate"]
+                .iter()
+                .any(|w| text.contains(w))
     };
     ops.iter()
         .find(looks_like_login)
@@ -107,7 +111,11 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
             Severity::Medium,
             format!("no 429 after {} requests", statuses.len()),
             Some(op.label()),
-            format!("{} requests in {:.1}s answered {summary}", statuses.len(), started.elapsed().as_secs_f64()),
+            format!(
+                "{} requests in {:.1}s answered {summary}",
+                statuses.len(),
+                started.elapsed().as_secs_f64()
+            ),
         )],
         true,
         "",
@@ -123,5 +131,9 @@ fn summarize(statuses: &[u16]) -> String {
             None => counts.push((s, 1)),
         }
     }
-    counts.iter().map(|(s, n)| format!("{s}×{n}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(s, n)| format!("{s}×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -12,7 +12,10 @@ const ID: u8 = 9;
 
 pub fn run(ctx: &Context<'_>) -> ControlResult {
     let Some(repo) = &ctx.options.repo else {
-        return ControlResult::not_tested(ID, "a repository cannot be seen from outside; pass --repo PATH");
+        return ControlResult::not_tested(
+            ID,
+            "a repository cannot be seen from outside; pass --repo PATH",
+        );
     };
     match secrets_scan::scan(repo) {
         Ok(result) => ControlResult::conclude(ID, findings(&result), true, ""),
@@ -23,7 +26,11 @@ pub fn run(ctx: &Context<'_>) -> ControlResult {
 pub fn findings(result: &secrets_scan::ScanResult) -> Vec<Finding> {
     let mut out = Vec::new();
     for hit in &result.secrets {
-        let more = if hit.more > 0 { format!(" (and {} more places)", hit.more) } else { String::new() };
+        let more = if hit.more > 0 {
+            format!(" (and {} more places)", hit.more)
+        } else {
+            String::new()
+        };
         let mut finding = Finding::new(
             ID,
             Severity::High,
@@ -36,7 +43,13 @@ pub fn findings(result: &secrets_scan::ScanResult) -> Vec<Finding> {
         out.push(finding);
     }
     for env in &result.env_files {
-        out.push(Finding::new(ID, Severity::High, ".env file in the repository", Some(env.clone()), env.clone()));
+        out.push(Finding::new(
+            ID,
+            Severity::High,
+            ".env file in the repository",
+            Some(env.clone()),
+            env.clone(),
+        ));
     }
     out
 }

@@ -29,7 +29,13 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
         return match ctx.prober.send(Probe::new(Method::GET, "/")).await {
             Ok(x) => ControlResult::conclude(
                 ID,
-                vec![Finding::new(ID, Severity::High, "the API is served over plain http", Some(base.to_string()), x.request_line())],
+                vec![Finding::new(
+                    ID,
+                    Severity::High,
+                    "the API is served over plain http",
+                    Some(base.to_string()),
+                    x.request_line(),
+                )],
                 true,
                 "",
             ),
@@ -43,7 +49,13 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
         Err(e) => {
             return ControlResult::conclude(
                 ID,
-                vec![Finding::new(ID, Severity::High, "https does not answer", Some(base.to_string()), e.to_string())],
+                vec![Finding::new(
+                    ID,
+                    Severity::High,
+                    "https does not answer",
+                    Some(base.to_string()),
+                    e.to_string(),
+                )],
                 true,
                 "",
             );
@@ -51,7 +63,13 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
     };
     // 2. HSTS.
     match first.header("strict-transport-security") {
-        None => findings.push(Finding::new(ID, Severity::Medium, "no Strict-Transport-Security header", Some(base.to_string()), first.request_line())),
+        None => findings.push(Finding::new(
+            ID,
+            Severity::Medium,
+            "no Strict-Transport-Security header",
+            Some(base.to_string()),
+            first.request_line(),
+        )),
         Some(value) => {
             let max_age = value
                 .split(';')
@@ -76,7 +94,13 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
             continue;
         }
         match old_version_accepted(&host, port, version).await {
-            Ok(true) => findings.push(Finding::new(ID, Severity::High, format!("{name} is offered"), Some(format!("{host}:{port}")), format!("the server answered a {name}-only ClientHello with a {name} ServerHello"))),
+            Ok(true) => findings.push(Finding::new(
+                ID,
+                Severity::High,
+                format!("{name} is offered"),
+                Some(format!("{host}:{port}")),
+                format!("the server answered a {name}-only ClientHello with a {name} ServerHello"),
+            )),
             Ok(false) => {}
             Err(e) => untested.push(format!("{name}: {e}")),
         }
@@ -84,37 +108,76 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
     // 4. Plain http redirects to https on the same host.
     let http_port = ctx.options.http_port.or((port == 443).then_some(80));
     match http_port {
-        None => untested.push("the http→https redirect: the target is not on port 443; give --http-port".to_owned()),
+        None => untested.push(
+            "the http→https redirect: the target is not on port 443; give --http-port".to_owned(),
+        ),
         Some(http_port) => {
             let mut url = base.clone();
             let _ = url.set_scheme("http");
             let _ = url.set_port(Some(http_port));
-            match ctx.prober.send_to(url.clone(), Probe::new(Method::GET, base.path().to_owned())).await {
+            match ctx
+                .prober
+                .send_to(url.clone(), Probe::new(Method::GET, base.path().to_owned()))
+                .await
+            {
                 Ok(x) => {
                     let location = x.header("location").and_then(|l| url.join(l).ok());
                     let good = matches!(x.status, 301 | 302 | 307 | 308)
-                        && location.as_ref().is_some_and(|l| l.scheme() == "https" && l.host_str() == Some(host.as_str()));
+                        && location.as_ref().is_some_and(|l| {
+                            l.scheme() == "https" && l.host_str() == Some(host.as_str())
+                        });
                     if !good {
-                        findings.push(Finding::new(ID, Severity::Medium, "plain http does not redirect to https on the same host", Some(url.to_string()), format!("{} location: {}", x.request_line(), x.header("location").unwrap_or("-"))));
+                        findings.push(Finding::new(
+                            ID,
+                            Severity::Medium,
+                            "plain http does not redirect to https on the same host",
+                            Some(url.to_string()),
+                            format!(
+                                "{} location: {}",
+                                x.request_line(),
+                                x.header("location").unwrap_or("-")
+                            ),
+                        ));
                     }
                 }
-                Err(ProbeError::Transport(e)) => findings.push(Finding::new(ID, Severity::Info, "plain http does not answer", Some(url.to_string()), e)),
+                Err(ProbeError::Transport(e)) => findings.push(Finding::new(
+                    ID,
+                    Severity::Info,
+                    "plain http does not answer",
+                    Some(url.to_string()),
+                    e,
+                )),
                 Err(e) => untested.push(format!("the http→https redirect: {e}")),
             }
         }
     }
     for note in &untested {
-        findings.push(Finding::new(ID, Severity::Info, "not tested", None, note.clone()));
+        findings.push(Finding::new(
+            ID,
+            Severity::Info,
+            "not tested",
+            None,
+            note.clone(),
+        ));
     }
-    ControlResult::conclude(ID, findings, untested.is_empty(), &format!("partly tested: {}", untested.join("; ")))
+    ControlResult::conclude(
+        ID,
+        findings,
+        untested.is_empty(),
+        &format!("partly tested: {}", untested.join("; ")),
+    )
 }
 
 /// Sends a ClientHello offering only `version` (no `supported_versions`) and says whether
 /// the server agreed to it.
 async fn old_version_accepted(host: &str, port: u16, version: u16) -> Result<bool, String> {
     let attempt = async {
-        let mut tcp = TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
-        tcp.write_all(&client_hello(version, host)).await.map_err(|e| e.to_string())?;
+        let mut tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| e.to_string())?;
+        tcp.write_all(&client_hello(version, host))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut header = [0u8; 5];
         if tcp.read_exact(&mut header).await.is_err() {
             return Ok(false); // closed: refused
@@ -152,7 +215,9 @@ fn client_hello(version: u16, server_name: &str) -> Vec<u8> {
     let mut body = version.to_be_bytes().to_vec();
     body.extend((0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(11)));
     body.push(0);
-    let suites: [u16; 8] = [0xc02b, 0xc02c, 0xc02f, 0xc030, 0xcca9, 0xc009, 0xc013, 0x002f];
+    let suites: [u16; 8] = [
+        0xc02b, 0xc02c, 0xc02f, 0xc030, 0xcca9, 0xc009, 0xc013, 0x002f,
+    ];
     u16be(&mut body, suites.len() * 2);
     for s in suites {
         body.extend_from_slice(&s.to_be_bytes());
@@ -170,7 +235,9 @@ fn client_hello(version: u16, server_name: &str) -> Vec<u8> {
     }
     ext(&mut exts, 0x000a, &[0, 4, 0x00, 0x1d, 0x00, 0x17]);
     ext(&mut exts, 0x000b, &[1, 0]);
-    let schemes: [u16; 8] = [0x0403, 0x0503, 0x0804, 0x0805, 0x0401, 0x0501, 0x0601, 0x0201];
+    let schemes: [u16; 8] = [
+        0x0403, 0x0503, 0x0804, 0x0805, 0x0401, 0x0501, 0x0601, 0x0201,
+    ];
     let mut sig = Vec::new();
     u16be(&mut sig, schemes.len() * 2);
     for s in schemes {

@@ -21,7 +21,12 @@ const ID: u8 = 5;
 pub const OVERSIZED: usize = 1024 * 1024 + 1024;
 const NESTING: usize = 5000;
 /// Classic SQL, NoSQL, template and shell injection strings.
-pub const INJECTIONS: [&str; 4] = ["' OR '1'='1' --", "\"; DROP TABLE users; --", "{\"$gt\": \"\"}", "${7*7}{{7*7}}$(id)"];
+pub const INJECTIONS: [&str; 4] = [
+    "' OR '1'='1' --",
+    "\"; DROP TABLE users; --",
+    "{\"$gt\": \"\"}",
+    "${7*7}{{7*7}}$(id)",
+];
 
 /// (what is wrong, the body) for each invalid body the schema allows to build.
 fn invalid_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
@@ -52,25 +57,49 @@ fn invalid_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
         }) {
             let mut body = valid.clone();
             body[&name] = wrong;
-            out.push((format!("a wrong type for `{name}`"), body.to_string().into_bytes()));
+            out.push((
+                format!("a wrong type for `{name}`"),
+                body.to_string().into_bytes(),
+            ));
         }
         // A value outside the first stated bound.
         if let Some((name, bad, rule)) = props.iter().find_map(|(name, p)| {
             let p = spec.resolve(p);
             if let Some(min) = p.get("minimum").and_then(Value::as_f64) {
-                return Some((name.clone(), json!(min as i64 - 1_000_000), "below `minimum`"));
+                return Some((
+                    name.clone(),
+                    json!(min as i64 - 1_000_000),
+                    "below `minimum`",
+                ));
             }
             if let Some(max) = p.get("maximum").and_then(Value::as_f64) {
-                return Some((name.clone(), json!(max as i64 + 1_000_000), "above `maximum`"));
+                return Some((
+                    name.clone(),
+                    json!(max as i64 + 1_000_000),
+                    "above `maximum`",
+                ));
             }
             if let Some(max) = p.get("maxLength").and_then(Value::as_u64) {
-                return Some((name.clone(), json!("x".repeat(max as usize + 1)), "longer than `maxLength`"));
+                return Some((
+                    name.clone(),
+                    json!("x".repeat(max as usize + 1)),
+                    "longer than `maxLength`",
+                ));
             }
-            if p.get("pattern").is_some() || p.get("format").and_then(Value::as_str) == Some("date") {
-                return Some((name.clone(), json!("not//a valid\u{0}value"), "not matching its pattern or format"));
+            if p.get("pattern").is_some() || p.get("format").and_then(Value::as_str) == Some("date")
+            {
+                return Some((
+                    name.clone(),
+                    json!("not//a valid\u{0}value"),
+                    "not matching its pattern or format",
+                ));
             }
             if p.get("enum").is_some() {
-                return Some((name.clone(), json!("palisade-audit-not-in-enum"), "outside its `enum`"));
+                return Some((
+                    name.clone(),
+                    json!("palisade-audit-not-in-enum"),
+                    "outside its `enum`",
+                ));
             }
             None
         }) {
@@ -82,18 +111,31 @@ fn invalid_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
     if schema.get("additionalProperties") == Some(&json!(false)) {
         let mut body = valid.clone();
         body["paliSadeAuditUnknown"] = json!(1);
-        out.push(("an unknown member (`additionalProperties: false`)".to_owned(), body.to_string().into_bytes()));
+        out.push((
+            "an unknown member (`additionalProperties: false`)".to_owned(),
+            body.to_string().into_bytes(),
+        ));
     }
     // The padding goes in an unknown member, so an API that takes it does not store 1 MiB.
     let mut big = valid.to_string();
     if big.ends_with('}') && big.len() > 2 {
         big.pop();
-        big.push_str(&format!(",\"paliSadeAuditPadding\":\"{}\"}}", "x".repeat(OVERSIZED)));
+        big.push_str(&format!(
+            ",\"paliSadeAuditPadding\":\"{}\"}}",
+            "x".repeat(OVERSIZED)
+        ));
     } else {
         big = format!("{{\"paliSadeAuditPadding\":\"{}\"}}", "x".repeat(OVERSIZED));
     }
-    out.push((format!("an oversized body ({} bytes)", big.len()), big.into_bytes()));
-    let nested = format!("{{\"paliSadeAuditNested\":{}{}}}", "[".repeat(NESTING), "]".repeat(NESTING));
+    out.push((
+        format!("an oversized body ({} bytes)", big.len()),
+        big.into_bytes(),
+    ));
+    let nested = format!(
+        "{{\"paliSadeAuditNested\":{}{}}}",
+        "[".repeat(NESTING),
+        "]".repeat(NESTING)
+    );
     out.push((format!("a body nested {NESTING} deep"), nested.into_bytes()));
     out
 }
@@ -101,7 +143,9 @@ fn invalid_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
 fn injected_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
     let schema = spec.resolve(schema);
     let valid = spec.example(schema);
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
     let strings: Vec<&String> = props
         .iter()
         .filter(|(_, p)| schema_type(spec.resolve(p)).as_deref() == Some("string"))
@@ -115,7 +159,10 @@ fn injected_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
             for name in &strings {
                 body[name.as_str()] = json!(inj);
             }
-            (format!("injection string {inj:?}"), body.to_string().into_bytes())
+            (
+                format!("injection string {inj:?}"),
+                body.to_string().into_bytes(),
+            )
         })
         .collect()
 }
@@ -128,7 +175,10 @@ enum Outcome {
 
 pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
     let Some(spec) = ctx.spec else {
-        return ControlResult::not_tested(ID, "needs --openapi (which operations take which bodies)");
+        return ControlResult::not_tested(
+            ID,
+            "needs --openapi (which operations take which bodies)",
+        );
     };
     let first = ctx.identity(0);
     let mut findings = Vec::new();
@@ -149,15 +199,23 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         })
         .collect();
     if targets.is_empty() {
-        return ControlResult::not_tested(ID, "no operation with a JSON body could be reached (private ones need --identity)");
+        return ControlResult::not_tested(
+            ID,
+            "no operation with a JSON body could be reached (private ones need --identity)",
+        );
     }
     'ops: for (op, path) in &targets {
-        let Some(schema) = op.body_schema.as_ref() else { continue };
+        let Some(schema) = op.body_schema.as_ref() else {
+            continue;
+        };
         let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST);
         let probes = invalid_bodies(spec, schema).into_iter().map(|p| (true, p));
-        let injections = injected_bodies(spec, schema).into_iter().map(|p| (false, p));
+        let injections = injected_bodies(spec, schema)
+            .into_iter()
+            .map(|p| (false, p));
         for (must_refuse, (what, body)) in probes.chain(injections) {
-            let mut probe = Probe::new(method.clone(), path.clone()).raw_body("application/json", body);
+            let mut probe =
+                Probe::new(method.clone(), path.clone()).raw_body("application/json", body);
             if let (false, Some(id)) = (op.public, first) {
                 probe = probe.as_identity(id);
             }
@@ -176,7 +234,13 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
                 401 | 403 | 429 => Outcome::Inconclusive,
                 400..=499 => Outcome::Refused,
                 500..=599 => {
-                    findings.push(Finding::new(ID, Severity::High, format!("server error for {what}"), Some(op.label()), x.evidence()));
+                    findings.push(Finding::new(
+                        ID,
+                        Severity::High,
+                        format!("server error for {what}"),
+                        Some(op.label()),
+                        x.evidence(),
+                    ));
                     Outcome::Inconclusive
                 }
                 _ => Outcome::Accepted,
@@ -192,7 +256,9 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
             }
             match outcome {
                 Outcome::Refused => refused += 1,
-                Outcome::Inconclusive => inconclusive.push(format!("{} with {what}: {}", op.label(), x.status)),
+                Outcome::Inconclusive => {
+                    inconclusive.push(format!("{} with {what}: {}", op.label(), x.status))
+                }
                 Outcome::Accepted if must_refuse => findings.push(Finding::new(
                     ID,
                     Severity::Medium,
@@ -205,7 +271,12 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         }
     }
     // Injection strings in path parameters of reads.
-    for op in spec.operations.iter().filter(|op| op.method == "GET" && !op.path_params.is_empty()).take(3) {
+    for op in spec
+        .operations
+        .iter()
+        .filter(|op| op.method == "GET" && !op.path_params.is_empty())
+        .take(3)
+    {
         if budget_out || (!op.public && first.is_none()) {
             break;
         }
@@ -217,7 +288,13 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         match ctx.prober.send(probe).await {
             Ok(x) => {
                 if x.status >= 500 || patterns::sql_errors(&x.body).is_some() {
-                    findings.push(Finding::new(ID, Severity::High, "injection string in a path parameter breaks the API", Some(op.label()), x.evidence()));
+                    findings.push(Finding::new(
+                        ID,
+                        Severity::High,
+                        "injection string in a path parameter breaks the API",
+                        Some(op.label()),
+                        x.evidence(),
+                    ));
                 } else if (400..500).contains(&x.status) {
                     refused += 1;
                 }
@@ -227,8 +304,18 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         }
     }
     if !inconclusive.is_empty() {
-        findings.push(Finding::new(ID, Severity::Info, "probes that proved nothing", None, inconclusive.join("; ")));
+        findings.push(Finding::new(
+            ID,
+            Severity::Info,
+            "probes that proved nothing",
+            None,
+            inconclusive.join("; "),
+        ));
     }
-    let reason = if budget_out { ctx.budget_reason() } else { "every probe was inconclusive (401, 403 or 429)".to_owned() };
+    let reason = if budget_out {
+        ctx.budget_reason()
+    } else {
+        "every probe was inconclusive (401, 403 or 429)".to_owned()
+    };
     ControlResult::conclude(ID, findings, refused > 0 && !budget_out, &reason)
 }
