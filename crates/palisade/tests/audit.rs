@@ -147,3 +147,69 @@ async fn the_sample_api_behind_the_demo_gateway_passes_them() {
     let text = report.to_string();
     assert!(!text.contains(&key_of("ALICE")) && !text.contains(&key_of("BOB")));
 }
+
+#[test]
+fn bad_usage_exits_2_before_any_request() {
+    for args in [
+        vec!["http://127.0.0.1:9", "--identity", "no-colon-here"],
+        vec![
+            "http://127.0.0.1:9",
+            "--openapi",
+            "/nonexistent/openapi.yaml",
+        ],
+        vec!["ftp://127.0.0.1:9"],
+        vec!["http://127.0.0.1:9", "--format", "xml"],
+    ] {
+        let output = Command::new(BIN).arg("audit").args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sarif_and_junit_go_to_the_out_file() {
+    let url = sample_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (format, file) in [("sarif", "audit.sarif"), ("junit", "audit.xml")] {
+        let out = dir.path().join(file);
+        let (url, out2) = (url.clone(), out.clone());
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args([
+                    "audit",
+                    &url,
+                    "--openapi",
+                    SPEC,
+                    "--rps",
+                    "0",
+                    "--max-requests",
+                    "60",
+                ])
+                .args(["--format", format, "--out"])
+                .arg(&out2)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(output.status.code(), Some(1), "the bare sample API fails");
+        assert!(output.stdout.is_empty(), "the report goes to the file only");
+        let text = std::fs::read_to_string(&out).unwrap();
+        if format == "sarif" {
+            let sarif: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(sarif["version"], "2.1.0");
+            let rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+                .as_array()
+                .unwrap();
+            assert_eq!(rules.len(), 10);
+            assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
+        } else {
+            assert_eq!(text.matches("<testcase ").count(), 10, "{text}");
+            assert!(text.contains("<failure "), "{text}");
+        }
+    }
+}

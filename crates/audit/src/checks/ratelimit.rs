@@ -85,7 +85,7 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
                 Some(_) => vec![Finding::new(
                     ID,
                     Severity::Info,
-                    format!("429 after {} requests", statuses.len()),
+                    format!("429 at request {} of the burst", statuses.len()),
                     Some(op.label()),
                     x.evidence(),
                 )],
