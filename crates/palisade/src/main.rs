@@ -6,6 +6,7 @@
 //! - 2: bad usage, a config that does not load, or a server that cannot start (for
 //!   example an address already in use); the message names the file, line and key.
 
+mod audit;
 mod demo;
 mod keys;
 
@@ -59,6 +60,8 @@ enum Command {
         #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "-")]
         emit_prometheus_rules: Option<PathBuf>,
     },
+    /// Probe a live API (any API) for each checklist control; exit 1 when one fails.
+    Audit(audit::AuditArgs),
     /// Run the gateway in front of the bundled sample API and print a guided tour.
     Demo(demo::DemoArgs),
     /// Manage API keys in the config's [store]: create, list, revoke, rotate.
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
             env_file.as_deref(),
             emit_prometheus_rules.as_deref(),
         ),
+        Command::Audit(args) => audit::run(args),
         Command::Demo(args) => run(demo::run(args)),
         Command::Keys(args) => run_quiet(keys::run(args)),
         Command::SampleApi { listen } => run(sample_api(listen)),

@@ -1,0 +1,481 @@
+//! Control 3, authorization: object level (BOLA/IDOR), function level, mass assignment.
+//!
+//! Input: the spec's collections (a `POST /things` with a `GET /things/{id}`) and two
+//! identities (a third, `--admin-identity`, for function-level tests). Output: FAIL when the
+//! second identity reads, changes or deletes an object the first created, or sees it in its
+//! list; when a normal identity calls an admin-only operation successfully; when a create
+//! with privileged members (`role`, `isAdmin`, `admin`) reads back with them.
+//!
+//! Only objects the audit itself created are updated or deleted, each change is verified by
+//! reading back as the owner, and the owner deletes them at the end ([`cleanup`]). A leak is
+//! a 2xx carrying the audit's own marker: a 404 or a 401 with a JSON body is never one.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Context, marker, path_value};
+use crate::client::{Exchange, Probe, ProbeError};
+use crate::model::{ControlResult, Finding, Severity};
+use crate::spec::Operation;
+
+const ID: u8 = 3;
+
+/// An object the audit created.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The collection's path (`/api/orders`).
+    pub collection: String,
+    /// The object's path template (`/api/orders/{id}`).
+    pub object_path: String,
+    pub id: String,
+    /// Index of the identity that owns it.
+    pub owner: usize,
+    pub marker: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Objects {
+    pub created: Vec<Created>,
+}
+
+/// A collection: its create operation and its object operations.
+struct Collection<'a> {
+    create: &'a Operation,
+    list: Option<&'a Operation>,
+    read: &'a Operation,
+    update: Option<&'a Operation>,
+    delete: Option<&'a Operation>,
+}
+
+fn collections<'a>(ctx: &'a Context<'_>) -> Vec<Collection<'a>> {
+    let ops = ctx.operations();
+    ops.iter()
+        .filter(|op| op.method == "POST" && op.path_params.is_empty() && op.body_schema.is_some())
+        .filter_map(|create| {
+            let object = |method: &str| {
+                ops.iter().find(|op| {
+                    op.method == method
+                        && op.path_params.len() == 1
+                        && op
+                            .path
+                            .strip_prefix(create.path.as_str())
+                            .is_some_and(|rest| {
+                                rest.starts_with("/{")
+                                    && rest.ends_with('}')
+                                    && !rest[1..].contains('/')
+                            })
+                })
+            };
+            Some(Collection {
+                create,
+                list: ops
+                    .iter()
+                    .find(|op| op.method == "GET" && op.path == create.path),
+                read: object("GET")?,
+                update: object("PUT").or_else(|| object("PATCH")),
+                delete: object("DELETE"),
+            })
+        })
+        .take(3)
+        .collect()
+}
+
+/// The created object's id: the body's `id` (or the path parameter's name), else the
+/// `Location` header's last segment.
+fn created_id(exchange: &Exchange, param: &str) -> Option<String> {
+    let body = exchange.json();
+    let from_body = body.as_ref().and_then(|b| {
+        [param, "id", "ID", "uuid"]
+            .iter()
+            .find_map(|k| b.get(*k))
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    });
+    from_body.or_else(|| {
+        exchange
+            .header("location")
+            .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    })
+}
+
+pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
+    let Some(spec) = ctx.spec else {
+        return ControlResult::not_tested(
+            ID,
+            "needs --openapi (which operations create and read objects)",
+        );
+    };
+    let (Some(first), Some(second)) = (ctx.identity(0), ctx.identity(1)) else {
+        return ControlResult::not_tested(ID, "needs two identities (--identity twice)");
+    };
+    let mut findings = Vec::new();
+    let mut tested = false;
+    let mut untested = Vec::new();
+    let mut budget_out = false;
+
+    let cols = collections(ctx);
+    if cols.is_empty() {
+        untested
+            .push("the spec has no collection with a create and a read-by-id operation".to_owned());
+    }
+    for col in &cols {
+        let schema = col
+            .create
+            .body_schema
+            .as_ref()
+            .map(|s| spec.resolve(s))
+            .cloned();
+        let Some(schema) = schema else { continue };
+        let mark = marker();
+        let mut body = spec.example(&schema);
+        let Some(member) = spec.text_members(&schema).into_iter().next() else {
+            untested.push(format!(
+                "{}: no free-text member to mark the audit's object with",
+                col.create.label()
+            ));
+            continue;
+        };
+        body[&member] = json!(mark);
+        let param = &col.read.path_params[0];
+        let created = match ctx
+            .prober
+            .send(
+                Probe::new(Method::POST, col.create.path.clone())
+                    .as_identity(first)
+                    .json(&body),
+            )
+            .await
+        {
+            Ok(x) => x,
+            Err(ProbeError::Budget) => {
+                budget_out = true;
+                break;
+            }
+            Err(e) => {
+                findings.push(Finding::new(
+                    ID,
+                    Severity::Info,
+                    "create failed",
+                    Some(col.create.label()),
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
+        let id = match (created.success(), created_id(&created, param)) {
+            (true, Some(id)) => id,
+            _ => {
+                untested.push(format!(
+                    "{} as {} answered {} (no object to test with)",
+                    col.create.label(),
+                    first.name,
+                    created.status
+                ));
+                continue;
+            }
+        };
+        objects.created.push(Created {
+            collection: col.create.path.clone(),
+            object_path: col.read.path.clone(),
+            id: id.clone(),
+            owner: 0,
+            marker: mark.clone(),
+        });
+        let path = col.read.fill(|_| id.clone());
+        let read_as =
+            |who: &crate::Identity| Probe::new(Method::GET, path.clone()).as_identity(who);
+        let owner_view = match ctx.prober.send(read_as(first)).await {
+            Ok(x) => x,
+            Err(_) => {
+                budget_out = true;
+                break;
+            }
+        };
+        if !owner_view.success() || !owner_view.body.contains(&mark) {
+            untested.push(format!(
+                "{} as its owner {} answered {} without the object",
+                col.read.label(),
+                first.name,
+                owner_view.status
+            ));
+            continue;
+        }
+        tested = true;
+        // Read as the second identity.
+        match ctx.prober.send(read_as(second)).await {
+            Ok(x) if x.success() && x.body.contains(&mark) => findings.push(Finding::new(
+                ID,
+                Severity::High,
+                format!("{} reads {}'s object", second.name, first.name),
+                Some(col.read.label()),
+                format!(
+                    "owner: {} | other: {}",
+                    owner_view.request_line(),
+                    x.evidence()
+                ),
+            )),
+            Ok(_) => {}
+            Err(_) => budget_out = true,
+        }
+        // The second identity's list must not hold the first's object.
+        if let Some(list) = col.list {
+            match ctx
+                .prober
+                .send(Probe::new(Method::GET, list.path.clone()).as_identity(second))
+                .await
+            {
+                Ok(x) if x.success() && x.body.contains(&mark) => findings.push(Finding::new(
+                    ID,
+                    Severity::High,
+                    format!("{}'s list shows {}'s object", second.name, first.name),
+                    Some(list.label()),
+                    format!(
+                        "created: {} | list: {}",
+                        created.request_line(),
+                        x.evidence()
+                    ),
+                )),
+                Ok(_) => {}
+                Err(_) => budget_out = true,
+            }
+        }
+        // Update as the second identity, then read back as the owner.
+        if let Some(update) = col.update {
+            let schema = update.body_schema.as_ref().map(|s| spec.resolve(s).clone());
+            let mark2 = marker();
+            let mut body = schema.as_ref().map_or(json!({}), |s| spec.example(s));
+            if let Some(m) = schema
+                .as_ref()
+                .and_then(|s| spec.text_members(s).into_iter().next())
+            {
+                body[&m] = json!(mark2);
+            }
+            let attempt = ctx
+                .prober
+                .send(
+                    Probe::new(
+                        Method::from_bytes(update.method.as_bytes()).unwrap_or(Method::PUT),
+                        path.clone(),
+                    )
+                    .as_identity(second)
+                    .json(&body),
+                )
+                .await;
+            match (attempt, ctx.prober.send(read_as(first)).await) {
+                (Ok(attempt), Ok(after)) => {
+                    if after.body.contains(&mark2) {
+                        findings.push(Finding::new(
+                            ID,
+                            Severity::High,
+                            format!("{} changes {}'s object", second.name, first.name),
+                            Some(update.label()),
+                            format!(
+                                "{} | read back: {}",
+                                attempt.request_line(),
+                                after.evidence()
+                            ),
+                        ));
+                    } else if attempt.success() {
+                        findings.push(Finding::new(
+                            ID,
+                            Severity::Low,
+                            format!(
+                                "{} gets a 2xx writing {}'s object (no change seen)",
+                                second.name, first.name
+                            ),
+                            Some(update.label()),
+                            attempt.evidence(),
+                        ));
+                    }
+                }
+                _ => budget_out = true,
+            }
+        }
+        // Delete as the second identity, then read back as the owner.
+        if let Some(delete) = col.delete {
+            let attempt = ctx
+                .prober
+                .send(Probe::new(Method::DELETE, path.clone()).as_identity(second))
+                .await;
+            match (attempt, ctx.prober.send(read_as(first)).await) {
+                (Ok(attempt), Ok(after)) => {
+                    if !after.body.contains(&mark) && !after.success() {
+                        findings.push(Finding::new(
+                            ID,
+                            Severity::High,
+                            format!("{} deletes {}'s object", second.name, first.name),
+                            Some(delete.label()),
+                            format!(
+                                "{} | read back: {}",
+                                attempt.request_line(),
+                                after.request_line()
+                            ),
+                        ));
+                        if let Some(o) = objects.created.last_mut() {
+                            o.id.clear();
+                        }
+                    }
+                }
+                _ => budget_out = true,
+            }
+        }
+    }
+
+    // Mass assignment: privileged members in a create, then read back.
+    if let Some(col) = cols.first() {
+        match mass_assignment(ctx, col, objects).await {
+            Ok(Some(finding)) => findings.push(finding),
+            Ok(None) => {}
+            Err(()) => budget_out = true,
+        }
+    }
+
+    // Function level: admin-only operations as a normal identity.
+    let admin_ops: Vec<&Operation> = ctx.operations().iter().filter(|op| op.admin_only).collect();
+    match (&ctx.options.admin_identity, admin_ops.is_empty()) {
+        (None, _) => untested.push("function-level checks need --admin-identity".to_owned()),
+        (Some(_), true) => untested.push("the spec marks no operation admin-only".to_owned()),
+        (Some(_), false) => {
+            for op in admin_ops.iter().filter(|op| op.method == "GET").take(5) {
+                let path = op.fill(|p| path_value(objects, op, p));
+                match ctx
+                    .prober
+                    .send(Probe::new(Method::GET, path).as_identity(first))
+                    .await
+                {
+                    Ok(x) => {
+                        tested = true;
+                        if x.success() {
+                            findings.push(Finding::new(
+                                ID,
+                                Severity::High,
+                                format!("{} calls an admin-only operation", first.name),
+                                Some(op.label()),
+                                x.evidence(),
+                            ));
+                        }
+                    }
+                    Err(_) => budget_out = true,
+                }
+            }
+        }
+    }
+
+    if budget_out {
+        untested.push(ctx.budget_reason());
+    }
+    for note in &untested {
+        findings.push(Finding::new(
+            ID,
+            Severity::Info,
+            "not tested",
+            None,
+            note.clone(),
+        ));
+    }
+    let reason = if untested.is_empty() {
+        "no object-level test could run".to_owned()
+    } else {
+        untested.join("; ")
+    };
+    ControlResult::conclude(ID, findings, tested && !budget_out, &reason)
+}
+
+/// Creates an object with `role`, `isAdmin` and `admin` set, and reads it back.
+async fn mass_assignment(
+    ctx: &Context<'_>,
+    col: &Collection<'_>,
+    objects: &mut Objects,
+) -> Result<Option<Finding>, ()> {
+    let (Some(spec), Some(first)) = (ctx.spec, ctx.identity(0)) else {
+        return Ok(None);
+    };
+    let Some(schema) = col
+        .create
+        .body_schema
+        .as_ref()
+        .map(|s| spec.resolve(s).clone())
+    else {
+        return Ok(None);
+    };
+    let mut body = spec.example(&schema);
+    let mark = marker();
+    if let Some(m) = spec.text_members(&schema).into_iter().next() {
+        body[&m] = json!(mark);
+    }
+    body["role"] = json!("admin");
+    body["isAdmin"] = json!(true);
+    body["admin"] = json!(true);
+    let created = ctx
+        .prober
+        .send(
+            Probe::new(Method::POST, col.create.path.clone())
+                .as_identity(first)
+                .json(&body),
+        )
+        .await
+        .map_err(|_| ())?;
+    if !created.success() {
+        return Ok(None);
+    }
+    let param = &col.read.path_params[0];
+    let mut seen = created.json();
+    if let Some(id) = created_id(&created, param) {
+        objects.created.push(Created {
+            collection: col.create.path.clone(),
+            object_path: col.read.path.clone(),
+            id: id.clone(),
+            owner: 0,
+            marker: mark,
+        });
+        let path = col.read.fill(|_| id.clone());
+        if let Ok(back) = ctx
+            .prober
+            .send(Probe::new(Method::GET, path).as_identity(first))
+            .await
+            && back.success()
+        {
+            seen = back.json();
+        }
+    }
+    let privileged = seen.as_ref().is_some_and(|v| {
+        v.get("role") == Some(&json!("admin"))
+            || v.get("isAdmin") == Some(&json!(true))
+            || v.get("admin") == Some(&json!(true))
+    });
+    Ok(privileged.then(|| {
+        Finding::new(
+            ID,
+            Severity::High,
+            "mass assignment: privileged members are stored",
+            Some(col.create.label()),
+            format!(
+                "{} read back: {}",
+                created.request_line(),
+                seen.map(|v| v.to_string()).unwrap_or_default()
+            ),
+        )
+    }))
+}
+
+/// Deletes the objects the audit created, as their owner.
+pub async fn cleanup(ctx: &Context<'_>, objects: &Objects) {
+    for object in objects.created.iter().filter(|o| !o.id.is_empty()) {
+        let Some(owner) = ctx.identity(object.owner) else {
+            continue;
+        };
+        let Some(op) = ctx.spec.and_then(|s| s.find("DELETE", &object.object_path)) else {
+            continue;
+        };
+        let path = op.fill(|_| object.id.clone());
+        let _ = ctx
+            .prober
+            .send(Probe::new(Method::DELETE, path).as_identity(owner))
+            .await;
+    }
+}

@@ -1,0 +1,99 @@
+//! Control 6, safe errors.
+//!
+//! Input: a few provoking requests (each GET operation, an unknown path, a malformed JSON
+//! body), then every response the audit received so far. Output: FAIL when a body carries a
+//! stack trace, SQL error text, a server file path, a framework debug page or credentials in
+//! a URL; WARN for version banners (`Server` with a version, `X-Powered-By`,
+//! `X-AspNet-Version`). Each kind is reported once per operation, with the request.
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+
+use super::{Context, authz::Objects, marker, path_value};
+use crate::client::{Probe, ProbeError};
+use crate::model::{ControlResult, Finding, Severity};
+use crate::patterns;
+
+const ID: u8 = 6;
+
+pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
+    let first = ctx.identity(0);
+    let mut probes = vec![Probe::new(Method::GET, format!("/{}", marker()))];
+    for op in ctx.operations().iter().filter(|op| op.method == "GET") {
+        let mut probe = Probe::new(Method::GET, op.fill(|p| path_value(objects, op, p)));
+        if let (false, Some(id)) = (op.public, first) {
+            probe = probe.as_identity(id);
+        }
+        probes.push(probe);
+    }
+    if let Some(op) = ctx
+        .operations()
+        .iter()
+        .find(|op| op.body_schema.is_some() && op.path_params.is_empty())
+    {
+        let mut probe = Probe::new(
+            Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST),
+            op.path.clone(),
+        )
+        .raw_body("application/json", b"{\"unterminated\": [1, 2".to_vec());
+        if let (false, Some(id)) = (op.public, first) {
+            probe = probe.as_identity(id);
+        }
+        probes.push(probe);
+    }
+    let mut budget_out = false;
+    for probe in probes {
+        if let Err(ProbeError::Budget) = ctx.prober.send(probe).await {
+            budget_out = true;
+            break;
+        }
+    }
+    let record = ctx.prober.record();
+    let mut findings = Vec::new();
+    let mut seen = HashSet::new();
+    for x in &record {
+        let place = format!("{} {}", x.method, x.path);
+        for hit in patterns::leaks(&x.body) {
+            if seen.insert((hit.kind, place.clone())) {
+                let excerpt: String = hit.text.chars().take(120).collect();
+                findings.push(Finding::new(
+                    ID,
+                    Severity::High,
+                    format!("{} in a response", hit.kind),
+                    Some(place.clone()),
+                    format!("{} … {}", x.request_line(), patterns::redact_urls(&excerpt)),
+                ));
+            }
+        }
+        let banners = [
+            (
+                "server",
+                x.header("server")
+                    .filter(|v| v.chars().any(|c| c.is_ascii_digit())),
+            ),
+            ("x-powered-by", x.header("x-powered-by")),
+            ("x-aspnet-version", x.header("x-aspnet-version")),
+        ];
+        for (name, value) in banners {
+            if let Some(value) = value
+                && seen.insert(("banner", name.to_owned()))
+            {
+                findings.push(Finding::new(
+                    ID,
+                    Severity::Low,
+                    format!("version banner: {name}"),
+                    Some(name.to_owned()),
+                    format!("{name}: {value} (first seen on {})", x.request_line()),
+                ));
+            }
+        }
+    }
+    let tested = !record.is_empty() && !budget_out;
+    let reason = if record.is_empty() {
+        "no response was received".to_owned()
+    } else {
+        ctx.budget_reason()
+    };
+    ControlResult::conclude(ID, findings, tested, &reason)
+}

@@ -1,0 +1,239 @@
+//! `palisade audit`: a black-box test of a live API against the ten-control checklist.
+//!
+//! Input: [`Options`] (the base URL, an optional OpenAPI document, identities, a request
+//! budget and pace, and optional local material: a repository, an advisory database, a log
+//! file). Output: a [`Report`] with one [`ControlResult`] per control, in checklist order,
+//! which [`report`] renders as a table, JSON, SARIF or JUnit.
+//!
+//! Failure: a control whose probes could not run is `NOT_TESTED` (with the reason) or
+//! `ERROR`, never `PASS`. Usage problems (an unreadable spec, a bad identity) are
+//! [`AuditError`]s, raised before any request is sent.
+//!
+//! Every request goes through one [`budget::Budget`], so `--max-requests` and `--rps` hold by
+//! construction: an audit cannot turn into a load test. Requests never leave the target's
+//! host (redirects are not followed).
+
+pub mod budget;
+pub mod checks;
+pub mod client;
+pub mod model;
+pub mod patterns;
+pub mod report;
+pub mod secrets_scan;
+pub mod spec;
+
+pub use model::{ControlResult, Finding, Report, Severity, Status};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use budget::Budget;
+use client::Prober;
+
+/// One caller the audit can act as: `NAME:HEADER=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub header: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for Identity {
+    type Err = String;
+
+    /// Parses `NAME:HEADER=VALUE` (`alice:X-Api-Key=pal_…`, `bob:Authorization=Bearer ey…`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("identity `{}` is not NAME:HEADER=VALUE", mask(text));
+        let (name, rest) = text.split_once(':').ok_or_else(bad)?;
+        let (header, value) = rest.split_once('=').ok_or_else(bad)?;
+        let (name, header) = (name.trim(), header.trim());
+        if name.is_empty() || value.is_empty() {
+            return Err(bad());
+        }
+        if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(format!(
+                "identity `{name}`: `{header}` is not a valid header"
+            ));
+        }
+        Ok(Identity {
+            name: name.to_owned(),
+            header: header.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// What to audit and how gently.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The API's base URL; every probe stays on its scheme, host and port (the http
+    /// redirect probe only changes scheme and port).
+    pub target: url::Url,
+    pub openapi: Option<PathBuf>,
+    pub identities: Vec<Identity>,
+    pub admin_identity: Option<Identity>,
+    /// Most requests (TLS handshakes included) the whole audit may send.
+    pub max_requests: u32,
+    /// Most requests per second; 0 means unpaced (tests only).
+    pub rps: f64,
+    pub insecure: bool,
+    /// Where plain http is served, for the redirect check (default: 80 when the target is
+    /// https on 443).
+    pub http_port: Option<u16>,
+    /// The operation the rate-limit burst is sent to (operationId or `METHOD /path`);
+    /// default: the spec's login operation.
+    pub rate_limit_operation: Option<String>,
+    /// Requests in the rate-limit burst at most.
+    pub burst: u32,
+    pub repo: Option<PathBuf>,
+    pub advisories: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+impl Options {
+    /// Options with the defaults of the CLI: 300 requests at most, 10 per second.
+    pub fn new(target: url::Url) -> Self {
+        Options {
+            target,
+            openapi: None,
+            identities: Vec::new(),
+            admin_identity: None,
+            max_requests: 300,
+            rps: 10.0,
+            insecure: false,
+            http_port: None,
+            rate_limit_operation: None,
+            burst: 30,
+            repo: None,
+            advisories: None,
+            log: None,
+            progress: false,
+        }
+    }
+}
+
+/// A problem with the audit's inputs, found before any request is sent (exit status 2).
+#[derive(Debug)]
+pub struct AuditError(pub String);
+
+impl std::fmt::Display for AuditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuditError {}
+
+/// Runs every control and returns the report. Checks that need credentials run before the
+/// authentication probes, whose forged tokens may (rightly) get the auditor's address
+/// locked out, and the rate-limit burst runs last for the same reason.
+pub async fn run(options: Options) -> Result<Report, AuditError> {
+    let spec = match &options.openapi {
+        Some(path) => Some(spec::Spec::load(path).map_err(AuditError)?),
+        None => None,
+    };
+    if !matches!(options.target.scheme(), "http" | "https") || options.target.host().is_none() {
+        return Err(AuditError(format!(
+            "{} is not an http(s) URL with a host",
+            options.target
+        )));
+    }
+    let budget = Arc::new(Budget::new(options.max_requests, options.rps));
+    let prober = Prober::new(&options, budget.clone()).map_err(AuditError)?;
+    let ctx = checks::Context {
+        options: &options,
+        spec: spec.as_ref(),
+        prober: &prober,
+    };
+    let progress = |n: u8, name: &str| {
+        if options.progress {
+            eprintln!(
+                "palisade audit: [{n}/10] {name} ({} requests so far)",
+                budget.used()
+            );
+        }
+    };
+    let mut results: Vec<ControlResult> = Vec::with_capacity(10);
+    progress(1, "TLS");
+    results.push(checks::tls::run(&ctx).await);
+    progress(3, "authorization");
+    let mut objects = checks::authz::Objects::default();
+    results.push(checks::authz::run(&ctx, &mut objects).await);
+    progress(5, "validation");
+    results.push(checks::validation::run(&ctx, &objects).await);
+    progress(2, "authentication");
+    results.push(checks::authn::run(&ctx, &objects).await);
+    progress(4, "rate limiting");
+    results.push(checks::ratelimit::run(&ctx).await);
+    progress(6, "errors");
+    results.push(checks::errors::run(&ctx, &objects).await);
+    // Objects the audit created (and that are still there) are deleted by their owner.
+    checks::authz::cleanup(&ctx, &objects).await;
+    progress(7, "logging");
+    results.push(checks::logging::run(&ctx));
+    progress(8, "gateway");
+    results.push(checks::gateway::run(&ctx));
+    progress(9, "secrets");
+    results.push(checks::secrets::run(&ctx));
+    progress(10, "dependencies");
+    results.push(checks::deps::run(&ctx));
+    results.sort_by_key(|r| r.id);
+    Ok(Report {
+        target: options.target.to_string(),
+        requests: budget.used(),
+        max_requests: options.max_requests,
+        controls: results,
+    })
+}
+
+/// A preview of a secret: its first four characters and its length, never the rest.
+pub fn mask(secret: &str) -> String {
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}… ({} chars)", secret.chars().count())
+}
+
+/// A stable, non-reversible fingerprint (16 hex digits of SHA-256), so two runs can say
+/// "the same finding" without the report carrying the value.
+pub fn fingerprint(parts: &[&str]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in parts {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0]);
+    }
+    ctx.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_parse_and_never_echo_the_value() {
+        let id: Identity = "alice:X-Api-Key=pal_abc=def".parse().unwrap();
+        assert_eq!(
+            id,
+            Identity {
+                name: "alice".into(),
+                header: "X-Api-Key".into(),
+                value: "pal_abc=def".into()
+            }
+        );
+        let err = "alice=supersecretvalue".parse::<Identity>().unwrap_err();
+        assert!(!err.contains("supersecretvalue"), "{err}");
+        assert!("bad header:X Y=1".parse::<Identity>().is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_masks_short() {
+        assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
+        assert_ne!(fingerprint(&["a", "b"]), fingerprint(&["ab"]));
+        assert_eq!(mask("AKIAIOSFODNN7EXAMPLE"), "AKIA… (20 chars)");
+    }
+}

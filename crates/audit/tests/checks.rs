@@ -1,0 +1,536 @@
+//! Each control against a small server built to pass it, and the same server with exactly
+//! one flaw, which must fail exactly that control. The good server also proves the checks
+//! raise no false positives: another user's object answers 404, and a missing credential a
+//! 401 with a JSON body.
+
+// The test server answers errors as whole responses, and a poisoned lock may panic a test.
+#![allow(clippy::result_large_err, clippy::unwrap_in_result)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use palisade_audit::{Options, Report, Status};
+use serde_json::{Value, json};
+
+const SPEC: &str = r##"
+openapi: 3.1.0
+info: { title: test, version: "1" }
+security: [{ user: [] }]
+paths:
+  /login:
+    post:
+      operationId: login
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [username, password]
+              properties:
+                username: { type: string, maxLength: 64 }
+                password: { type: string, maxLength: 64 }
+  /things:
+    get: { operationId: listThings }
+    post:
+      operationId: createThing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Thing" }
+  /things/{id}:
+    parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+    get: { operationId: getThing }
+    put:
+      operationId: updateThing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Thing" }
+    delete: { operationId: deleteThing }
+  /boom:
+    get: { operationId: boom }
+components:
+  schemas:
+    Thing:
+      type: object
+      additionalProperties: false
+      required: [name]
+      properties:
+        name: { type: string, maxLength: 50 }
+"##;
+
+/// The one flaw a server has (none: the good server).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flaws {
+    no_auth: bool,
+    no_owner_check: bool,
+    no_rate_limit: bool,
+    lax_validation: bool,
+    leaky_errors: bool,
+    inconsistent_headers: bool,
+}
+
+#[derive(Default)]
+struct Db {
+    things: Vec<(String, String, String)>, // id, owner, name
+    next: u32,
+}
+
+#[derive(Clone)]
+struct App {
+    flaws: Flaws,
+    db: Arc<Mutex<Db>>,
+    logins: Arc<AtomicU32>,
+    requests: Arc<AtomicU32>,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// The caller from `X-User` (alice or bob); 401 with a JSON body otherwise.
+fn user(app: &App, headers: &HeaderMap) -> Result<String, Response> {
+    match headers.get("x-user").and_then(|v| v.to_str().ok()) {
+        Some(u @ ("alice" | "bob")) => Ok(u.to_owned()),
+        _ if app.flaws.no_auth => Ok("anonymous".to_owned()),
+        _ => Err(error(StatusCode::UNAUTHORIZED, "unauthorized")),
+    }
+}
+
+/// A thing's name from a body, strictly (or anything, with the lax flaw).
+fn name(app: &App, body: &[u8]) -> Result<String, Response> {
+    let bad = || error(StatusCode::BAD_REQUEST, "invalid body");
+    let value: Value = serde_json::from_slice(body).map_err(|_| bad())?;
+    if app.flaws.lax_validation {
+        return Ok(value["name"].as_str().unwrap_or("x").to_owned());
+    }
+    let object = value.as_object().ok_or_else(bad)?;
+    match (object.len(), object.get("name").and_then(Value::as_str)) {
+        (1, Some(name)) if name.chars().count() <= 50 => Ok(name.to_owned()),
+        _ => Err(bad()),
+    }
+}
+
+async fn login(State(app): State<App>, body: Bytes) -> Response {
+    if !app.flaws.no_rate_limit && app.logins.fetch_add(1, Ordering::SeqCst) >= 3 {
+        let mut rsp = error(StatusCode::TOO_MANY_REQUESTS, "slow down");
+        rsp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return rsp;
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) if v["username"].is_string() && v["password"].is_string() => {
+            error(StatusCode::UNAUTHORIZED, "invalid credentials")
+        }
+        _ => error(StatusCode::BAD_REQUEST, "invalid body"),
+    }
+}
+
+async fn list(State(app): State<App>, headers: HeaderMap) -> Response {
+    let who = match user(&app, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let db = app.db.lock().unwrap();
+    let items: Vec<Value> = db
+        .things
+        .iter()
+        .filter(|(_, owner, _)| app.flaws.no_owner_check || *owner == who)
+        .map(|(id, owner, name)| json!({"id": id, "owner": owner, "name": name}))
+        .collect();
+    axum::Json(json!({ "items": items })).into_response()
+}
+
+async fn create(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let (who, name) = match user(&app, &headers).and_then(|w| Ok((w, name(&app, &body)?))) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut db = app.db.lock().unwrap();
+    db.next += 1;
+    let id = db.next.to_string();
+    db.things.push((id.clone(), who.clone(), name.clone()));
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"id": id, "owner": who, "name": name})),
+    )
+        .into_response()
+}
+
+/// The index of `id` if the caller may see it; 404 (never 403) otherwise.
+fn find(app: &App, headers: &HeaderMap, id: &str) -> Result<usize, Response> {
+    let who = user(app, headers)?;
+    let db = app.db.lock().unwrap();
+    db.things
+        .iter()
+        .position(|(i, owner, _)| i == id && (app.flaws.no_owner_check || *owner == who))
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "not found"))
+}
+
+async fn read(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match find(&app, &headers, &id) {
+        Ok(i) => {
+            let (id, owner, name) = app.db.lock().unwrap().things[i].clone();
+            axum::Json(json!({"id": id, "owner": owner, "name": name})).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn update(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let i = match find(&app, &headers, &id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match name(&app, &body) {
+        Ok(name) => {
+            let mut db = app.db.lock().unwrap();
+            db.things[i].2 = name;
+            let (id, owner, name) = db.things[i].clone();
+            axum::Json(json!({"id": id, "owner": owner, "name": name})).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn delete(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match find(&app, &headers, &id) {
+        Ok(i) => {
+            app.db.lock().unwrap().things.remove(i);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn boom(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = user(&app, &headers) {
+        return r;
+    }
+    if app.flaws.leaky_errors {
+        let trace = "Traceback (most recent call last):\n  File \"/srv/app/views.py\", line 12, in boom\npsycopg2.errors.SyntaxError: syntax error at or near \"'\"";
+        return (StatusCode::INTERNAL_SERVER_ERROR, trace).into_response();
+    }
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+/// Counts requests, gives every response `nosniff` (but one route, with that flaw) and one
+/// JSON error shape, as a gateway would.
+async fn edge(State(app): State<App>, req: Request, next: Next) -> Response {
+    app.requests.fetch_add(1, Ordering::SeqCst);
+    let skip = app.flaws.inconsistent_headers && req.uri().path() == "/things";
+    let mut rsp = next.run(req).await;
+    let json = rsp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let leaky = app.flaws.leaky_errors && rsp.status() == StatusCode::INTERNAL_SERVER_ERROR;
+    if rsp.status().as_u16() >= 400 && !json && !leaky {
+        rsp = error(
+            rsp.status(),
+            rsp.status().canonical_reason().unwrap_or("error"),
+        );
+    }
+    if !skip {
+        rsp.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    rsp
+}
+
+struct Server {
+    url: String,
+    requests: Arc<AtomicU32>,
+}
+
+async fn serve(flaws: Flaws) -> Server {
+    let app = App {
+        flaws,
+        db: Arc::default(),
+        logins: Arc::default(),
+        requests: Arc::default(),
+    };
+    let requests = app.requests.clone();
+    let router = Router::new()
+        .route("/login", post(login))
+        .route("/things", get(list).post(create))
+        .route("/things/{id}", get(read).put(update).delete(delete))
+        .route("/boom", get(boom))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(DefaultBodyLimit::max(if flaws.lax_validation {
+            4 << 20
+        } else {
+            1 << 20
+        }))
+        .layer(middleware::from_fn_with_state(app.clone(), edge))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Server { url, requests }
+}
+
+fn options(url: &str, spec_dir: &tempfile::TempDir) -> Options {
+    let spec = spec_dir.path().join("openapi.yaml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let mut options = Options::new(url.parse().unwrap());
+    options.openapi = Some(spec);
+    options.identities = vec![
+        "alice:X-User=alice".parse().unwrap(),
+        "bob:X-User=bob".parse().unwrap(),
+    ];
+    options.rps = 0.0;
+    options.burst = 10;
+    options
+}
+
+async fn audit(flaws: Flaws) -> Report {
+    let server = serve(flaws).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = palisade_audit::run(options(&server.url, &dir))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.requests,
+        server.requests.load(Ordering::SeqCst),
+        "every request is counted"
+    );
+    report
+}
+
+fn status(report: &Report, id: u8) -> Status {
+    report.control(id).unwrap().status
+}
+
+fn describe(report: &Report) -> String {
+    palisade_audit::report::table(report)
+}
+
+/// Controls 2–6 and 8: the HTTP controls a flaw can fail.
+const HTTP_CONTROLS: [u8; 6] = [2, 3, 4, 5, 6, 8];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_good_server_passes_every_http_control() {
+    let report = audit(Flaws::default()).await;
+    for id in HTTP_CONTROLS {
+        assert_eq!(
+            status(&report, id),
+            Status::Pass,
+            "control {id}\n{}",
+            describe(&report)
+        );
+    }
+    // Plain http is a TLS failure, and the only one.
+    assert_eq!(status(&report, 1), Status::Fail);
+    assert!(
+        !report.failed()
+            || report
+                .controls
+                .iter()
+                .filter(|c| c.status == Status::Fail)
+                .count()
+                == 1
+    );
+}
+
+/// Runs the server with `flaws` and asserts that exactly control `id` fails among the HTTP
+/// controls.
+async fn fails_exactly(flaws: Flaws, id: u8) -> Report {
+    let report = audit(flaws).await;
+    for other in HTTP_CONTROLS {
+        let expected = other == id;
+        assert_eq!(
+            status(&report, other) == Status::Fail,
+            expected,
+            "control {other} with {flaws:?}\n{}",
+            describe(&report)
+        );
+    }
+    report
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_authentication_fails_authentication() {
+    let report = fails_exactly(
+        Flaws {
+            no_auth: true,
+            ..Flaws::default()
+        },
+        2,
+    )
+    .await;
+    let finding = &report.control(2).unwrap().findings[0];
+    assert!(finding.title.contains("no credentials"), "{finding:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_owner_check_fails_authorization_with_the_request_pair() {
+    let report = fails_exactly(
+        Flaws {
+            no_owner_check: true,
+            ..Flaws::default()
+        },
+        3,
+    )
+    .await;
+    let titles: Vec<&str> = report
+        .control(3)
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| f.title.as_str())
+        .collect();
+    for expected in [
+        "bob reads alice's object",
+        "bob's list shows alice's object",
+        "bob changes alice's object",
+        "bob deletes alice's object",
+    ] {
+        assert!(titles.contains(&expected), "{titles:?}");
+    }
+    let read = &report.control(3).unwrap().findings[0];
+    assert!(
+        read.evidence.contains("as alice → 200") && read.evidence.contains("as bob → 200"),
+        "{read:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_rate_limit_fails_rate_limiting() {
+    fails_exactly(
+        Flaws {
+            no_rate_limit: true,
+            ..Flaws::default()
+        },
+        4,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lax_validation_fails_validation() {
+    fails_exactly(
+        Flaws {
+            lax_validation: true,
+            ..Flaws::default()
+        },
+        5,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaky_errors_fail_errors() {
+    let report = fails_exactly(
+        Flaws {
+            leaky_errors: true,
+            ..Flaws::default()
+        },
+        6,
+    )
+    .await;
+    let kinds: Vec<&str> = report
+        .control(6)
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| f.title.as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"stack trace in a response")
+            && kinds.contains(&"SQL error text in a response"),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_without_the_shared_headers_fails_gateway_consistency() {
+    fails_exactly(
+        Flaws {
+            inconsistent_headers: true,
+            ..Flaws::default()
+        },
+        8,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_budget_is_never_exceeded() {
+    for max in [0, 1, 7, 25] {
+        let server = serve(Flaws::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(&server.url, &dir);
+        opts.max_requests = max;
+        let report = palisade_audit::run(opts).await.unwrap();
+        let seen = server.requests.load(Ordering::SeqCst);
+        assert!(
+            seen <= max && report.requests == seen,
+            "max {max}: server saw {seen}, report {}",
+            report.requests
+        );
+        // What the budget cut short is never a PASS.
+        for id in [2, 4, 5] {
+            assert_ne!(
+                status(&report, id),
+                Status::Pass,
+                "max {max}, control {id}\n{}",
+                describe(&report)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_with_secrets_fails_logging_and_a_clean_one_passes() {
+    let server = serve(Flaws::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "{\"msg\":\"login\",\"user\":\"alice\"}\n{\"msg\":\"paid\",\"card\":\"4111 1111 1111 1111\"}\n").unwrap();
+    let mut opts = options(&server.url, &dir);
+    opts.log = Some(log.clone());
+    opts.max_requests = 1;
+    let report = palisade_audit::run(opts.clone()).await.unwrap();
+    let control = report.control(7).unwrap();
+    assert_eq!(control.status, Status::Fail);
+    assert!(
+        control.findings[0]
+            .location
+            .as_deref()
+            .unwrap()
+            .ends_with("app.log:2")
+    );
+    assert!(!format!("{control:?}").contains("4111 1111 1111 1111"));
+
+    std::fs::write(
+        &log,
+        "{\"msg\":\"login\",\"user\":\"alice\",\"key\":\"pal_abcd…\"}\n",
+    )
+    .unwrap();
+    let report = palisade_audit::run(opts).await.unwrap();
+    assert_eq!(
+        report.control(7).unwrap().status,
+        Status::Pass,
+        "{}",
+        describe(&report)
+    );
+}

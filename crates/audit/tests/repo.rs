@@ -1,0 +1,213 @@
+//! Controls 9 and 10 against a temporary git repository: secrets in history and in the
+//! working tree (never in `.env.example`), a committed `.env`, and lock files checked against
+//! a local advisory database.
+
+use std::path::Path;
+use std::process::Command;
+
+use palisade_audit::checks::deps;
+use palisade_audit::secrets_scan;
+
+/// The seeded AWS key id (a made-up one in AWS's format).
+const AWS_KEY: &str = "AKIAQ7R2VX5LMN3PQ4ZT";
+const PRIVATE_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----";
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=audit",
+            "-c",
+            "user.email=audit@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let full = dir.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, text).unwrap();
+}
+
+/// A repository whose history once held secrets that the working tree no longer shows.
+fn seeded_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    write(
+        d,
+        "src/config.py",
+        &format!("AWS_ACCESS_KEY_ID = \"{AWS_KEY}\"\nSECRET_KEY = \"random\"\n"),
+    );
+    write(
+        d,
+        "deploy/key.pem",
+        &format!("{PRIVATE_KEY}\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"),
+    );
+    write(d, ".env", "DATABASE_PASSWORD=Zx8qLm2Vb7Nc4Rt6Yp1W\n");
+    write(
+        d,
+        ".env.example",
+        "DATABASE_PASSWORD=changeme\nSECRET_KEY=random\nAPI_TOKEN=q8Zp3LxV9kT2mW7rB4nY6sH1\n",
+    );
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-qm", "first"]);
+    // The secrets are "removed": only the history has them now.
+    write(
+        d,
+        "src/config.py",
+        "import os\nAWS_ACCESS_KEY_ID = os.environ[\"AWS_ACCESS_KEY_ID\"]\nSECRET_KEY = \"${env:SECRET_KEY}\"\n",
+    );
+    std::fs::remove_file(d.join("deploy/key.pem")).unwrap();
+    git(d, &["rm", "-q", "--cached", ".env"]);
+    write(d, ".gitignore", ".env\n");
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-qm", "remove secrets"]);
+    // A secret in the working tree, not committed yet.
+    write(
+        d,
+        "src/local.rs",
+        "const API_TOKEN: &str = \"ghp_0123456789abcdefghijABCDEFGHIJ0123456789\";\n",
+    );
+    dir
+}
+
+#[test]
+fn seeded_secrets_are_found_in_history_and_never_in_the_example_file() {
+    let repo = seeded_repo();
+    let result = secrets_scan::scan(repo.path()).unwrap();
+    let found: Vec<(&str, &str)> = result
+        .secrets
+        .iter()
+        .map(|h| (h.kind.as_str(), h.location.as_str()))
+        .collect();
+    let has = |kind: &str, location_part: &str| {
+        found
+            .iter()
+            .any(|(k, l)| *k == kind && l.contains(location_part))
+    };
+    assert!(has("AWS access key id", "src/config.py:1"), "{found:?}");
+    assert!(
+        has("AWS access key id", "commit "),
+        "found in history: {found:?}"
+    );
+    assert!(has("weak secret literal", "src/config.py:2"), "{found:?}");
+    assert!(has("private key", "deploy/key.pem:1"), "{found:?}");
+    assert!(has("high-entropy secret assignment", ".env:1"), "{found:?}");
+    assert!(
+        has("GitHub token", "src/local.rs:1"),
+        "working tree: {found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, l)| !l.contains(".env.example")),
+        "{found:?}"
+    );
+    assert!(
+        result
+            .env_files
+            .iter()
+            .any(|e| e.starts_with(".env was committed")),
+        "{:?}",
+        result.env_files
+    );
+
+    // Findings show a masked preview and a fingerprint, never the secret.
+    let findings = palisade_audit::checks::secrets::findings(&result);
+    let text = format!("{findings:?}");
+    assert!(
+        !text.contains(AWS_KEY)
+            && !text.contains("Zx8qLm2Vb7Nc4Rt6Yp1W")
+            && !text.contains("ghp_0123456789abcdef"),
+        "{text}"
+    );
+    assert!(text.contains("AKIA… (20 chars)"), "{text}");
+}
+
+#[test]
+fn an_env_file_that_is_not_ignored_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"]);
+    write(dir.path(), ".env", "DEBUG=1\n");
+    let result = secrets_scan::scan(dir.path()).unwrap();
+    assert_eq!(result.env_files, [".env is not ignored (.gitignore)"]);
+    write(dir.path(), ".gitignore", ".env\n");
+    assert!(secrets_scan::scan(dir.path()).unwrap().env_files.is_empty());
+}
+
+#[test]
+fn a_clean_repository_has_no_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"]);
+    write(
+        dir.path(),
+        "src/main.rs",
+        "fn main() { let token = std::env::var(\"TOKEN\"); }\n",
+    );
+    write(dir.path(), ".env.example", "TOKEN=changeme\n");
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "clean"]);
+    let result = secrets_scan::scan(dir.path()).unwrap();
+    assert!(
+        result.secrets.is_empty() && result.env_files.is_empty(),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn lock_files_are_checked_against_rustsec_and_osv_offline() {
+    let repo = tempfile::tempdir().unwrap();
+    write(
+        repo.path(),
+        "Cargo.lock",
+        "version = 4\n\n[[package]]\nname = \"smallvec\"\nversion = \"1.6.0\"\n\n[[package]]\nname = \"hyper\"\nversion = \"1.5.0\"\n",
+    );
+    write(
+        repo.path(),
+        "web/package-lock.json",
+        r#"{"packages": {"": {"name": "web"}, "node_modules/lodash": {"version": "4.17.20"}}}"#,
+    );
+    let db = tempfile::tempdir().unwrap();
+    write(
+        db.path(),
+        "crates/smallvec/RUSTSEC-2021-0003.md",
+        "```toml\n[advisory]\nid = \"RUSTSEC-2021-0003\"\npackage = \"smallvec\"\ntitle = \"Buffer overflow in SmallVec::insert_many\"\n\n[versions]\npatched = [\">= 0.6.14, < 1.0.0\", \">= 1.6.1\"]\n```\n\n# Buffer overflow\n",
+    );
+    write(
+        db.path(),
+        "crates/hyper/RUSTSEC-2099-0001.md",
+        "```toml\n[advisory]\nid = \"RUSTSEC-2099-0001\"\npackage = \"hyper\"\ntitle = \"old only\"\n\n[versions]\npatched = [\">= 0.14.10\"]\n```\n",
+    );
+    write(
+        db.path(),
+        "osv/GHSA-35jh-r3h4-6jhm.json",
+        r#"{"id": "GHSA-35jh-r3h4-6jhm", "summary": "Command injection in lodash",
+            "affected": [{"package": {"ecosystem": "npm", "name": "lodash"},
+                          "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "4.17.21"}]}]}]}"#,
+    );
+    let advisories = deps::load_advisories(db.path()).unwrap();
+    assert_eq!(advisories.len(), 3);
+    let packages = deps::locked_packages(repo.path());
+    let vulnerable: Vec<String> = packages
+        .iter()
+        .flat_map(|(eco, name, version, _)| {
+            advisories
+                .iter()
+                .filter(move |a| a.ecosystem == *eco && &a.package == name && a.covers(version))
+                .map(move |a| format!("{} {name} {version}", a.id))
+        })
+        .collect();
+    assert_eq!(vulnerable.len(), 2, "{vulnerable:?}");
+    assert!(vulnerable.contains(&"RUSTSEC-2021-0003 smallvec 1.6.0".to_owned()));
+    assert!(vulnerable.contains(&"GHSA-35jh-r3h4-6jhm lodash 4.17.20".to_owned()));
+}
