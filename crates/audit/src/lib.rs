@@ -183,6 +183,7 @@ pub async fn run(options: Options) -> Result<Report, AuditError> {
     results.push(checks::deps::run(&ctx));
     results.sort_by_key(|r| r.id);
     Ok(Report {
+        command: "audit",
         target: options.target.to_string(),
         requests: budget.used(),
         max_requests: options.max_requests,

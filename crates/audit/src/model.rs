@@ -178,6 +178,8 @@ impl ControlResult {
 /// The whole audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// `audit` (probed a live API) or `check` (read a gateway config).
+    pub command: &'static str,
     pub target: String,
     /// Requests actually sent (never more than `max_requests`).
     pub requests: u32,

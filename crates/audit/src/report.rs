@@ -82,10 +82,13 @@ pub fn table(report: &Report) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = format!(
-        "palisade audit of {} ({} of {} requests)\n\n",
-        report.target, report.requests, report.max_requests
-    );
+    let mut out = match report.command {
+        "audit" => format!(
+            "palisade audit of {} ({} of {} requests)\n\n",
+            report.target, report.requests, report.max_requests
+        ),
+        command => format!("palisade {command} of {}\n\n", report.target),
+    };
     for row in std::iter::once(&header).chain(&rows) {
         let _ = writeln!(
             out,
@@ -187,7 +190,7 @@ pub fn sarif(report: &Report) -> serde_json::Value {
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {
-                "name": "palisade-audit",
+                "name": format!("palisade-{}", report.command),
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": "https://github.com/palisade/palisade",
                 "rules": rules,
@@ -224,7 +227,8 @@ pub fn junit(report: &Report) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites><testsuite name=\"palisade audit {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
+        "<testsuites><testsuite name=\"palisade {} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
+        report.command,
         xml(&report.target),
         report.controls.len(),
         count(Status::Fail),
@@ -300,6 +304,7 @@ mod tests {
         );
         controls[3] = ControlResult::conclude(4, vec![], true, "");
         Report {
+            command: "audit",
             target: "https://api.example/".into(),
             requests: 12,
             max_requests: 300,

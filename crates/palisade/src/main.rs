@@ -7,6 +7,7 @@
 //!   example an address already in use); the message names the file, line and key.
 
 mod audit;
+mod check;
 mod demo;
 mod keys;
 
@@ -45,21 +46,9 @@ enum Command {
         #[arg(long)]
         env_file: Option<PathBuf>,
     },
-    /// Load a config and check it (exit 2 when it does not load). The checklist report
-    /// is pending; `--emit-prometheus-rules` writes its alert rules for Prometheus.
-    Check {
-        /// The config file.
-        #[arg(short, long, default_value = "palisade.toml")]
-        config: PathBuf,
-        /// Also resolve `${env:NAME}` from this file (NAME=value lines; the process
-        /// environment wins).
-        #[arg(long)]
-        env_file: Option<PathBuf>,
-        /// Write Prometheus alerting rules equivalent to the config's alert rules to PATH
-        /// (`-` or no PATH: stdout), for teams that alert through Alertmanager.
-        #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "-")]
-        emit_prometheus_rules: Option<PathBuf>,
-    },
+    /// Read a config and report the checklist as the gateway would enforce it; exit 1
+    /// when a control fails, 2 when the config does not load.
+    Check(check::CheckArgs),
     /// Probe a live API (any API) for each checklist control; exit 1 when one fails.
     Audit(audit::AuditArgs),
     /// Run the gateway in front of the bundled sample API and print a guided tour.
@@ -112,15 +101,7 @@ fn main() -> ExitCode {
             }
             block_on(serve(config))
         }
-        Command::Check {
-            config,
-            env_file,
-            emit_prometheus_rules,
-        } => check(
-            &config,
-            env_file.as_deref(),
-            emit_prometheus_rules.as_deref(),
-        ),
+        Command::Check(args) => check::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Demo(args) => run(demo::run(args)),
         Command::Keys(args) => run_quiet(keys::run(args)),
@@ -184,42 +165,6 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .run_until_signalled()
         .await
         .map_err(|e| Failure::Config(format!("cannot install signal handlers: {e}")))
-}
-
-/// `palisade check`: loads the config; with `rules`, writes the Prometheus rule file there.
-fn check(
-    path: &std::path::Path,
-    env_file: Option<&std::path::Path>,
-    rules: Option<&std::path::Path>,
-) -> ExitCode {
-    let config = match Config::load_with_env_file(path, env_file) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("palisade: error: {error}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
-    };
-    let Some(rules) = rules else {
-        println!(
-            "{}: the config loads ({} routes, {} alert rules)",
-            path.display(),
-            config.routes.len(),
-            config.alerts.len()
-        );
-        return ExitCode::SUCCESS;
-    };
-    let yaml = palisade_gateway::observe::alerts::prometheus_rules(&config.alerts);
-    if rules.as_os_str() == "-" {
-        print!("{yaml}");
-        return ExitCode::SUCCESS;
-    }
-    match std::fs::write(rules, yaml) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("palisade: error: cannot write {}: {error}", rules.display());
-            ExitCode::from(EXIT_BAD_CONFIG)
-        }
-    }
 }
 
 async fn sample_api(listen: std::net::SocketAddr) -> Result<(), Failure> {

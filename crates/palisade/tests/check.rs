@@ -1,0 +1,249 @@
+//! Checklist #10, `palisade check`: the ten-row report read from a config, with findings
+//! that name the key, and exit 1 when a control fails.
+
+use std::time::Duration;
+
+use palisade_testkit::{GatewayProcess, TestPki};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_palisade");
+
+/// Runs `palisade check` on `config` (with `files` beside it); returns (exit, stdout, stderr).
+fn check(config: &str, files: &[(&str, &str)], format: &str) -> (i32, String, String) {
+    let mut builder = GatewayProcess::builder(BIN)
+        .config(config)
+        .args(["check", "-c", "{config}", "--format", format])
+        .env("PALISADE_ADMIN_TOKEN", "check-test-admin-token-0123456789")
+        .env(
+            "PALISADE_KEY_PEPPER",
+            "check-test-pepper-0123456789abcdef0123",
+        )
+        .env(
+            "ALERT_WEBHOOK",
+            "https://hooks.example/check-test-webhook-token",
+        );
+    for (name, contents) in files {
+        builder = builder.file(name, contents);
+    }
+    builder.run_to_exit(Duration::from_secs(20))
+}
+
+fn statuses(json: &str) -> Vec<(u64, String)> {
+    let report: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(report["command"], "check");
+    report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_u64().unwrap(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn findings(json: &str, id: u64) -> Vec<Value> {
+    let report: Value = serde_json::from_str(json).unwrap();
+    report["controls"][(id - 1) as usize]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "info")
+        .cloned()
+        .collect()
+}
+
+const SCHEMA: &str = r#"{"type": "object", "properties": {"item": {"type": "string"}}}"#;
+
+const GOOD: &str = r#"
+[server]
+http = "127.0.0.1:0"
+https = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${env:PALISADE_ADMIN_TOKEN}"
+
+[server.tls]
+cert = "server.pem"
+key = "server.key"
+
+[store]
+url = "sqlite://keys.db"
+key_pepper = "${env:PALISADE_KEY_PEPPER}"
+
+[rate_limit]
+default = { limit = 100, window = "15m", per = "client" }
+auth_failures = { limit = 10, window = "15m", per = ["ip", "account"] }
+
+[alerts]
+webhook = "${env:ALERT_WEBHOOK}"
+
+[[upstream]]
+name = "app"
+url = "http://127.0.0.1:3000"
+
+[[route]]
+name = "login"
+path = "/api/login"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+login = { account = "/username" }
+rate_limit = { limit = 5, window = "15m", per = "ip" }
+validate = { body = "item.json" }
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["POST"]
+upstream = "app"
+validate = { body = "item.json" }
+
+[[route]]
+name = "order"
+path = "/api/orders/{id}"
+methods = ["GET"]
+upstream = "app"
+owner = { field = "/ownerId", claim = "sub" }
+"#;
+
+#[test]
+fn a_config_with_every_control_in_place_passes() {
+    let pki = TestPki::new();
+    let files = [
+        ("server.pem", pki.cert_pem.as_str()),
+        ("server.key", pki.key_pem.as_str()),
+        ("item.json", SCHEMA),
+    ];
+    let (code, stdout, stderr) = check(GOOD, &files, "json");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let expected: Vec<(u64, String)> = (1..=10)
+        .map(|id| (id, if id == 10 { "NOT_TESTED" } else { "PASS" }.to_owned()))
+        .collect();
+    assert_eq!(statuses(&stdout), expected, "{stdout}");
+
+    // The table: ten rows, what a config cannot show says why.
+    let (code, table, _) = check(GOOD, &files, "table");
+    assert_eq!(code, 0);
+    assert!(table.starts_with("palisade check of "), "{table}");
+    assert!(table.contains("10  Dependencies"), "{table}");
+    assert!(
+        table.contains("NOT TESTED (a config does not list dependencies"),
+        "{table}"
+    );
+    assert!(table.contains("no control failed"), "{table}");
+}
+
+#[test]
+fn each_gap_fails_or_warns_its_own_control_and_names_the_key() {
+    let bad = r#"
+allow_literal_secrets = true
+
+[server]
+http = "127.0.0.1:0"
+admin = "0.0.0.0:0"
+admin_token = "check-test-literal-admin-token-77"
+trusted_proxies = ["0.0.0.0/0"]
+
+[alerts]
+builtin = false
+
+[[upstream]]
+name = "app"
+url = "http://10.0.0.7:3000"
+
+[[route]]
+name = "login"
+path = "/api/login"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+
+[[route]]
+name = "signup"
+path = "/api/users"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+
+[[route]]
+name = "order"
+path = "/api/orders/{orderId}"
+methods = ["GET", "PUT"]
+upstream = "app"
+roles = ["customer"]
+"#;
+    let with_store = format!(
+        "{bad}\n[store]\nurl = \"sqlite://keys.db\"\nkey_pepper = \"check-test-literal-pepper-0123456789abcdef\"\n"
+    );
+    let (code, stdout, stderr) = check(&with_store, &[], "json");
+    assert_eq!(code, 1, "a failed control exits 1\n{stdout}{stderr}");
+    let got = statuses(&stdout);
+    let status = |id: u64| got[(id - 1) as usize].1.as_str();
+    assert_eq!(status(1), "FAIL", "no TLS");
+    assert_eq!(status(2), "WARN", "a public route that writes");
+    assert_eq!(status(3), "WARN", "an object route without an owner rule");
+    assert_eq!(status(4), "FAIL", "login without a stricter limit");
+    assert_eq!(status(5), "FAIL", "nothing validated");
+    assert_eq!(status(6), "PASS");
+    assert_eq!(status(7), "WARN", "no alert rules");
+    assert_eq!(status(8), "FAIL", "admin on 0.0.0.0, every proxy trusted");
+    assert_eq!(status(9), "FAIL", "literal secrets");
+    assert_eq!(status(10), "NOT_TESTED");
+
+    let location = |id: u64| -> Vec<String> {
+        findings(&stdout, id)
+            .iter()
+            .map(|f| f["location"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(location(1), ["server.tls"]);
+    assert_eq!(
+        location(2),
+        ["route `signup` (POST /api/users)"],
+        "login is public on purpose"
+    );
+    assert_eq!(
+        location(3),
+        ["route `order` (GET,PUT /api/orders/{orderId})"]
+    );
+    assert!(location(4).contains(&"route `login` (POST /api/login)".to_owned()));
+    assert!(location(4).contains(&"rate_limit.auth_failures".to_owned()));
+    assert!(location(8).contains(&"server.admin".to_owned()));
+    assert!(location(8).contains(&"server.trusted_proxies[0]".to_owned()));
+    assert!(location(8).contains(&"upstream `app`".to_owned()));
+    let mut secrets = location(9);
+    secrets.sort();
+    assert_eq!(secrets, ["server.admin_token", "store.key_pepper"]);
+    // Findings name keys, never the secrets themselves.
+    assert!(!stdout.contains("check-test-literal"), "{stdout}");
+
+    // Without allow_literal_secrets, the same config does not even load: exit 2.
+    let refused = with_store.replace("allow_literal_secrets = true", "");
+    let (code, _, stderr) = check(&refused, &[], "table");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("server.admin_token"), "{stderr}");
+    assert!(!stderr.contains("check-test-literal"), "{stderr}");
+}
+
+#[test]
+fn sarif_and_junit_carry_the_same_verdicts() {
+    let pki = TestPki::new();
+    let files = [
+        ("server.pem", pki.cert_pem.as_str()),
+        ("server.key", pki.key_pem.as_str()),
+        ("item.json", SCHEMA),
+    ];
+    let (code, sarif, _) = check(GOOD, &files, "sarif");
+    assert_eq!(code, 0);
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["runs"][0]["tool"]["driver"]["name"], "palisade-check");
+    let (code, junit, _) = check(GOOD, &files, "junit");
+    assert_eq!(code, 0);
+    assert!(
+        junit.contains("<testsuite name=\"palisade check "),
+        "{junit}"
+    );
+    assert!(junit.contains("tests=\"10\" failures=\"0\""), "{junit}");
+}
