@@ -2,6 +2,8 @@
 //! inside the window, not before, respect their cooldown, reach a real webhook receiver,
 //! and a webhook that never answers does not slow requests down.
 
+mod common;
+
 use std::hash::BuildHasher;
 use std::time::Duration;
 
@@ -226,14 +228,7 @@ window = "1m"
         .collect();
     assert_eq!(names, [r#""login_failures""#, r#""sentinel""#]);
 
-    let metrics = client
-        .get(format!("{}/metrics", gw.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&gw).await;
     for expected in [
         r#"palisade_alerts_fired_total{alert="login_failures"} 1"#,
         r#"palisade_alerts_fired_total{alert="sentinel"} 1"#,

@@ -12,15 +12,6 @@ use serde_json::{Value, json};
 const TOKEN: &str = "events-test-admin-token-0123456789";
 const PEPPER: &str = "events-test-pepper-0123456789abcdef0123";
 
-/// A port nothing listens on (bound, then released), for an upstream that refuses.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_security_event_carries_the_shared_fields() {
     let upstream = RecordingUpstream::start().await;
@@ -75,7 +66,7 @@ upstream = "down"
 auth = "public"
 "#,
             app = upstream.url(),
-            down = closed_port()
+            down = common::free_port()
         ))
         .file(
             "order.json",
@@ -212,14 +203,7 @@ auth = "public"
     let access = find("request", &|l| l["route"] == "orders");
     assert_eq!(access["key_id"], key_id.as_str());
     // The metrics count every event by event, reason and route.
-    let metrics = client
-        .get(format!("{}/metrics", gw.admin_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&gw).await;
     for series in [
         r#"palisade_security_events_total{event="forbidden",reason="missing_role",route="admin"} 1"#,
         r#"palisade_security_events_total{event="key_created",reason="created",route="-"} 1"#,

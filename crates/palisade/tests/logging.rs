@@ -1,6 +1,8 @@
 //! Checklist #7, secrets never in logs: whatever a client puts in a request, no API key,
 //! JWT or card number reaches a log line in the clear.
 
+mod common;
+
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,20 +58,11 @@ auth = "public"
     assert!(lines.contains("/files/jwt:"), "{lines}");
 }
 
-/// A port free at the time of asking: a log-file gateway announces its listeners in the
-/// file, not on stdout, so this test chooses them.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_file_takes_every_line_and_rotates_by_size() {
     let upstream = RecordingUpstream::start().await;
-    let port = free_port();
+    // A log-file gateway announces its listeners in the file, not on stdout: choose them.
+    let port = common::free_port();
     let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
         .config(format!(
             r#"

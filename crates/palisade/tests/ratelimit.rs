@@ -326,15 +326,7 @@ async fn a_password_sprayed_from_many_addresses_locks_the_account() {
         !event.to_string().to_lowercase().contains("alice"),
         "the event names the kind, never the account: {event}"
     );
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", gw.admin_url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&gw).await;
     assert!(
         metrics.contains(r#"palisade_rate_limited_total{policy="auth_failures",per="account"} 3"#),
         "{metrics}"

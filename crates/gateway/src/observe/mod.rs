@@ -9,6 +9,7 @@
 
 mod access;
 pub mod alerts;
+pub mod clock;
 mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;

@@ -84,3 +84,22 @@ pub fn log_line(gw: &GatewayProcess, event: &str, id: &str) -> Value {
     })
     .unwrap_or_else(|| panic!("no {event} log line for request {id}\n{}", gw.stdout()))
 }
+
+/// The admin API's `/metrics` text (readable without the token).
+pub async fn metrics(gw: &GatewayProcess) -> String {
+    let response = reqwest::get(format!("{}/metrics", gw.admin_url()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// A port free when asked (bound, then released): for an upstream nothing listens on, or a
+/// listener whose address the test must know before the gateway logs it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
