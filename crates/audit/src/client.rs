@@ -1,8 +1,9 @@
 //! The prober: the only way checks talk to the target.
 //!
 //! Input: a request relative to the target (method, path, headers, body). Output: an
-//! [`Exchange`] (what was sent, with credentials masked, and what came back, the body cut at
-//! 256 KiB), also kept in the audit's record that the passive checks (errors, gateway
+//! [`Exchange`] (the request line, who sent it and the start of its body, never its headers'
+//! values; and what came back, the body cut at 256 KiB, each request bounded by a timeout
+//! and the audit's deadline), also kept in the audit's record that the passive checks (errors, gateway
 //! consistency) read afterwards. Failure: [`ProbeError`] when the budget is spent, the URL
 //! would leave the target's host, or the transport fails. Redirects are never followed, so
 //! the audit never leaves the host it was given.
@@ -12,11 +13,13 @@ use std::time::Duration;
 
 use reqwest::Method;
 
+use crate::Options;
 use crate::budget::{Budget, Exhausted};
-use crate::{Options, mask};
 
 /// Longest body kept from a response.
 const MAX_BODY: usize = 256 * 1024;
+/// Longest a request may take, body included (less when the audit's deadline is nearer).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest request body shown in evidence.
 const SHOWN_REQUEST_BODY: usize = 160;
 
@@ -56,8 +59,6 @@ pub struct Probe {
     pub body: Option<Vec<u8>>,
     /// Who the audit acts as (`anonymous`, an identity's name), for evidence.
     pub actor: String,
-    /// Header values that are credentials, masked in evidence.
-    pub secret_headers: Vec<String>,
 }
 
 impl Probe {
@@ -68,24 +69,21 @@ impl Probe {
             headers: Vec::new(),
             body: None,
             actor: "anonymous".to_owned(),
-            secret_headers: Vec::new(),
         }
     }
 
-    /// Acts as `identity` (its header, masked in evidence).
+    /// Acts as `identity`: sends its header; evidence names only the identity, never the
+    /// header's value.
     pub fn as_identity(mut self, identity: &crate::Identity) -> Self {
         self.headers
             .push((identity.header.clone(), identity.value.clone()));
-        self.secret_headers
-            .push(identity.header.to_ascii_lowercase());
         self.actor = identity.name.clone();
         self
     }
 
-    /// A credential header that is not an identity (a forged token), masked in evidence.
+    /// Sends a credential header that is not an identity's (a forged token) as `actor`.
     pub fn credential(mut self, name: &str, value: &str, actor: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
-        self.secret_headers.push(name.to_ascii_lowercase());
         self.actor = actor.to_owned();
         self
     }
@@ -114,8 +112,6 @@ pub struct Exchange {
     /// The path and query relative to the target, for messages.
     pub path: String,
     pub actor: String,
-    /// Request headers, credentials masked.
-    pub request_headers: Vec<(String, String)>,
     /// The start of the request body (for evidence).
     pub request_body: Option<String>,
     pub request_body_len: usize,
@@ -182,7 +178,7 @@ impl Prober {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(options.insecure)
-            .timeout(Duration::from_secs(15))
+            .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("palisade-audit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -229,7 +225,14 @@ impl Prober {
             return Err(ProbeError::OffHost(url.to_string()));
         }
         self.budget.acquire().await?;
-        let mut request = self.client.request(probe.method.clone(), url.clone());
+        let timeout = self
+            .budget
+            .time_left()
+            .map_or(REQUEST_TIMEOUT, |left| left.min(REQUEST_TIMEOUT));
+        let mut request = self
+            .client
+            .request(probe.method.clone(), url.clone())
+            .timeout(timeout);
         for (name, value) in &probe.headers {
             request = request.header(name, value);
         }
@@ -259,24 +262,11 @@ impl Prober {
             }
         }
         body.truncate(MAX_BODY);
-        let request_headers = probe
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                let shown = if probe.secret_headers.contains(&n.to_ascii_lowercase()) {
-                    mask(v)
-                } else {
-                    v.clone()
-                };
-                (n.clone(), shown)
-            })
-            .collect();
         let exchange = Arc::new(Exchange {
             method: probe.method.to_string(),
             url: url.to_string(),
             path: probe.path.clone(),
             actor: probe.actor.clone(),
-            request_headers,
             request_body: probe.body.as_ref().map(|b| {
                 String::from_utf8_lossy(&b[..b.len().min(SHOWN_REQUEST_BODY)]).into_owned()
             }),

@@ -9,9 +9,11 @@
 //! `ERROR`, never `PASS`. Usage problems (an unreadable spec, a bad identity) are
 //! [`AuditError`]s, raised before any request is sent.
 //!
-//! Every request goes through one [`budget::Budget`], so `--max-requests` and `--rps` hold by
-//! construction: an audit cannot turn into a load test. Requests never leave the target's
-//! host (redirects are not followed).
+//! Every request goes through one [`budget::Budget`], so `--max-requests`, `--rps` and the
+//! overall deadline hold by construction: an audit cannot turn into a load test, nor hang on
+//! a slow target. Requests never leave the target's host (redirects are not followed).
+//! The credentials the audit was given (identity values, the target URL's password) never
+//! reach the report: every text in it is masked on the way out ([`mask`]).
 
 pub mod budget;
 pub mod checks;
@@ -50,11 +52,16 @@ impl std::str::FromStr for Identity {
         if name.is_empty() || value.is_empty() {
             return Err(bad());
         }
-        if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
-            || reqwest::header::HeaderValue::from_str(value).is_err()
-        {
+        // Neither part is quoted back: a mistyped `Authorization: Bearer …=` puts the
+        // credential in what looks like the header name.
+        if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
             return Err(format!(
-                "identity `{name}`: `{header}` is not a valid header"
+                "identity `{name}`: the header name is not valid (NAME:HEADER=VALUE, e.g. alice:X-Api-Key=…)"
+            ));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "identity `{name}`: the value is not a valid header value"
             ));
         }
         Ok(Identity {
@@ -87,6 +94,9 @@ pub struct Options {
     pub rate_limit_operation: Option<String>,
     /// Requests in the rate-limit burst at most.
     pub burst: u32,
+    /// The longest the whole audit may take: no request leaves after it, and what it cut
+    /// short is NOT_TESTED.
+    pub deadline: std::time::Duration,
     pub repo: Option<PathBuf>,
     pub advisories: Option<PathBuf>,
     pub log: Option<PathBuf>,
@@ -94,8 +104,11 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// The default overall deadline of an audit: 10 minutes.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Options {
-    /// Options with the defaults of the CLI: 300 requests at most, 10 per second.
+    /// Options with the defaults of the CLI: 300 requests at most, 10 per second, 10 minutes.
     pub fn new(target: url::Url) -> Self {
         Options {
             target,
@@ -108,6 +121,7 @@ impl Options {
             http_port: None,
             rate_limit_operation: None,
             burst: 30,
+            deadline: DEFAULT_DEADLINE,
             repo: None,
             advisories: None,
             log: None,
@@ -142,7 +156,8 @@ pub async fn run(options: Options) -> Result<Report, AuditError> {
             options.target
         )));
     }
-    let budget = Arc::new(Budget::new(options.max_requests, options.rps));
+    let budget =
+        Arc::new(Budget::new(options.max_requests, options.rps).with_deadline(options.deadline));
     let prober = Prober::new(&options, budget.clone()).map_err(AuditError)?;
     let ctx = checks::Context {
         options: &options,
@@ -168,7 +183,7 @@ pub async fn run(options: Options) -> Result<Report, AuditError> {
     progress(2, "authentication");
     results.push(checks::authn::run(&ctx, &objects).await);
     progress(4, "rate limiting");
-    results.push(checks::ratelimit::run(&ctx).await);
+    results.push(checks::ratelimit::run(&ctx, &objects).await);
     progress(6, "errors");
     results.push(checks::errors::run(&ctx, &objects).await);
     // Objects the audit created (and that are still there) are deleted by their owner.
@@ -182,19 +197,80 @@ pub async fn run(options: Options) -> Result<Report, AuditError> {
     progress(10, "dependencies");
     results.push(checks::deps::run(&ctx));
     results.sort_by_key(|r| r.id);
-    Ok(Report {
+    let mut report = Report {
         command: "audit",
         target: options.target.to_string(),
         requests: budget.used(),
         max_requests: options.max_requests,
         controls: results,
-    })
+    };
+    mask_credentials(&mut report, &credentials(&options));
+    Ok(report)
 }
 
-/// A preview of a secret: its first four characters and its length, never the rest.
+/// Identity values shorter than this are names rather than secrets (`X-User=alice`) and are
+/// left as they are; the log check uses the same bound.
+pub const MIN_CREDENTIAL_LEN: usize = 8;
+
+/// What the report must never show: every identity's value (and the token after `Bearer `)
+/// and the target URL's password, longest first so a value is masked whole.
+fn credentials(options: &Options) -> Vec<String> {
+    let mut secrets: Vec<String> = options
+        .identities
+        .iter()
+        .chain(&options.admin_identity)
+        .flat_map(|id| {
+            let token = id.value.strip_prefix("Bearer ").map(str::to_owned);
+            std::iter::once(id.value.clone()).chain(token)
+        })
+        .filter(|s| s.chars().count() >= MIN_CREDENTIAL_LEN)
+        .collect();
+    // The URL's password is a secret whatever its length (as written in the URL).
+    secrets.extend(
+        options
+            .target
+            .password()
+            .filter(|p| p.len() >= 3)
+            .map(str::to_owned),
+    );
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+/// Replaces every credential in every text of the report (target, reasons, findings) with
+/// its [`mask`]. This is the one exit every output format goes through, so a target that
+/// echoes a credential back (in a body, a header, an error) cannot make the report print it.
+fn mask_credentials(report: &mut Report, secrets: &[String]) {
+    let clean = |text: &mut String| {
+        for secret in secrets {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), &mask(secret));
+            }
+        }
+    };
+    report.target = patterns::redact_urls(&report.target);
+    clean(&mut report.target);
+    for control in &mut report.controls {
+        if let Some(reason) = control.reason.as_mut() {
+            clean(reason);
+        }
+        for finding in &mut control.findings {
+            clean(&mut finding.title);
+            clean(&mut finding.evidence);
+            if let Some(location) = finding.location.as_mut() {
+                clean(location);
+            }
+        }
+    }
+}
+
+/// A preview of a secret: its length and at most its first four characters (a quarter of
+/// them for short values), never the rest.
 pub fn mask(secret: &str) -> String {
-    let head: String = secret.chars().take(4).collect();
-    format!("{head}… ({} chars)", secret.chars().count())
+    let count = secret.chars().count();
+    let head: String = secret.chars().take((count / 4).min(4)).collect();
+    format!("{head}… ({count} chars)")
 }
 
 /// A stable, non-reversible fingerprint (16 hex digits of SHA-256), so two runs can say
@@ -228,6 +304,14 @@ mod tests {
         );
         let err = "alice=supersecretvalue".parse::<Identity>().unwrap_err();
         assert!(!err.contains("supersecretvalue"), "{err}");
+        let err = "alice:Authorization: Bearer supersecretvalue=="
+            .parse::<Identity>()
+            .unwrap_err();
+        assert!(!err.contains("supersecret"), "{err}");
+        let err = "alice:X-Api-Key=supersecret\nvalue"
+            .parse::<Identity>()
+            .unwrap_err();
+        assert!(!err.contains("supersecret"), "{err}");
         assert!("bad header:X Y=1".parse::<Identity>().is_err());
     }
 
@@ -236,5 +320,50 @@ mod tests {
         assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
         assert_ne!(fingerprint(&["a", "b"]), fingerprint(&["ab"]));
         assert_eq!(mask("AKIAIOSFODNN7EXAMPLE"), "AKIA… (20 chars)");
+        assert_eq!(
+            mask("random"),
+            "r… (6 chars)",
+            "a short secret shows little"
+        );
+        assert_eq!(mask("abc"), "… (3 chars)");
+    }
+
+    #[test]
+    fn credentials_are_masked_in_every_text_of_the_report() {
+        let mut options = Options::new("https://user:hunter2hunter2@api.example/".parse().unwrap());
+        options.identities = vec![
+            "alice:Authorization=Bearer eyJhbGciOi.secretpayload.sig"
+                .parse()
+                .unwrap(),
+            "bob:X-Api-Key=pal_bobsecretkey123".parse().unwrap(),
+            "carol:X-User=carol".parse().unwrap(),
+        ];
+        let echoed = "echo: eyJhbGciOi.secretpayload.sig and pal_bobsecretkey123 for carol";
+        let mut report = Report {
+            command: "audit",
+            target: options.target.to_string(),
+            requests: 1,
+            max_requests: 1,
+            controls: vec![ControlResult::conclude(
+                2,
+                vec![Finding::new(
+                    2,
+                    Severity::High,
+                    echoed,
+                    Some(echoed.into()),
+                    echoed,
+                )],
+                true,
+                "",
+            )],
+        };
+        report.controls[0].reason = Some(format!("error for {}", options.target));
+        mask_credentials(&mut report, &credentials(&options));
+        let text = format!("{report:?}");
+        for secret in ["hunter2hunter2", "secretpayload", "pal_bobsecretkey123"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("for carol"), "short values are names: {text}");
+        assert!(report.target.contains("user:****@"), "{}", report.target);
     }
 }

@@ -4,7 +4,12 @@
 //! files) and every line ever added in the history of every branch (`git log -p --all`), and
 //! lists `.env` files that were committed or are not ignored. Output: [`SecretHit`]s with a
 //! masked preview and a fingerprint, never the secret, one per secret (its first location,
-//! and how many more). Failure: `git` missing or the path not a repository.
+//! and how many more). A repository with no commit yet is scanned (its working tree only).
+//! Failure: `git` missing or the path not a repository, as an error message.
+//!
+//! The repository may be someone else's: git runs with its repository-configured programs
+//! turned off (no fsmonitor hook, no textconv or external diff), so scanning it runs
+//! nothing it names.
 //!
 //! Example files (`.env.example`, `*.sample`, `*.template`, `*.dist`) are skipped: they are
 //! where placeholders belong.
@@ -38,6 +43,7 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
     let output = Command::new("git")
         .arg("-C")
         .arg(repo)
+        .args(["-c", "core.fsmonitor=false", "-c", "diff.external="])
         .args(args)
         .output()
         .map_err(|e| format!("cannot run git: {e}"))?;
@@ -138,6 +144,7 @@ pub fn scan(repo: &Path) -> Result<ScanResult, String> {
             "--all",
             "--no-color",
             "--no-ext-diff",
+            "--no-textconv",
             "-U0",
             "--format=commit %H",
         ],

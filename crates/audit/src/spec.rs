@@ -163,6 +163,15 @@ impl Spec {
         self.example_at(schema, 0)
     }
 
+    /// [`Spec::example`] when it is a JSON object, else an empty object: a body the audit
+    /// can add members to (a schema's `example` may be a string or a list).
+    pub fn object_example(&self, schema: &Value) -> Value {
+        match self.example(schema) {
+            object @ Value::Object(_) => object,
+            _ => json!({}),
+        }
+    }
+
     fn example_at(&self, schema: &Value, depth: usize) -> Value {
         let schema = self.resolve(schema);
         if depth > 8 {
@@ -372,5 +381,16 @@ mod tests {
             spec.text_members(create.body_schema.as_ref().unwrap())[0],
             "item"
         );
+    }
+
+    #[test]
+    fn an_example_that_is_not_an_object_still_gives_an_object_body() {
+        let spec = Spec::parse(r#"{"paths": {}}"#).unwrap();
+        let schema = json!({"type": "object", "example": "a string",
+                            "properties": {"name": {"type": "string"}}});
+        assert_eq!(spec.example(&schema), json!("a string"));
+        let mut body = spec.object_example(&schema);
+        body["name"] = json!("x"); // would panic on a string
+        assert_eq!(body, json!({"name": "x"}));
     }
 }

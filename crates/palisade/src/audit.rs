@@ -2,8 +2,11 @@
 //!
 //! Input: the flags below. Output: the report on stdout (or `--out FILE`) in the chosen
 //! format, progress on stderr when it is a terminal. Exit status: 0 when no control failed
-//! (PASS, WARN, NOT TESTED), 1 when one did, 2 for bad usage (an unreadable spec, a
-//! malformed identity, an unwritable output file).
+//! (PASS, WARN, NOT TESTED, ERROR), 1 when one did, 2 for bad usage (an unreadable spec, a
+//! malformed identity, a negative `--rps`, an unwritable output file).
+//!
+//! Identities are parsed here rather than by clap, whose error message would quote the
+//! whole argument, credential included; ours never shows the value.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,6 +14,7 @@ use std::process::ExitCode;
 
 use palisade_audit::report::{self, Format};
 use palisade_audit::{Identity, Options};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
@@ -22,16 +26,19 @@ pub struct AuditArgs {
     /// A caller, NAME:HEADER=VALUE (e.g. alice:X-Api-Key=pal_…). Two enable the
     /// object-level authorization tests.
     #[arg(long = "identity", value_name = "NAME:HEADER=VALUE")]
-    identities: Vec<Identity>,
+    identities: Vec<String>,
     /// An admin caller, NAME:HEADER=VALUE: enables the function-level tests.
     #[arg(long, value_name = "NAME:HEADER=VALUE")]
-    admin_identity: Option<Identity>,
+    admin_identity: Option<String>,
     /// Most requests the audit may send, TLS handshakes included.
     #[arg(long, default_value_t = 300)]
     max_requests: u32,
     /// Most requests per second (0: unpaced).
     #[arg(long, default_value_t = 10.0)]
     rps: f64,
+    /// The longest the whole audit may take, in seconds; what it cuts short is NOT TESTED.
+    #[arg(long, value_name = "SECONDS", default_value_t = palisade_audit::DEFAULT_DEADLINE.as_secs())]
+    deadline: u64,
     /// Accept an invalid or self-signed certificate.
     #[arg(long)]
     insecure: bool,
@@ -68,12 +75,32 @@ pub fn run(args: AuditArgs) -> ExitCode {
         eprintln!("palisade: error: {message}");
         ExitCode::from(crate::EXIT_BAD_CONFIG)
     };
+    if !(args.rps.is_finite() && args.rps >= 0.0) {
+        return usage(format!(
+            "--rps {} is not a number of requests per second (0 or more)",
+            args.rps
+        ));
+    }
+    if args.deadline == 0 {
+        return usage("--deadline must be at least 1 second".to_owned());
+    }
     let mut options = Options::new(args.url);
     options.openapi = args.openapi;
-    options.identities = args.identities;
-    options.admin_identity = args.admin_identity;
+    for text in &args.identities {
+        match text.parse::<Identity>() {
+            Ok(identity) => options.identities.push(identity),
+            Err(error) => return usage(format!("--identity: {error}")),
+        }
+    }
+    if let Some(text) = &args.admin_identity {
+        match text.parse::<Identity>() {
+            Ok(identity) => options.admin_identity = Some(identity),
+            Err(error) => return usage(format!("--admin-identity: {error}")),
+        }
+    }
     options.max_requests = args.max_requests;
     options.rps = args.rps;
+    options.deadline = Duration::from_secs(args.deadline);
     options.insecure = args.insecure;
     options.http_port = args.http_port;
     options.rate_limit_operation = args.rate_limit_op;

@@ -1,7 +1,7 @@
 //! Control 2, authentication on every private operation.
 //!
-//! Input: the spec's non-public operations (path parameters filled; unsafe methods only on
-//! objects the audit created), and the first identity's header, so forged values go where a
+//! Input: the spec's non-public operations (path parameters filled; PUT, PATCH, DELETE and
+//! POSTs on an object only at objects the audit created, see [`probe_path`]), and the first identity's header, so forged values go where a
 //! real credential would. Output: FAIL when a private operation answers 2xx or 3xx with no
 //! credentials, a malformed token, an `alg: none` token, an expired token or a token signed
 //! with a well-known weak HS256 secret. 401 and 403 are refusals; 429 (a lockout, rightly
@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Context, authz::Objects, own_object, path_value, unsafe_method};
+use super::{Context, authz::Objects, probe_path};
 use crate::client::{Probe, ProbeError};
 use crate::model::{ControlResult, Finding, Severity};
 
@@ -113,19 +113,12 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         variants.push((name, Some((header, value))));
     }
     'ops: for op in &private {
-        let path = if unsafe_method(&op.method) && !op.path_params.is_empty() {
-            match own_object(objects, op) {
-                Some(id) => op.fill(|_| id.clone()),
-                None => {
-                    inconclusive.push(format!(
-                        "{}: skipped (no object of the audit's own to aim it at)",
-                        op.label()
-                    ));
-                    continue;
-                }
+        let path = match probe_path(objects, op) {
+            Ok(path) => path,
+            Err(skipped) => {
+                inconclusive.push(skipped);
+                continue;
             }
-        } else {
-            op.fill(|p| path_value(objects, op, p))
         };
         let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::GET);
         let body = op.body_schema.as_ref().map(|s| spec.example(s));

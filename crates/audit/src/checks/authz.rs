@@ -23,14 +23,12 @@ const ID: u8 = 3;
 /// An object the audit created.
 #[derive(Debug, Clone)]
 pub struct Created {
-    /// The collection's path (`/api/orders`).
-    pub collection: String,
     /// The object's path template (`/api/orders/{id}`).
     pub object_path: String,
+    /// Its id; empty once it is gone (deleted by the BOLA probe).
     pub id: String,
     /// Index of the identity that owns it.
     pub owner: usize,
-    pub marker: String,
 }
 
 #[derive(Debug, Default)]
@@ -81,8 +79,15 @@ fn collections<'a>(ctx: &'a Context<'_>) -> Vec<Collection<'a>> {
 }
 
 /// The created object's id: the body's `id` (or the path parameter's name), else the
-/// `Location` header's last segment.
+/// `Location` header's last segment. An id that would not stay one path segment once
+/// filled in (`.`, `..`, empty, absurdly long) is refused: the target chooses it, and the
+/// audit aims updates and deletes at it.
 fn created_id(exchange: &Exchange, param: &str) -> Option<String> {
+    raw_created_id(exchange, param)
+        .filter(|id| !id.is_empty() && id != "." && id != ".." && id.len() <= 200)
+}
+
+fn raw_created_id(exchange: &Exchange, param: &str) -> Option<String> {
     let body = exchange.json();
     let from_body = body.as_ref().and_then(|b| {
         [param, "id", "ID", "uuid"]
@@ -132,7 +137,7 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
             .cloned();
         let Some(schema) = schema else { continue };
         let mark = marker();
-        let mut body = spec.example(&schema);
+        let mut body = spec.object_example(&schema);
         let Some(member) = spec.text_members(&schema).into_iter().next() else {
             untested.push(format!(
                 "{}: no free-text member to mark the audit's object with",
@@ -157,13 +162,7 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                 break;
             }
             Err(e) => {
-                findings.push(Finding::new(
-                    ID,
-                    Severity::Info,
-                    "create failed",
-                    Some(col.create.label()),
-                    e.to_string(),
-                ));
+                untested.push(format!("{} as {}: {e}", col.create.label(), first.name));
                 continue;
             }
         };
@@ -180,20 +179,22 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
             }
         };
         objects.created.push(Created {
-            collection: col.create.path.clone(),
             object_path: col.read.path.clone(),
             id: id.clone(),
             owner: 0,
-            marker: mark.clone(),
         });
         let path = col.read.fill(|_| id.clone());
         let read_as =
             |who: &crate::Identity| Probe::new(Method::GET, path.clone()).as_identity(who);
         let owner_view = match ctx.prober.send(read_as(first)).await {
             Ok(x) => x,
-            Err(_) => {
+            Err(ProbeError::Budget) => {
                 budget_out = true;
                 break;
+            }
+            Err(e) => {
+                untested.push(format!("{} as {}: {e}", col.read.label(), first.name));
+                continue;
             }
         };
         if !owner_view.success() || !owner_view.body.contains(&mark) {
@@ -205,22 +206,33 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
             ));
             continue;
         }
-        tested = true;
-        // Read as the second identity.
+        // Read as the second identity: a 2xx with the marker is a leak; a refusal (401,
+        // 403, 404, 410) or a 2xx without the object is what a guarded API answers; anything
+        // else (429, 5xx, a redirect) proves nothing.
         match ctx.prober.send(read_as(second)).await {
-            Ok(x) if x.success() && x.body.contains(&mark) => findings.push(Finding::new(
-                ID,
-                Severity::High,
-                format!("{} reads {}'s object", second.name, first.name),
-                Some(col.read.label()),
-                format!(
-                    "owner: {} | other: {}",
-                    owner_view.request_line(),
-                    x.evidence()
-                ),
+            Ok(x) if x.success() && x.body.contains(&mark) => {
+                tested = true;
+                findings.push(Finding::new(
+                    ID,
+                    Severity::High,
+                    format!("{} reads {}'s object", second.name, first.name),
+                    Some(col.read.label()),
+                    format!(
+                        "owner: {} | other: {}",
+                        owner_view.request_line(),
+                        x.evidence()
+                    ),
+                ));
+            }
+            Ok(x) if x.success() || refusal(x.status) => tested = true,
+            Ok(x) => untested.push(format!(
+                "{} as {} answered {}, which proves nothing",
+                col.read.label(),
+                second.name,
+                x.status
             )),
-            Ok(_) => {}
-            Err(_) => budget_out = true,
+            Err(ProbeError::Budget) => budget_out = true,
+            Err(e) => untested.push(format!("{} as {}: {e}", col.read.label(), second.name)),
         }
         // The second identity's list must not hold the first's object.
         if let Some(list) = col.list {
@@ -241,14 +253,17 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                     ),
                 )),
                 Ok(_) => {}
-                Err(_) => budget_out = true,
+                Err(ProbeError::Budget) => budget_out = true,
+                Err(e) => untested.push(format!("{} as {}: {e}", list.label(), second.name)),
             }
         }
         // Update as the second identity, then read back as the owner.
         if let Some(update) = col.update {
             let schema = update.body_schema.as_ref().map(|s| spec.resolve(s).clone());
             let mark2 = marker();
-            let mut body = schema.as_ref().map_or(json!({}), |s| spec.example(s));
+            let mut body = schema
+                .as_ref()
+                .map_or(json!({}), |s| spec.object_example(s));
             if let Some(m) = schema
                 .as_ref()
                 .and_then(|s| spec.text_members(s).into_iter().next())
@@ -293,10 +308,14 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                         ));
                     }
                 }
-                _ => budget_out = true,
+                (Err(ProbeError::Budget), _) | (_, Err(ProbeError::Budget)) => budget_out = true,
+                (Err(e), _) | (_, Err(e)) => {
+                    untested.push(format!("{}: {e}", update.label()));
+                }
             }
         }
-        // Delete as the second identity, then read back as the owner.
+        // Delete as the second identity, then read back as the owner: only a 404 or 410
+        // for the owner shows the object is gone (a 429 or a 5xx does not).
         if let Some(delete) = col.delete {
             let attempt = ctx
                 .prober
@@ -304,7 +323,7 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                 .await;
             match (attempt, ctx.prober.send(read_as(first)).await) {
                 (Ok(attempt), Ok(after)) => {
-                    if !after.body.contains(&mark) && !after.success() {
+                    if matches!(after.status, 404 | 410) {
                         findings.push(Finding::new(
                             ID,
                             Severity::High,
@@ -321,7 +340,10 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                         }
                     }
                 }
-                _ => budget_out = true,
+                (Err(ProbeError::Budget), _) | (_, Err(ProbeError::Budget)) => budget_out = true,
+                (Err(e), _) | (_, Err(e)) => {
+                    untested.push(format!("{}: {e}", delete.label()));
+                }
             }
         }
     }
@@ -331,7 +353,8 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
         match mass_assignment(ctx, col, objects).await {
             Ok(Some(finding)) => findings.push(finding),
             Ok(None) => {}
-            Err(()) => budget_out = true,
+            Err(ProbeError::Budget) => budget_out = true,
+            Err(e) => untested.push(format!("mass assignment: {e}")),
         }
     }
 
@@ -348,19 +371,22 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
                     .send(Probe::new(Method::GET, path).as_identity(first))
                     .await
                 {
-                    Ok(x) => {
-                        tested = true;
-                        if x.success() {
-                            findings.push(Finding::new(
-                                ID,
-                                Severity::High,
-                                format!("{} calls an admin-only operation", first.name),
-                                Some(op.label()),
-                                x.evidence(),
-                            ));
-                        }
-                    }
-                    Err(_) => budget_out = true,
+                    Ok(x) if x.success() => findings.push(Finding::new(
+                        ID,
+                        Severity::High,
+                        format!("{} calls an admin-only operation", first.name),
+                        Some(op.label()),
+                        x.evidence(),
+                    )),
+                    Ok(x) if refusal(x.status) => tested = true,
+                    Ok(x) => untested.push(format!(
+                        "{} as {} answered {}, which proves nothing",
+                        op.label(),
+                        first.name,
+                        x.status
+                    )),
+                    Err(ProbeError::Budget) => budget_out = true,
+                    Err(e) => untested.push(format!("{}: {e}", op.label())),
                 }
             }
         }
@@ -391,7 +417,7 @@ async fn mass_assignment(
     ctx: &Context<'_>,
     col: &Collection<'_>,
     objects: &mut Objects,
-) -> Result<Option<Finding>, ()> {
+) -> Result<Option<Finding>, ProbeError> {
     let (Some(spec), Some(first)) = (ctx.spec, ctx.identity(0)) else {
         return Ok(None);
     };
@@ -403,7 +429,7 @@ async fn mass_assignment(
     else {
         return Ok(None);
     };
-    let mut body = spec.example(&schema);
+    let mut body = spec.object_example(&schema);
     let mark = marker();
     if let Some(m) = spec.text_members(&schema).into_iter().next() {
         body[&m] = json!(mark);
@@ -418,8 +444,7 @@ async fn mass_assignment(
                 .as_identity(first)
                 .json(&body),
         )
-        .await
-        .map_err(|_| ())?;
+        .await?;
     if !created.success() {
         return Ok(None);
     }
@@ -427,11 +452,9 @@ async fn mass_assignment(
     let mut seen = created.json();
     if let Some(id) = created_id(&created, param) {
         objects.created.push(Created {
-            collection: col.create.path.clone(),
             object_path: col.read.path.clone(),
             id: id.clone(),
             owner: 0,
-            marker: mark,
         });
         let path = col.read.fill(|_| id.clone());
         if let Ok(back) = ctx
@@ -461,6 +484,11 @@ async fn mass_assignment(
             ),
         )
     }))
+}
+
+/// What a guarded API answers a caller who may not see an object or operation.
+fn refusal(status: u16) -> bool {
+    matches!(status, 401 | 403 | 404 | 410)
 }
 
 /// Deletes the objects the audit created, as their owner.

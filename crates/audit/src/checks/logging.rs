@@ -53,7 +53,7 @@ pub fn scan_log(ctx: &Context<'_>, text: &str, name: &str) -> Vec<Finding> {
                 id.value.strip_prefix("Bearer ").unwrap_or(&id.value),
             )
         })
-        .filter(|(_, v)| v.len() >= 8)
+        .filter(|(_, v)| v.chars().count() >= crate::MIN_CREDENTIAL_LEN)
         .collect();
     for (i, line) in text.lines().enumerate() {
         for (name, value) in &credentials {

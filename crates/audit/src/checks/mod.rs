@@ -33,8 +33,14 @@ impl Context<'_> {
         self.spec.map_or(&[], |s| s.operations.as_slice())
     }
 
-    /// Why a control stopped early, when the budget ran out.
+    /// Why a control stopped early, when the budget or the audit's time ran out.
     pub fn budget_reason(&self) -> String {
+        if self.prober.budget().out_of_time() {
+            return format!(
+                "the audit's time limit ({} s) was reached before this control finished; raise --deadline",
+                self.options.deadline.as_secs()
+            );
+        }
         format!(
             "the request budget ({}) was spent before this control finished; raise --max-requests",
             self.prober.budget().max()
@@ -42,14 +48,38 @@ impl Context<'_> {
     }
 }
 
-/// A value for a path parameter: the id of an object the audit created on that path when
-/// there is one, otherwise `1`.
+/// Where a probe for `op` may be sent, or why it may not. Safe methods go anywhere (path
+/// parameters filled by [`path_value`]); a POST without path parameters creates; but PUT,
+/// PATCH and DELETE, and a POST on an object (`/things/{id}/cancel`), are only aimed at an
+/// object the audit created itself, so no probe changes or deletes anyone else's data.
+pub fn probe_path(objects: &authz::Objects, op: &Operation) -> Result<String, String> {
+    if !unsafe_method(&op.method) {
+        return Ok(op.fill(|p| path_value(objects, op, p)));
+    }
+    if op.path_params.is_empty() {
+        return if op.method == "POST" {
+            Ok(op.path.clone())
+        } else {
+            Err(format!(
+                "{}: skipped (it changes a resource the audit did not create)",
+                op.label()
+            ))
+        };
+    }
+    own_object(objects, op)
+        .map(|id| op.fill(|_| id.clone()))
+        .ok_or_else(|| {
+            format!(
+                "{}: skipped (no object of the audit's own to aim it at)",
+                op.label()
+            )
+        })
+}
+
+/// A value for a path parameter of a safe (read-only) probe: the id of an object the audit
+/// created on that path when there is one, otherwise `1`.
 pub fn path_value(objects: &authz::Objects, op: &Operation, _param: &str) -> String {
-    objects
-        .created
-        .iter()
-        .find(|o| o.object_path == op.path && !o.id.is_empty())
-        .map_or_else(|| "1".to_owned(), |o| o.id.clone())
+    own_object(objects, op).unwrap_or_else(|| "1".to_owned())
 }
 
 /// The id of a live object the audit created at `op`'s path, if any: the only objects an

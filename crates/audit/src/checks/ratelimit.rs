@@ -3,12 +3,15 @@
 //! Input: the login operation (an operationId or path naming login, sign-in or token), or
 //! the one `--rate-limit-op` names, and `--burst` (default 30). Output: PASS when a 429 with
 //! `Retry-After` arrives within the burst; WARN for a 429 without `Retry-After`; FAIL when the
-//! whole burst is answered without a 429. The burst is paced and counted by the same budget
-//! as everything else, and stops at the first 429.
+//! whole burst is answered without a 429. NOT_TESTED when the budget left cannot hold the
+//! whole burst (a shorter one proves nothing), when every answer was 404 or 405 (no such
+//! operation), or when the operation changes something the audit did not create (see
+//! [`probe_path`]); ERROR when the target cannot be reached. The burst is paced and counted
+//! by the same budget as everything else, and stops at the first 429.
 
 use reqwest::Method;
 
-use super::Context;
+use super::{Context, authz::Objects, probe_path};
 use crate::client::{Probe, ProbeError};
 use crate::model::{ControlResult, Finding, Severity};
 use crate::spec::Operation;
@@ -39,7 +42,7 @@ fn target<'a>(ctx: &'a Context<'_>) -> Result<&'a Operation, String> {
         .ok_or_else(|| "no login operation in the spec; name one with --rate-limit-op".to_owned())
 }
 
-pub async fn run(ctx: &Context<'_>) -> ControlResult {
+pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
     let Some(spec) = ctx.spec else {
         return ControlResult::not_tested(ID, "needs --openapi (which operation is the login)");
     };
@@ -47,10 +50,23 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
         Ok(op) => op,
         Err(reason) => return ControlResult::not_tested(ID, reason),
     };
-    let burst = ctx.options.burst.min(ctx.prober.budget().remaining());
+    let burst = ctx.options.burst;
     if burst == 0 {
-        return ControlResult::not_tested(ID, ctx.budget_reason());
+        return ControlResult::not_tested(ID, "--burst is 0");
     }
+    if ctx.prober.budget().remaining() < burst {
+        return ControlResult::not_tested(
+            ID,
+            format!(
+                "the request budget left ({}) cannot hold a burst of {burst}; raise --max-requests",
+                ctx.prober.budget().remaining()
+            ),
+        );
+    }
+    let path = match probe_path(objects, op) {
+        Ok(path) => path,
+        Err(skipped) => return ControlResult::not_tested(ID, skipped),
+    };
     let mut body = op.body_schema.as_ref().map(|s| spec.example(s));
     // Wrong credentials: a burst must never log anyone in.
     if let Some(serde_json::Value::Object(map)) = body.as_mut() {
@@ -61,7 +77,6 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
         }
     }
     let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST);
-    let path = op.fill(|_| "1".to_owned());
     let mut statuses: Vec<u16> = Vec::new();
     let started = std::time::Instant::now();
     for _ in 0..burst {
@@ -100,10 +115,16 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
             return ControlResult::conclude(ID, findings, true, "");
         }
     }
-    if (statuses.len() as u32) < burst || statuses.is_empty() {
+    let summary = summarize(&statuses);
+    if (statuses.len() as u32) < burst {
         return ControlResult::not_tested(ID, ctx.budget_reason());
     }
-    let summary = summarize(&statuses);
+    if statuses.iter().all(|s| matches!(s, 404 | 405)) {
+        return ControlResult::not_tested(
+            ID,
+            format!("{} answered {summary}: no such operation", op.label()),
+        );
+    }
     ControlResult::conclude(
         ID,
         vec![Finding::new(

@@ -23,6 +23,11 @@ pub const MIN_HSTS: u64 = 180 * 24 * 3600;
 pub async fn run(ctx: &Context<'_>) -> ControlResult {
     let base = ctx.prober.base().clone();
     let host = base.host_str().unwrap_or("").to_owned();
+    // `[::1]` in a URL, `::1` for a socket.
+    let socket_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let mut findings = Vec::new();
     let mut untested: Vec<String> = Vec::new();
     if base.scheme() == "http" {
@@ -39,6 +44,7 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
                 true,
                 "",
             ),
+            Err(ProbeError::Budget) => ControlResult::not_tested(ID, ctx.budget_reason()),
             Err(e) => ControlResult::error(ID, format!("{base}: {e}")),
         };
     }
@@ -71,10 +77,7 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
             first.request_line(),
         )),
         Some(value) => {
-            let max_age = value
-                .split(';')
-                .find_map(|d| d.trim().strip_prefix("max-age="))
-                .and_then(|v| v.trim_matches('"').parse::<u64>().ok());
+            let max_age = hsts_max_age(value);
             if max_age.is_none_or(|age| age < MIN_HSTS) {
                 findings.push(Finding::new(
                     ID,
@@ -93,7 +96,7 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
             untested.push(format!("{name}: {}", ctx.budget_reason()));
             continue;
         }
-        match old_version_accepted(&host, port, version).await {
+        match old_version_accepted(&socket_host, port, version).await {
             Ok(true) => findings.push(Finding::new(
                 ID,
                 Severity::High,
@@ -166,6 +169,17 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
         untested.is_empty(),
         &format!("partly tested: {}", untested.join("; ")),
     )
+}
+
+/// The `max-age` of a `Strict-Transport-Security` value (directive names are
+/// case-insensitive, the value may be quoted: RFC 6797 §6.1).
+fn hsts_max_age(value: &str) -> Option<u64> {
+    value.split(';').find_map(|directive| {
+        let (name, age) = directive.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| age.trim().trim_matches('"').parse().ok())?
+    })
 }
 
 /// Sends a ClientHello offering only `version` (no `supported_versions`) and says whether
@@ -253,4 +267,23 @@ fn client_hello(version: u16, server_name: &str) -> Vec<u8> {
     u16be(&mut record, handshake.len());
     record.extend_from_slice(&handshake);
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_max_age_is_read_whatever_the_case_and_quotes() {
+        assert_eq!(
+            hsts_max_age("max-age=31536000; includeSubDomains"),
+            Some(31_536_000)
+        );
+        assert_eq!(
+            hsts_max_age("includeSubDomains; Max-Age=\"15552000\""),
+            Some(15_552_000)
+        );
+        assert_eq!(hsts_max_age("includeSubDomains"), None);
+        assert_eq!(hsts_max_age("max-age=soon"), None);
+    }
 }

@@ -1,16 +1,18 @@
 //! Control 5, input validation.
 //!
 //! Input: the spec's operations with a JSON body (acting as the first identity on private
-//! ones; object paths only on objects the audit created, else `1` for POST). Output: FAIL
-//! when a body with a wrong type, a missing required member, a value outside the schema's
-//! bounds, an unknown member where the schema forbids them, more than 1 MiB, or nesting
-//! 5000 deep gets a 2xx; FAIL when any probe, classic injection strings included, gets a 5xx
-//! or database error text. 401, 403 and 429 prove nothing and leave a probe inconclusive.
+//! ones; PUT, PATCH, DELETE and POSTs on an object only at objects the audit created, see
+//! [`probe_path`]). Output: FAIL when a body with a wrong type, a missing required member, a
+//! value outside the schema's bounds, an unknown member where the schema forbids them, more
+//! than 1 MiB, or nesting 5000 deep gets a 2xx; FAIL when any probe, classic injection
+//! strings included, gets a 5xx or database error text. 401, 403, 404, 405, 429 and
+//! redirects prove nothing and leave a probe inconclusive; only another 4xx is a refusal,
+//! and without one the control is NOT_TESTED.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Context, authz::Objects, own_object};
+use super::{Context, authz::Objects, probe_path};
 use crate::client::{Probe, ProbeError};
 use crate::model::{ControlResult, Finding, Severity};
 use crate::patterns;
@@ -31,7 +33,7 @@ pub const INJECTIONS: [&str; 4] = [
 /// (what is wrong, the body) for each invalid body the schema allows to build.
 fn invalid_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
     let schema = spec.resolve(schema);
-    let valid = spec.example(schema);
+    let valid = spec.object_example(schema);
     let mut out = Vec::new();
     let props = schema.get("properties").and_then(Value::as_object);
     let required: Vec<&str> = schema
@@ -142,7 +144,7 @@ fn invalid_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
 
 fn injected_bodies(spec: &Spec, schema: &Value) -> Vec<(String, Vec<u8>)> {
     let schema = spec.resolve(schema);
-    let valid = spec.example(schema);
+    let valid = spec.object_example(schema);
     let Some(props) = schema.get("properties").and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -185,19 +187,18 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
     let mut refused = 0;
     let mut inconclusive = Vec::new();
     let mut budget_out = false;
-    let targets: Vec<(&Operation, String)> = spec
+    let mut targets: Vec<(&Operation, String)> = Vec::new();
+    for op in spec
         .operations
         .iter()
         .filter(|op| op.body_schema.is_some())
         .filter(|op| op.public || first.is_some())
-        .filter_map(|op| {
-            if op.path_params.is_empty() {
-                Some((op, op.path.clone()))
-            } else {
-                own_object(objects, op).map(|id| (op, op.fill(|_| id.clone())))
-            }
-        })
-        .collect();
+    {
+        match probe_path(objects, op) {
+            Ok(path) => targets.push((op, path)),
+            Err(skipped) => inconclusive.push(skipped),
+        }
+    }
     if targets.is_empty() {
         return ControlResult::not_tested(
             ID,
@@ -231,7 +232,7 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
                 }
             };
             let outcome = match x.status {
-                401 | 403 | 429 => Outcome::Inconclusive,
+                300..=399 | 401 | 403 | 404 | 405 | 429 => Outcome::Inconclusive,
                 400..=499 => Outcome::Refused,
                 500..=599 => {
                     findings.push(Finding::new(
@@ -315,7 +316,7 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
     let reason = if budget_out {
         ctx.budget_reason()
     } else {
-        "every probe was inconclusive (401, 403 or 429)".to_owned()
+        "no probe was refused with a 4xx that shows validation (401, 403, 404, 405 and 429 prove nothing)".to_owned()
     };
     ControlResult::conclude(ID, findings, refused > 0 && !budget_out, &reason)
 }
