@@ -2,7 +2,7 @@
 //!
 //! Input: a request relative to the target (method, path, headers, body). Output: an
 //! [`Exchange`] (the request line, who sent it and the start of its body, never its headers'
-//! values; and what came back, the body cut at 256 KiB, each request bounded by a timeout
+//! values; and what came back, the body cut at 64 KiB, each request bounded by a timeout
 //! and the audit's deadline), also kept in the audit's record that the passive checks (errors, gateway
 //! consistency) read afterwards. Failure: [`ProbeError`] when the budget is spent, the URL
 //! would leave the target's host, or the transport fails. Redirects are never followed, so
@@ -17,7 +17,7 @@ use crate::Options;
 use crate::budget::{Budget, Exhausted};
 
 /// Longest body kept from a response.
-const MAX_BODY: usize = 256 * 1024;
+const MAX_BODY: usize = 64 * 1024;
 /// Longest a request may take, body included (less when the audit's deadline is nearer).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest request body shown in evidence.

@@ -534,3 +534,206 @@ async fn a_log_with_secrets_fails_logging_and_a_clean_one_passes() {
         describe(&report)
     );
 }
+
+/// What a hostile or broken server saw: every `METHOD path`.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A server that answers every request with `answer(method, path, headers)`, recording
+/// what it saw; requests to `stall` (if any) wait a minute before the answer.
+async fn hostile<F>(stall: Option<&'static str>, answer: F) -> (String, Seen)
+where
+    F: Fn(&str, &str, &HeaderMap) -> Response + Clone + Send + Sync + 'static,
+{
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let router = Router::new().fallback(move |req: Request| {
+        let (answer, record) = (answer.clone(), record.clone());
+        async move {
+            let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+            record.lock().unwrap().push(format!("{method} {path}"));
+            if stall == Some(path.as_str()) {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+            answer(&method, &path, req.headers())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, seen)
+}
+
+/// Options for a hostile server, with a spec that also has a singleton (`PUT /settings`)
+/// and a collection-wide delete (`DELETE /things`), which no probe may touch.
+fn hostile_options(url: &str, dir: &tempfile::TempDir, identities: [&str; 2]) -> Options {
+    let spec = SPEC.replace(
+        "  /boom:",
+        "  /settings:\n    put:\n      operationId: putSettings\n      requestBody:\n        content:\n          application/json:\n            schema: { $ref: \"#/components/schemas/Thing\" }\n  /boom:",
+    )
+    .replace(
+        "    post:\n      operationId: createThing",
+        "    delete: { operationId: deleteAllThings }\n    post:\n      operationId: createThing",
+    );
+    std::fs::write(dir.path().join("openapi.yaml"), spec).unwrap();
+    let mut options = options(url, dir);
+    options.openapi = Some(dir.path().join("openapi.yaml"));
+    options.identities = identities.iter().map(|i| i.parse().unwrap()).collect();
+    options
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_echoes_credentials_never_gets_them_into_any_report_format() {
+    let (url, _) = hostile(None, |_, _, headers: &HeaderMap| {
+        let echoed = format!("{headers:?}");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Traceback (most recent call last):\n{echoed}"),
+        )
+            .into_response()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = "alice:X-Api-Key=alice-Q7r2Vx5Lmn3Pq4Zt";
+    let bob = "bob:Authorization=Bearer bob-token-9f8e7d6c5b4a";
+    let mut options = hostile_options(
+        &url.replace("http://", "http://user:urlpassw0rd@"),
+        &dir,
+        [alice, bob],
+    );
+    options.admin_identity = Some("root:X-Admin=root-key-0a1b2c3d4e".parse().unwrap());
+    let report = palisade_audit::run(options).await.unwrap();
+    assert!(report.failed(), "{}", describe(&report));
+    for format in [
+        palisade_audit::report::Format::Table,
+        palisade_audit::report::Format::Json,
+        palisade_audit::report::Format::Sarif,
+        palisade_audit::report::Format::Junit,
+    ] {
+        let text = palisade_audit::report::render(&report, format);
+        for secret in [
+            "Q7r2Vx5Lmn3Pq4Zt",
+            "9f8e7d6c5b4a",
+            "0a1b2c3d4e",
+            "urlpassw0rd",
+        ] {
+            assert!(!text.contains(secret), "{format:?} shows {secret}:\n{text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_probe_writes_what_the_audit_did_not_create() {
+    // Creates answer the id `..`, which would turn `/things/{id}` into `/`.
+    let (url, seen) = hostile(None, |method, _, _| match method {
+        "POST" => (
+            StatusCode::CREATED,
+            axum::Json(json!({"id": "..", "name": "x"})),
+        )
+            .into_response(),
+        _ => error(StatusCode::UNAUTHORIZED, "unauthorized"),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
+    options.rate_limit_operation = Some("PUT /settings".into());
+    let report = palisade_audit::run(options).await.unwrap();
+    let writes: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("POST "))
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}\n{}", describe(&report));
+    assert_eq!(
+        status(&report, 4),
+        Status::NotTested,
+        "{}",
+        describe(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_that_prove_nothing_are_never_a_pass() {
+    // Alice's objects work; everyone else is rate limited, every route 404s for writes.
+    let db: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (url, _) = hostile(None, move |method, path, headers: &HeaderMap| {
+        let who = headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match (method, path, who) {
+            ("POST", "/things", "alice") => {
+                db.lock().unwrap().push("1".into());
+                (StatusCode::CREATED, axum::Json(json!({"id": "1"}))).into_response()
+            }
+            ("GET", "/things/1", "alice") => {
+                axum::Json(json!({"id": "1", "name": "palisade-audit"})).into_response()
+            }
+            (_, _, "alice") => error(StatusCode::NOT_FOUND, "not found"),
+            _ => error(StatusCode::TOO_MANY_REQUESTS, "slow down"),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
+    let report = palisade_audit::run(options).await.unwrap();
+    // The marker never comes back, so authorization cannot be tested at all; validation
+    // probes only meet 404s and 429s.
+    for id in [2, 3, 5] {
+        assert_ne!(
+            status(&report, id),
+            Status::Pass,
+            "control {id}\n{}",
+            describe(&report)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_second_identity_is_not_evidence_of_object_ownership() {
+    let (url, _) = hostile(None, |method, path, headers: &HeaderMap| {
+        let who = headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match (method, path, who) {
+            (_, _, "bob") => error(StatusCode::TOO_MANY_REQUESTS, "slow down"),
+            ("POST", "/things", "alice") => {
+                (StatusCode::CREATED, axum::Json(json!({"id": "7"}))).into_response()
+            }
+            ("GET", "/things/7", "alice") => {
+                // The marker is whatever alice created; echo a body that holds any marker.
+                axum::Json(json!({"id": "7"})).into_response()
+            }
+            _ => error(StatusCode::UNAUTHORIZED, "unauthorized"),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
+    let report = palisade_audit::run(options).await.unwrap();
+    assert_ne!(status(&report, 3), Status::Pass, "{}", describe(&report));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_huge_garbage_target_cannot_hang_or_break_the_audit() {
+    // Logins stall for a minute; everything else is 8 MiB of bytes that are not UTF-8.
+    let (url, _) = hostile(Some("/login"), |_, _, _| {
+        (StatusCode::OK, vec![0xffu8; 8 << 20]).into_response()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
+    options.deadline = std::time::Duration::from_secs(4);
+    // Ten stalled logins alone would take ten minutes: the deadline stops the requests,
+    // and what is left is scanning the (capped) bodies already received.
+    let started = std::time::Instant::now();
+    let report = palisade_audit::run(options).await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(status(&report, 4), Status::Pass, "{}", describe(&report));
+}

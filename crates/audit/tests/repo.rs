@@ -211,3 +211,47 @@ fn lock_files_are_checked_against_rustsec_and_osv_offline() {
     assert!(vulnerable.contains(&"RUSTSEC-2021-0003 smallvec 1.6.0".to_owned()));
     assert!(vulnerable.contains(&"GHSA-35jh-r3h4-6jhm lodash 4.17.20".to_owned()));
 }
+
+#[test]
+fn a_path_that_is_not_a_repository_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = secrets_scan::scan(dir.path()).unwrap_err();
+    assert!(error.contains(&dir.path().display().to_string()), "{error}");
+    let missing = dir.path().join("missing");
+    assert!(secrets_scan::scan(&missing).is_err());
+}
+
+#[test]
+fn a_repository_with_no_commit_is_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"]);
+    write(dir.path(), "app.py", &format!("KEY = \"{AWS_KEY}\"\n"));
+    let result = secrets_scan::scan(dir.path()).unwrap();
+    assert_eq!(result.secrets.len(), 1, "{result:?}");
+    assert_eq!(result.secrets[0].location, "app.py:1");
+}
+
+#[test]
+fn scanning_runs_no_program_the_repository_configures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    let ran = d.join("ran");
+    let script = d.join("hook.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch {}\ncat \"$1\"\n", ran.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook = script.display().to_string();
+    git(d, &["config", "core.fsmonitor", &hook]);
+    git(d, &["config", "diff.evil.textconv", &hook]);
+    write(d, ".gitattributes", "*.txt diff=evil\n");
+    write(d, "notes.txt", "hello\n");
+    git(d, &["add", "-A"]);
+    git(d, &["-c", "core.fsmonitor=false", "commit", "-qm", "one"]);
+    let _ = std::fs::remove_file(&ran);
+    secrets_scan::scan(d).unwrap();
+    assert!(!ran.exists(), "the scan ran a program the repository names");
+}

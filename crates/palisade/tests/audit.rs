@@ -159,6 +159,8 @@ fn bad_usage_exits_2_before_any_request() {
         ],
         vec!["ftp://127.0.0.1:9"],
         vec!["http://127.0.0.1:9", "--format", "xml"],
+        vec!["http://127.0.0.1:9", "--rps", "-1"],
+        vec!["http://127.0.0.1:9", "--rps", "NaN"],
     ] {
         let output = Command::new(BIN).arg("audit").args(&args).output().unwrap();
         assert_eq!(
@@ -210,6 +212,25 @@ async fn sarif_and_junit_go_to_the_out_file() {
         } else {
             assert_eq!(text.matches("<testcase ").count(), 10, "{text}");
             assert!(text.contains("<failure "), "{text}");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_identity_is_refused_without_echoing_its_credential() {
+    for identity in [
+        "alice=supersecret-credential",
+        "alice:Authorization: Bearer supersecret-credential==",
+    ] {
+        for flag in ["--identity", "--admin-identity"] {
+            let output = Command::new(BIN)
+                .args(["audit", "http://127.0.0.1:9", flag, identity])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{stderr}");
+            assert!(!stderr.contains("supersecret"), "{stderr}");
+            assert!(stderr.contains(flag), "{stderr}");
         }
     }
 }
