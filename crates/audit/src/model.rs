@@ -189,8 +189,13 @@ pub struct Report {
 
 impl Report {
     /// True when a control failed: the CLI's exit status 1.
+    /// True when a control failed, or broke (ERROR): the CLI's exit status 1. An ERROR
+    /// counts because an unreachable target or an unreadable `--log` must not pass a CI
+    /// job.
     pub fn failed(&self) -> bool {
-        self.controls.iter().any(|c| c.status == Status::Fail)
+        self.controls
+            .iter()
+            .any(|c| matches!(c.status, Status::Fail | Status::Error))
     }
 
     pub fn control(&self, id: u8) -> Option<&ControlResult> {
@@ -201,6 +206,19 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_control_that_broke_fails_the_report_and_one_not_tested_does_not() {
+        let report = |controls| Report {
+            command: "audit",
+            target: "t".into(),
+            requests: 0,
+            max_requests: 0,
+            controls,
+        };
+        assert!(!report(vec![ControlResult::not_tested(7, "needs --log")]).failed());
+        assert!(report(vec![ControlResult::error(7, "cannot read the log")]).failed());
+    }
 
     #[test]
     fn status_follows_the_worst_finding_and_untested_never_passes() {

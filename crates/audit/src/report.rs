@@ -138,7 +138,7 @@ pub fn table(report: &Report) -> String {
         }
     }
     let verdict = if report.failed() {
-        "FAIL: at least one control failed"
+        "FAIL: at least one control failed (or could not run: ERROR)"
     } else {
         "no control failed"
     };
