@@ -12,13 +12,19 @@
 //! nothing it names.
 //!
 //! Example files (`.env.example`, `*.sample`, `*.template`, `*.dist`) are skipped: they are
-//! where placeholders belong.
+//! where placeholders belong. Known non-secrets elsewhere (test fixtures, a scanner's own
+//! pattern examples) are listed by fingerprint in [`IGNORE_FILE`] at the repository's root,
+//! one per line with a comment saying why; they are counted, not reported. A fingerprint
+//! names one value, so a real secret is never hidden by a fixture's entry.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
 use crate::{fingerprint, mask, patterns};
+
+/// Fingerprints of values that look like secrets and are known not to be.
+pub const IGNORE_FILE: &str = ".palisade-audit-ignore";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretHit {
@@ -37,6 +43,19 @@ pub struct ScanResult {
     pub secrets: Vec<SecretHit>,
     /// `.env` files committed (with the commit) or present and not ignored.
     pub env_files: Vec<String>,
+    /// Values found and left out because [`IGNORE_FILE`] lists their fingerprint.
+    pub ignored: usize,
+}
+
+/// The fingerprints in the repository's [`IGNORE_FILE`]: the first word of each line that
+/// is not blank or a `#` comment.
+fn ignored_fingerprints(repo: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(repo.join(IGNORE_FILE)).unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
@@ -179,7 +198,11 @@ pub fn scan(repo: &Path) -> Result<ScanResult, String> {
         }
     }
     env_files.dedup();
+    let ignore = ignored_fingerprints(repo);
+    let before = found.len();
+    found.retain(|hit| !ignore.contains(&hit.fingerprint));
     Ok(ScanResult {
+        ignored: before - found.len(),
         secrets: found,
         env_files,
     })

@@ -255,3 +255,33 @@ fn scanning_runs_no_program_the_repository_configures() {
     secrets_scan::scan(d).unwrap();
     assert!(!ran.exists(), "the scan ran a program the repository names");
 }
+
+#[test]
+fn values_listed_in_the_ignore_file_are_counted_not_reported() {
+    let repo = seeded_repo();
+    let before = secrets_scan::scan(repo.path()).unwrap();
+    let aws = before
+        .secrets
+        .iter()
+        .find(|h| h.kind == "AWS access key id")
+        .expect("the seeded AWS key")
+        .fingerprint
+        .clone();
+    write(
+        repo.path(),
+        secrets_scan::IGNORE_FILE,
+        &format!("# a test fixture\n\n{aws}  the documented example key\n"),
+    );
+    let after = secrets_scan::scan(repo.path()).unwrap();
+    assert_eq!(after.ignored, 1);
+    assert_eq!(after.secrets.len(), before.secrets.len() - 1);
+    assert!(after.secrets.iter().all(|h| h.fingerprint != aws));
+    // Everything else is still reported: an entry names one value only.
+    assert!(after.secrets.iter().any(|h| h.kind == "GitHub token"));
+    let findings = palisade_audit::checks::secrets::findings(&after);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.title == "known non-secrets left out" && f.evidence.starts_with("1 values"))
+    );
+}

@@ -42,6 +42,19 @@ pub fn findings(result: &secrets_scan::ScanResult) -> Vec<Finding> {
         finding.fingerprint = hit.fingerprint.clone();
         out.push(finding);
     }
+    if result.ignored > 0 {
+        out.push(Finding::new(
+            ID,
+            Severity::Info,
+            "known non-secrets left out",
+            Some(secrets_scan::IGNORE_FILE.to_owned()),
+            format!(
+                "{} values listed by fingerprint in {}",
+                result.ignored,
+                secrets_scan::IGNORE_FILE
+            ),
+        ));
+    }
     for env in &result.env_files {
         out.push(Finding::new(
             ID,
