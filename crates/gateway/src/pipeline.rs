@@ -131,6 +131,7 @@ pub async fn handle(
         &gw.config.server.trusted_proxies,
     );
 
+    let close_after = ambiguous_transfer_coding(request.headers());
     let result = rescue_panics(phases(&gw, &mut ctx, request)).await;
     let mut response = result.unwrap_or_else(|rejection| {
         count_upstream_error(&gw.metrics, &rejection);
@@ -151,6 +152,13 @@ pub async fn handle(
     }
     let hsts = gw.tls.as_ref().filter(|_| conn.tls).map(|tls| &tls.hsts);
     headers::finish_response(&mut response, ctx.id.as_str(), hsts);
+    if close_after {
+        // hyper ends an HTTP/1.1 connection after a response that says so.
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let status = response.status().as_u16();
     let metrics = gw.metrics.clone();
     response.map(|body| Observed::new(body, ctx, status, metrics))
@@ -169,10 +177,7 @@ async fn phases(
     }
     // hyper accepts any coding list ending in `chunked` and decodes only the chunking;
     // `gzip, chunked` would reach the upstream as compressed bytes with no coding named.
-    let mut codings = head.headers.get_all(TRANSFER_ENCODING).iter();
-    if let Some(coding) = codings.next()
-        && (!coding.as_bytes().eq_ignore_ascii_case(b"chunked") || codings.next().is_some())
-    {
+    if ambiguous_transfer_coding(&head.headers) {
         return Err(Rejection::BadRequest(
             "only the chunked transfer coding is accepted",
         ));
@@ -359,7 +364,7 @@ pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, 
                 .to_str()
                 .ok()
                 .and_then(|s| s.parse::<Authority>().ok())
-                .filter(|a| !a.as_str().contains('@'))
+                .filter(|a| !a.as_str().contains('@') && has_valid_port(a))
                 .ok_or(Rejection::BadRequest("the Host header is not a valid host"))
         })
         .transpose()?;
@@ -367,6 +372,11 @@ pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, 
     if from_uri.as_ref().is_some_and(|a| a.as_str().contains('@')) {
         return Err(Rejection::BadRequest(
             "the request target carries user information",
+        ));
+    }
+    if from_uri.as_ref().is_some_and(|a| !has_valid_port(a)) {
+        return Err(Rejection::BadRequest(
+            "the request target's port is not valid",
         ));
     }
     let authority = match (from_uri, from_header) {
@@ -389,6 +399,35 @@ pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, 
         name: authority.host().trim_end_matches('.').to_ascii_lowercase(),
         authority: authority.as_str().to_owned(),
     }))
+}
+
+/// `host` or `host:port` with a port of at most five digits that fits in 16 bits (an empty
+/// port is allowed, RFC 3986 §3.2.3). `http::uri::Authority` accepts `localhost:abc`, which
+/// RFC 9112 §3.2 makes a 400: such a value would otherwise reach the upstream as
+/// `X-Forwarded-Host`, for it to build links with.
+fn has_valid_port(authority: &Authority) -> bool {
+    let Some(rest) = authority.as_str().get(authority.host().len()..) else {
+        return false;
+    };
+    match rest.strip_prefix(':') {
+        None => rest.is_empty(),
+        Some("") => true,
+        Some(port) => {
+            port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u16>().is_ok()
+        }
+    }
+}
+
+/// True when a request names a transfer coding other than exactly one `chunked`: refused
+/// in `phases`, and the connection is closed after the answer (RFC 9112 §6.1), since
+/// whatever follows on it was framed by a reading that another hop may not share.
+fn ambiguous_transfer_coding(headers: &http::HeaderMap) -> bool {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    codings.next().is_some_and(|coding| {
+        !coding.as_bytes().eq_ignore_ascii_case(b"chunked") || codings.next().is_some()
+    })
 }
 
 fn count_upstream_error(metrics: &Metrics, rejection: &Rejection) {
@@ -481,6 +520,28 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(same.name, "api.example");
+    }
+
+    #[test]
+    fn a_port_must_be_a_port() {
+        for bad in [
+            "localhost:abc",
+            "localhost:99999",
+            "localhost:+80",
+            "localhost:000080",
+        ] {
+            assert!(request_host(&head("/x", &[bad])).is_err(), "{bad}");
+        }
+        for good in [
+            "localhost",
+            "localhost:",
+            "localhost:8080",
+            "[::1]:443",
+            "[::1]",
+        ] {
+            assert!(request_host(&head("/x", &[good])).is_ok(), "{good}");
+        }
+        assert!(request_host(&head("http://localhost:abc/x", &["localhost"])).is_err());
     }
 
     #[test]

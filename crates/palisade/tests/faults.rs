@@ -1,0 +1,513 @@
+//! Faults (issue 10): what the gateway does when what it depends on misbehaves, and that
+//! it serves normally afterwards. Each test asserts the statuses clients got, that nothing
+//! was lost, and a normal request at the end.
+//!
+//! - an upstream that answers garbage, hangs up before answering, or resets mid-response;
+//! - reloads with broken configs (SIGHUP and `POST /reload`) under concurrent load;
+//! - SIGTERM under load: every in-flight request finishes whole, exit 0;
+//! - PostgreSQL stopped: every key fails closed (503, never 401, never 200), and service
+//!   comes back with the database with nothing lost. Cached keys fail closed too: on
+//!   PostgreSQL the cache is trusted only while the `LISTEN` connection that carries
+//!   revocations is up (`palisade_store::service` docs), so a key revoked elsewhere during
+//!   the outage cannot be served from a stale cache.
+//!
+//! (Timeouts, refused connections and upstream 5xx are in `proxy.rs`.)
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use palisade_testkit::gateway::log_event;
+use palisade_testkit::raw::{self, RawConnection};
+use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const BIN: &str = env!("CARGO_BIN_EXE_palisade");
+const TOKEN: &str = "faults-test-admin-token-0123456789";
+const PEPPER: &str = "faults-test-pepper-0123456789abcdef0123456";
+
+/// A deliberately broken upstream, by path:
+/// `/garbage` answers bytes that are not HTTP; `/hangup` closes without a byte;
+/// `/reset-body` announces 100,000 bytes, sends 1,000, then resets the connection;
+/// anything else is a proper 200 with a small JSON body.
+async fn broken_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head);
+                let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+                match path.as_str() {
+                    "/garbage" => {
+                        let _ = tcp
+                            .write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02 not http\r\n\r\n")
+                            .await;
+                    }
+                    "/hangup" => {}
+                    "/reset-body" => {
+                        let _ = tcp
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                                  Content-Length: 100000\r\n\r\n",
+                            )
+                            .await;
+                        let _ = tcp.write_all(&[b'x'; 1000]).await;
+                        let _ = tcp.flush().await;
+                        // SO_LINGER 0: close sends RST, not FIN (blocking on drop is
+                        // what is wanted here: nothing is left to send).
+                        #[allow(deprecated)]
+                        let _ = tcp.set_linger(Some(Duration::ZERO));
+                    }
+                    _ => {
+                        let _ = tcp
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}",
+                            )
+                            .await;
+                    }
+                }
+                drop(tcp);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_upstream_is_a_502_and_never_a_whole_looking_response() {
+    let upstream = broken_upstream().await;
+    let routes: String = ["/garbage", "/hangup", "/reset-body", "/ok"]
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            format!(
+                "[[route]]\nname = \"r{i}\"\npath = \"{path}\"\nmethods = [\"GET\"]\n\
+                 upstream = \"broken\"\nauth = \"public\"\n\n"
+            )
+        })
+        .collect();
+    let gw = GatewayProcess::builder(BIN)
+        .config(format!(
+            "[server]\nhttp = \"127.0.0.1:0\"\n\n[limits]\nrequest_timeout = \"5s\"\n\n\
+             [[upstream]]\nname = \"broken\"\nurl = \"http://{upstream}\"\n\n{routes}"
+        ))
+        .start();
+    let addr = gw.http();
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+
+    for round in 0..3 {
+        for path in ["/garbage", "/hangup"] {
+            let rsp = raw::send(addr, get(path).as_bytes()).await;
+            common::assert_problem(&rsp, 502, "bad-gateway", &format!("{path} (round {round})"));
+        }
+        // The status line may already be on its way when the upstream resets: then the
+        // client must see a broken response (cut short), never a complete one; or 502.
+        let mut conn = RawConnection::connect(addr).await;
+        conn.write(get("/reset-body").as_bytes()).await;
+        match conn.try_read_response().await {
+            Ok(rsp) => {
+                common::assert_problem(&rsp, 502, "bad-gateway", "/reset-body");
+            }
+            Err(e) => assert_ne!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut,
+                "/reset-body: the client was left hanging"
+            ),
+        }
+        let rsp = raw::send(addr, get("/ok").as_bytes()).await;
+        assert_eq!(rsp.status, 200, "/ok after the faults (round {round})");
+        assert_eq!(rsp.json()["ok"], true);
+    }
+}
+
+fn reload_config(upstream: &str) -> String {
+    format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+
+[[upstream]]
+name = "app"
+url = "{upstream}"
+
+[[route]]
+name = "old"
+path = "/old"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+"#
+    )
+}
+
+/// Clients hammering the gateway while it is told, again and again, to load broken
+/// configs: every request is answered 200 by the running config, which stays in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_reloads_under_load_fail_no_request() {
+    let upstream = RecordingUpstream::start().await;
+    let good = reload_config(&upstream.url());
+    let gw = GatewayProcess::builder(BIN)
+        .config(good.clone())
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .start();
+    let url = format!("{}/old", gw.http_url());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (stop, url) = (stop.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut ok, mut bad) = (0u32, Vec::new());
+            // Bounded in count as well as by the stop flag.
+            for _ in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => bad.push(r.status().to_string()),
+                    Err(e) => bad.push(e.to_string()),
+                }
+            }
+            (ok, bad)
+        }));
+    }
+    upstream
+        .wait_for_requests(20, Duration::from_secs(30))
+        .await;
+
+    let broken = [
+        "[server\nhttp = ".to_owned(),
+        good.replace("upstream = \"app\"\nauth", "upstream = \"nope\"\nauth"),
+        good.replace(
+            "${env:PALISADE_ADMIN_TOKEN}",
+            "${env:PALISADE_NO_SUCH_VARIABLE}",
+        ),
+        good.replace(
+            "methods = [\"GET\"]",
+            "methods = [\"FETCH\"]\nunknown_key = 1",
+        ),
+        String::new(),
+    ];
+    let client = reqwest::Client::new();
+    let failed_reloads = |gw: &GatewayProcess| {
+        gw.logs()
+            .iter()
+            .filter(|v| log_event(v) == Some("config_reload_failed"))
+            .count()
+    };
+    for (i, config) in broken.iter().enumerate() {
+        gw.write_config(config);
+        // Through the admin API: refused with 422.
+        let rsp = client
+            .post(format!("{}/reload", gw.admin_url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rsp.status(), 422, "broken config {i} via POST /reload");
+        // Through SIGHUP: logged as failed.
+        let before = failed_reloads(&gw);
+        gw.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while failed_reloads(&gw) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "broken config {i}: no failed reload logged after SIGHUP"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for worker in workers {
+        let (ok, bad) = worker.await.unwrap();
+        assert!(
+            bad.is_empty(),
+            "requests failed during broken reloads: {bad:?}"
+        );
+        total += ok;
+    }
+    assert!(total > 0);
+    println!("broken reloads under load: {total} requests, all 200");
+
+    // The running config is the good one: /old serves; and a good reload still applies.
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    gw.write_config(&good.replace("/old", "/new"));
+    let rsp = client
+        .post(format!("{}/reload", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), 200);
+    let new = reqwest::get(format!("{}/new", gw.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(new.status(), 200);
+}
+
+/// SIGTERM with slow requests in flight and large responses streaming: every one of them
+/// finishes whole, and the process exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_load_cuts_nothing_and_exits_0() {
+    let upstream = RecordingUpstream::start().await;
+    let mut gw = GatewayProcess::builder(BIN)
+        .config(format!(
+            "[server]\nhttp = \"127.0.0.1:0\"\n\n[limits]\ndrain_timeout = \"30s\"\n\n\
+             [[upstream]]\nname = \"app\"\nurl = \"{}\"\n\n\
+             [[route]]\nname = \"slow\"\npath = \"/slow\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n\n\
+             [[route]]\nname = \"big\"\npath = \"/big\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n",
+            upstream.url()
+        ))
+        .start();
+    let base = gw.http_url();
+    const SLOW: usize = 12;
+    const BIG: usize = 4;
+    const BIG_BYTES: usize = 8 * 1024 * 1024;
+
+    let mut tasks = Vec::new();
+    for i in 0..SLOW {
+        let url = format!("{base}/slow?ms={}&n={i}", 1500 + 100 * i);
+        tasks.push(tokio::spawn(async move {
+            let rsp = reqwest::get(&url)
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = rsp.status().as_u16();
+            let body: serde_json::Value = rsp.json().await.map_err(|e| format!("{url}: {e}"))?;
+            if status != 200 || body["upstream"] != "ok" {
+                return Err(format!("{url}: {status} {body}"));
+            }
+            Ok(url)
+        }));
+    }
+    upstream
+        .wait_for_requests(SLOW, Duration::from_secs(30))
+        .await;
+    // Large bodies, read slowly: in flight when the signal lands.
+    for i in 0..BIG {
+        let url = format!("{base}/big?bytes={BIG_BYTES}&n={i}");
+        tasks.push(tokio::spawn(async move {
+            let mut rsp = reqwest::get(&url)
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if rsp.status() != 200 {
+                return Err(format!("{url}: {}", rsp.status()));
+            }
+            let mut len = 0;
+            while let Some(chunk) = rsp.chunk().await.map_err(|e| format!("{url}: cut: {e}"))? {
+                len += chunk.len();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if len != BIG_BYTES {
+                return Err(format!("{url}: {len} of {BIG_BYTES} bytes"));
+            }
+            Ok(url)
+        }));
+    }
+    upstream
+        .wait_for_requests(SLOW + BIG, Duration::from_secs(30))
+        .await;
+
+    gw.signal("TERM");
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(e) = task.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "cut by SIGTERM: {failures:?}");
+    let code = tokio::task::spawn_blocking(move || {
+        let code = gw.wait_exit(Duration::from_secs(60));
+        (code, gw.stdout())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0), "{}", code.1);
+    assert!(
+        !code.1.contains("\"drain_timeout\""),
+        "requests were cut at the drain timeout"
+    );
+}
+
+fn pg_config(upstream: &RecordingUpstream, database: &PostgresServer) -> String {
+    format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+
+[store]
+url = "{database}"
+key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+"#,
+        database = database.url(),
+        url = upstream.url()
+    )
+}
+
+async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/orders", gw.http_url()))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits (generously) until `key` gets `status`; panics naming `what` otherwise.
+async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = status_with(gw, key).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {got}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_down_fails_closed_and_recovers_with_nothing_lost() {
+    let database = PostgresServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let gw = GatewayProcess::builder(BIN)
+        .config(pg_config(&upstream, &database))
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .start();
+    let (cached, _) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "cached", "subject": "svc-cached"}),
+    )
+    .await;
+    let (uncached, _) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "uncached", "subject": "svc-uncached"}),
+    )
+    .await;
+    assert_eq!(
+        status_with(&gw, &cached).await,
+        200,
+        "cached key, database up"
+    );
+
+    database.stop();
+    // Once the gateway has seen the database go (its LISTEN connection drops), no key can
+    // be verified: 503, never 401 (which would tell a client its valid key is wrong) and
+    // never 200 (a revocation made meanwhile could not reach this instance).
+    wait_for_status(&gw, &cached, 503, "cached key once the database is gone").await;
+    let served_before = upstream.requests().len();
+    for round in 0..3 {
+        assert_eq!(
+            status_with(&gw, &cached).await,
+            503,
+            "cached key, database down ({round})"
+        );
+        assert_eq!(
+            status_with(&gw, &uncached).await,
+            503,
+            "uncached key, database down ({round})"
+        );
+        let forged = format!("{}x", &uncached[..uncached.len() - 1]);
+        assert_eq!(
+            status_with(&gw, &forged).await,
+            503,
+            "unknown key, database down ({round})"
+        );
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        served_before,
+        "a key that could not be verified reached the upstream"
+    );
+    // Creating a key needs the database: a clear error, no key shown.
+    let rsp = reqwest::Client::new()
+        .post(format!("{}/keys", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "during-outage", "subject": "svc-x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        rsp.status().is_server_error(),
+        "key creation while down: {}",
+        rsp.status()
+    );
+    let body = rsp.text().await.unwrap();
+    assert!(
+        !body.contains("pal_"),
+        "a key was shown while it could not be stored: {body}"
+    );
+
+    database.restart();
+    wait_for_status(
+        &gw,
+        &uncached,
+        200,
+        "uncached key after the database returned",
+    )
+    .await;
+    assert_eq!(
+        status_with(&gw, &cached).await,
+        200,
+        "cached key after recovery"
+    );
+    let forged = format!("{}x", &uncached[..uncached.len() - 1]);
+    assert_eq!(
+        status_with(&gw, &forged).await,
+        401,
+        "unknown key after recovery"
+    );
+    // Nothing was lost: both keys are still listed, and a new one can be made.
+    let (after, _) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "after", "subject": "svc-after"}),
+    )
+    .await;
+    assert_eq!(
+        status_with(&gw, &after).await,
+        200,
+        "a key made after recovery"
+    );
+}
