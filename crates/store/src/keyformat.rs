@@ -72,7 +72,7 @@ pub fn looks_like_key(s: &str) -> bool {
 }
 
 /// A key that passed strict parsing: the public id and the 32 secret bytes.
-pub(crate) struct ParsedKey<'a> {
+pub struct ParsedKey<'a> {
     pub(crate) id: &'a str,
     pub(crate) secret: SecretBox<[u8; SECRET_BYTES]>,
 }
@@ -88,7 +88,7 @@ impl std::fmt::Debug for ParsedKey<'_> {
 
 impl<'a> ParsedKey<'a> {
     /// Strict parse of `pal_<id>_<secret>`; `None` for anything else.
-    pub(crate) fn parse(presented: &'a str) -> Option<ParsedKey<'a>> {
+    pub fn parse(presented: &'a str) -> Option<ParsedKey<'a>> {
         let b = presented.as_bytes();
         if b.len() != KEY_LEN || !b.starts_with(PREFIX.as_bytes()) {
             return None;
@@ -108,6 +108,16 @@ impl<'a> ParsedKey<'a> {
             id: &presented[PREFIX.len()..id_end],
             secret,
         })
+    }
+
+    /// The public key id.
+    pub fn id(&self) -> &'a str {
+        self.id
+    }
+
+    /// The secret as a 256-bit big-endian integer.
+    pub fn secret(&self) -> &SecretBox<[u8; SECRET_BYTES]> {
+        &self.secret
     }
 }
 
