@@ -5,11 +5,10 @@
 //! - an upstream that answers garbage, hangs up before answering, or resets mid-response;
 //! - reloads with broken configs (SIGHUP and `POST /reload`) under concurrent load;
 //! - SIGTERM under load: every in-flight request finishes whole, exit 0;
-//! - PostgreSQL stopped: every key fails closed (503, never 401, never 200), and service
-//!   comes back with the database with nothing lost. Cached keys fail closed too: on
-//!   PostgreSQL the cache is trusted only while the `LISTEN` connection that carries
-//!   revocations is up (`palisade_store::service` docs), so a key revoked elsewhere during
-//!   the outage cannot be served from a stale cache.
+//! - PostgreSQL stopped: keys the store confirmed before the outage keep working (nothing
+//!   can be revoked in a database that is down; bounded by `STALE_MAX`), every other key
+//!   fails closed (503, never 401, never 200), key creation fails cleanly, and service comes
+//!   back with the database with nothing lost.
 //!
 //! (Timeouts, refused connections and upstream 5xx are in `proxy.rs`.)
 
@@ -405,7 +404,7 @@ async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_down_fails_closed_and_recovers_with_nothing_lost() {
+async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() {
     let database = PostgresServer::start();
     let upstream = RecordingUpstream::start().await;
     let gw = GatewayProcess::builder(BIN)
@@ -432,15 +431,35 @@ async fn postgres_down_fails_closed_and_recovers_with_nothing_lost() {
     );
 
     database.stop();
-    // Once the gateway has seen the database go (its LISTEN connection drops), no key can
-    // be verified: 503, never 401 (which would tell a client its valid key is wrong) and
-    // never 200 (a revocation made meanwhile could not reach this instance).
-    wait_for_status(&gw, &cached, 503, "cached key once the database is gone").await;
+    // The gateway sees the database go when its LISTEN connection drops; from then on every
+    // key is read from the store before use, and the read fails.
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("lost the key revocation feed"))
+            },
+            Duration::from_secs(30),
+        )
+    })
+    .expect("the gateway noticed the database go");
+    // A key it has never verified cannot be: 503, never 401 (which would tell a client its
+    // valid key is wrong), never 200.
+    wait_for_status(
+        &gw,
+        &uncached,
+        503,
+        "uncached key once the database is gone",
+    )
+    .await;
     let served_before = upstream.requests().len();
     for round in 0..3 {
+        // A key the store confirmed before the outage keeps working: nothing can be
+        // revoked in a database that is down.
         assert_eq!(
             status_with(&gw, &cached).await,
-            503,
+            200,
             "cached key, database down ({round})"
         );
         assert_eq!(
@@ -455,10 +474,17 @@ async fn postgres_down_fails_closed_and_recovers_with_nothing_lost() {
             "unknown key, database down ({round})"
         );
     }
+    let served: Vec<_> = upstream.requests().split_off(served_before);
     assert_eq!(
-        upstream.requests().len(),
-        served_before,
-        "a key that could not be verified reached the upstream"
+        served.len(),
+        3,
+        "only the cached key's requests were forwarded"
+    );
+    assert!(
+        served
+            .iter()
+            .all(|r| r.header("x-palisade-subject") == Some("svc-cached")),
+        "a key that could not be verified reached the upstream: {served:?}"
     );
     // Creating a key needs the database: a clear error, no key shown.
     let rsp = reqwest::Client::new()

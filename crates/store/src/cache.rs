@@ -14,8 +14,11 @@
 //!   from the store is only inserted if no invalidation happened since the read began. So a
 //!   read racing with a revocation can never put the pre-revocation record back.
 //! - **Feed** (PostgreSQL with the background task): while the `LISTEN` connection is down,
-//!   notifications may be missed, so the cache is bypassed entirely (every verify reads the
-//!   store, and fails closed if the store is down too); on reconnection it is cleared.
+//!   notifications may be missed, so no entry is trusted as fresh: every verify reads the
+//!   store first (and caches what it read, still stale); on reconnection the cache is
+//!   cleared. Only when that read fails (the database itself is down, so nothing can be
+//!   revoked in it either) is the cached record used, as long as it was confirmed by the
+//!   store within [`STALE_MAX`]; a key never seen, or seen too long ago, fails closed.
 
 use std::{
     collections::HashMap,
@@ -34,6 +37,10 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 pub const NEGATIVE_MAX: usize = 10_000;
 /// Cached keys not used for this long are dropped.
 pub const IDLE_EVICT: Duration = Duration::from_secs(600);
+/// While the store cannot be read, a cached key is still accepted if the store confirmed it
+/// this recently (keys in use are re-read well within it). Past it, the key fails closed: a
+/// revocation this instance could not see is not honoured past this bound.
+pub const STALE_MAX: Duration = Duration::from_secs(900);
 
 /// What verify needs from a record, shared cheaply with callers.
 #[derive(Debug)]
@@ -67,6 +74,8 @@ impl From<KeyRecord> for CachedKey {
 struct Entry {
     key: Arc<CachedKey>,
     fresh_until: Instant,
+    /// When the store last returned this record.
+    confirmed: Instant,
     /// Milliseconds since `KeyCache::base` of the last lookup.
     last_hit: AtomicU64,
 }
@@ -128,6 +137,14 @@ impl KeyCache {
 
     pub(crate) fn set_feed(&self, feed: Feed) {
         self.feed.store(feed as u8, Ordering::Release);
+        if feed == Feed::Down {
+            // Kept for a database outage, but re-read before any use.
+            let now = Instant::now();
+            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            for entry in entries.values_mut() {
+                entry.fresh_until = now;
+            }
+        }
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -142,15 +159,17 @@ impl KeyCache {
     }
 
     pub(crate) fn lookup(&self, id: &str, now: Instant) -> Lookup {
-        if self.feed() != Feed::Down {
+        {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = entries.get(id) {
                 e.last_hit.store(self.millis(now), Ordering::Relaxed);
-                return if now < e.fresh_until {
-                    Lookup::Fresh(e.key.clone())
-                } else {
-                    Lookup::Stale(e.key.clone())
-                };
+                if now < e.fresh_until {
+                    return Lookup::Fresh(e.key.clone());
+                }
+                // Past STALE_MAX it is no fallback: read it as if unknown.
+                if now.saturating_duration_since(e.confirmed) < STALE_MAX {
+                    return Lookup::Stale(e.key.clone());
+                }
             }
         }
         let negative = lock(&self.negative);
@@ -161,11 +180,14 @@ impl KeyCache {
     }
 
     /// Caches `key` as read from the store when `epoch` was current; refused if anything
-    /// was invalidated since, or while the feed is down.
+    /// was invalidated since. While the feed is down it is cached stale (re-read at each
+    /// use, kept only as the fallback for a store outage).
     pub(crate) fn insert(&self, key: Arc<CachedKey>, fresh_for: Duration, epoch: u64) -> bool {
-        if self.feed() == Feed::Down {
-            return false;
-        }
+        let fresh_for = if self.feed() == Feed::Down {
+            Duration::ZERO
+        } else {
+            fresh_for
+        };
         let now = Instant::now();
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if self.epoch.load(Ordering::Acquire) != epoch {
@@ -179,6 +201,7 @@ impl KeyCache {
             Entry {
                 key,
                 fresh_until: now + fresh_for,
+                confirmed: now,
                 last_hit: AtomicU64::new(last_hit),
             },
         );
@@ -312,19 +335,33 @@ mod tests {
     }
 
     #[test]
-    fn feed_down_bypasses_the_cache() {
+    fn feed_down_makes_every_entry_stale_so_it_is_read_again_first() {
         let c = KeyCache::new();
         assert!(c.insert(key("AAAAAAAAAAAA"), Duration::from_secs(30), c.epoch()));
         c.set_feed(Feed::Down);
         assert!(matches!(
             c.lookup("AAAAAAAAAAAA", Instant::now()),
-            Lookup::Miss
+            Lookup::Stale(_)
         ));
-        assert!(!c.insert(key("AAAAAAAAAAAA"), Duration::from_secs(30), c.epoch()));
+        // What is read meanwhile is cached, stale too.
+        assert!(c.insert(key("AAAAAAAAAAAA"), Duration::from_secs(30), c.epoch()));
+        assert!(matches!(
+            c.lookup("AAAAAAAAAAAA", Instant::now()),
+            Lookup::Stale(_)
+        ));
         c.set_feed(Feed::Connected);
+        assert!(c.insert(key("AAAAAAAAAAAA"), Duration::from_secs(30), c.epoch()));
         assert!(matches!(
             c.lookup("AAAAAAAAAAAA", Instant::now()),
             Lookup::Fresh(_)
         ));
+    }
+
+    #[test]
+    fn an_entry_not_confirmed_within_stale_max_is_no_fallback() {
+        let c = KeyCache::new();
+        assert!(c.insert(key("AAAAAAAAAAAA"), Duration::ZERO, c.epoch()));
+        let later = Instant::now() + STALE_MAX + Duration::from_secs(1);
+        assert!(matches!(c.lookup("AAAAAAAAAAAA", later), Lookup::Miss));
     }
 }

@@ -693,9 +693,8 @@ async fn listen_loop(weak: Weak<Inner>, shutdown: watch::Receiver<bool>) {
                             }
                             Ok(None) | Err(_) => {
                                 inner.cache.set_feed(Feed::Down);
-                                inner.cache.clear();
                                 tracing::warn!(
-                                    "lost the key revocation feed; cache cleared, reconnecting"
+                                    "lost the key revocation feed; every key is read again before use until it is back"
                                 );
                                 break;
                             }
