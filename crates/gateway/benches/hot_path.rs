@@ -7,6 +7,13 @@
 //! - `ratelimit/memory_decision`: one GCRA decision in the memory store (one key of many).
 //! - `validate/schema_1kib`, `validate/body_1kib`: a 1 KiB JSON order against its schema,
 //!   and the whole body check (depth scan, strict parse, schema, re-serialization).
+//! - `routes/match`: finding the route of a request in a table of 24 routes (static,
+//!   parameterized, catch-all, one host-specific), and `routes/miss_405`;
+//! - `rescue/unauthorized`, `rescue/not_found`: rendering a rejection into its
+//!   problem+json response (the one rescue point, `errors::respond`);
+//! - `log/access_line`, `log/access_line_masked`: serializing one access-log line as the
+//!   JSON formatter does and masking it (`observe::redact::mask_line`), for a line with no
+//!   secret and for one with an API key in its path.
 
 use std::time::Duration;
 
@@ -189,5 +196,161 @@ fn validation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, canonical_path, authn, ratelimit, validation);
+/// A realistic route table: what a request costs to route once its path is canonical.
+fn routes(c: &mut Criterion) {
+    use http::Method;
+    use palisade_gateway::config::Config;
+    use palisade_gateway::routes::Router;
+    let mut toml = String::from(
+        "[server]\nhttp = \"127.0.0.1:8080\"\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n",
+    );
+    let resources = [
+        "orders", "users", "invoices", "products", "carts", "payments",
+    ];
+    for (i, resource) in resources.iter().enumerate() {
+        for (suffix, methods) in [
+            ("", r#"["GET", "POST"]"#),
+            ("/{id}", r#"["GET", "PUT", "DELETE"]"#),
+            ("/{id}/items", r#"["GET"]"#),
+        ] {
+            toml.push_str(&format!(
+                "[[route]]\nname = \"r{i}{}\"\npath = \"/api/v1/{resource}{suffix}\"\n\
+                 methods = {methods}\nupstream = \"app\"\nauth = \"public\"\n",
+                suffix.len()
+            ));
+        }
+    }
+    toml.push_str(
+        "[[route]]\nname = \"static\"\npath = \"/static/{*rest}\"\nmethods = [\"GET\"]\n\
+         upstream = \"app\"\nauth = \"public\"\n\
+         [[route]]\nname = \"admin\"\npath = \"/api/v1/orders/{id}\"\nhost = \"admin.example.com\"\n\
+         methods = [\"PATCH\"]\nupstream = \"app\"\nauth = \"public\"\n",
+    );
+    let config = Config::from_str(&toml, std::path::Path::new("bench.toml")).unwrap();
+    let router = Router::build(&config.routes).unwrap();
+    let path = canonicalize("/api/v1/payments/12345").unwrap();
+    assert!(
+        router
+            .find(Some("api.example.com"), &Method::GET, &path)
+            .is_ok()
+    );
+    let mut group = c.benchmark_group("routes");
+    group.bench_function("match", |b| {
+        b.iter(|| {
+            router.find(
+                Some("api.example.com"),
+                &Method::GET,
+                std::hint::black_box(&path),
+            )
+        })
+    });
+    group.bench_function("miss_405", |b| {
+        b.iter(|| router.find(None, &Method::PATCH, std::hint::black_box(&path)))
+    });
+    group.finish();
+}
+
+/// A rejection rendered into its response: status, problem+json body with the request id,
+/// headers (`WWW-Authenticate` for a 401). What every refused request costs to answer.
+fn rescue(c: &mut Criterion) {
+    use http::Method;
+    use palisade_gateway::ctx::{ConnInfo, RequestCtx};
+    use palisade_gateway::errors::{Rejection, respond};
+    let ctx = RequestCtx::new(
+        ConnInfo {
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            tls: false,
+        },
+        Method::GET,
+    );
+    let mut group = c.benchmark_group("rescue");
+    group.bench_function("unauthorized", |b| {
+        b.iter(|| {
+            respond(
+                Rejection::Unauthorized {
+                    token_given: true,
+                    guess: true,
+                },
+                &ctx,
+            )
+        })
+    });
+    group.bench_function("not_found", |b| {
+        b.iter(|| respond(Rejection::NotFound, &ctx))
+    });
+    group.finish();
+}
+
+/// One access-log line as the gateway writes it: the JSON formatter configured as in
+/// `observe::init_logging`, then the masking every line goes through. The line is handed
+/// to a sink here instead of the writer thread's queue.
+fn log_line(c: &mut Criterion) {
+    use palisade_gateway::observe::redact::mask_line;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    struct Sink;
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            // As `redact::MaskedLine` does: mask, then own the bytes for the queue.
+            let line = match std::str::from_utf8(buf) {
+                Ok(line) => mask_line(line).into_owned().into_bytes(),
+                Err(_) => buf.to_vec(),
+            };
+            std::hint::black_box(line);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_target(false)
+            .with_writer(|| Sink),
+    );
+    let client_ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    // The fields of `observe::access` (the line written for every request).
+    let emit = |path: &str| {
+        tracing::info!(
+            event = "request",
+            request_id = "5f3c9a1e000000001234",
+            client_ip = %client_ip,
+            method = "GET",
+            route = "orders",
+            subject = "svc-billing",
+            key_id = "02eaGUt6L2Ll",
+            path = %path,
+            status = 200u16,
+            latency_ms = 0.734,
+            bytes = 57u64,
+            upstream = "app",
+            rate_limit_fallback = Option::<&str>::None,
+            completed = true,
+        );
+    };
+    let masked = "/api/orders/pal_02eaGUt6L2Ll_aUDtlyH4qgvx6bx4m0UchcH7sVGpECsvwGavag7zIki";
+    tracing::subscriber::with_default(subscriber, || {
+        let mut group = c.benchmark_group("log");
+        group.bench_function("access_line", |b| {
+            b.iter(|| emit("/api/orders/12345?page=***"))
+        });
+        group.bench_function("access_line_masked", |b| b.iter(|| emit(masked)));
+        group.finish();
+    });
+}
+
+criterion_group!(
+    benches,
+    canonical_path,
+    routes,
+    authn,
+    ratelimit,
+    validation,
+    rescue,
+    log_line
+);
 criterion_main!(benches);
