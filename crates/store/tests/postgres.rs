@@ -49,7 +49,10 @@ async fn lost_database_keeps_confirmed_keys_fails_closed_for_others_then_recover
     }
     // The read fails (the database is down, so nothing can be revoked in it): the key the
     // store confirmed before keeps working; a key B never verified fails closed.
-    assert!(b.verify(k).await.is_ok(), "a confirmed key during the outage");
+    assert!(
+        b.verify(k).await.is_ok(),
+        "a confirmed key during the outage"
+    );
     assert_eq!(
         b.verify(never_seen).await.err(),
         Some(KeyRejection::StoreUnavailable)
