@@ -583,9 +583,10 @@ test "$(cat certs/server.pem)" = PEM || exit 3
 echo 'not json'
 echo '{"event":"listening","listener":"http","addr":"127.0.0.1:18080"}'
 echo '{"fields":{"event":"listening","listener":"admin","addr":"127.0.0.1:19090"}}'
-echo "{\"event\":\"ready\",\"token\":\"$PALISADE_ADMIN_TOKEN\",\"cmd\":\"$1\"}"
 trap 'echo "{\"event\":\"reloaded\"}"' HUP
 trap 'echo "{\"event\":\"stopping\"}"; exit 0' TERM
+# Ready only once the traps are set: a HUP sent on `ready` must find them.
+echo "{\"event\":\"ready\",\"token\":\"$PALISADE_ADMIN_TOKEN\",\"cmd\":\"$1\"}"
 while true; do sleep 0.05; done
 "#,
         );
