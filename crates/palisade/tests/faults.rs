@@ -524,7 +524,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
         401,
         "unknown key after recovery"
     );
-    // Nothing was lost: both keys are still listed, and a new one can be made.
+    // Nothing was lost: both keys work again (above), and a new one can be made.
     let (after, _) = common::create_key(
         &gw,
         TOKEN,

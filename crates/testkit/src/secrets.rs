@@ -50,7 +50,8 @@ pub fn leaks_in(text: &str) -> Vec<String> {
             ("base64url unpadded", URL_SAFE_NO_PAD.encode(secret)),
         ];
         if let Some((form, _)) = forms.iter().find(|(_, f)| text.contains(f.as_str())) {
-            found.push(format!("{}… ({form})", &secret[..4.min(secret.len())]));
+            let preview: String = secret.chars().take(4).collect();
+            found.push(format!("{preview}… ({form})"));
         }
     }
     found

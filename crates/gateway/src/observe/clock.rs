@@ -62,5 +62,9 @@ mod tests {
         assert_eq!(rfc3339(at), "2026-11-30T04:54:19Z");
         assert_eq!(rfc3339_micros(at), "2026-11-30T04:54:19.000042Z");
         assert_eq!(utc_parts(-60), (1969, 12, 31, 23, 59, 0));
+        let at = |s| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }
