@@ -565,12 +565,22 @@ mod tests {
 
     /// A stand-in "binary": a shell script that speaks the launcher protocol, so the launcher
     /// is tested without the real gateway.
+    ///
+    /// The executable is written by `install`, not by this process: a file this process had
+    /// open for writing can be inherited by a child another test thread forks at that moment,
+    /// and exec'ing it then fails with "Text file busy" (ETXTBSY) — a flaky test.
     fn fake_gateway(script: &str) -> (TempDir, PathBuf) {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("fake-palisade.sh");
+        fs::write(&source, format!("#!/bin/sh\n{script}\n")).unwrap();
         let path = dir.path().join("fake-palisade");
-        fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        let status = Command::new("install")
+            .arg("-m755")
+            .arg(&source)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "install failed: {status}");
         (dir, path)
     }
 
