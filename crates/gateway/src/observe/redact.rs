@@ -204,11 +204,10 @@ pub struct MaskedLine;
 impl Write for MaskedLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // The formatter hands over one whole line per write.
-        let line = match std::str::from_utf8(buf) {
-            Ok(line) => mask_line(line).into_owned().into_bytes(),
-            Err(_) => buf.to_vec(),
-        };
-        super::output::enqueue(line);
+        match std::str::from_utf8(buf) {
+            Ok(line) => super::output::enqueue(mask_line(line).as_bytes()),
+            Err(_) => super::output::enqueue(buf),
+        }
         Ok(buf.len())
     }
 
