@@ -22,6 +22,7 @@ pub mod routes;
 pub mod server;
 pub mod tls;
 pub mod validate;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use server::{Server, ServerHandle};

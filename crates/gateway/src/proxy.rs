@@ -43,7 +43,8 @@ pub struct Upstream {
     /// The URL's path without a trailing slash, put before every canonical path.
     base_path: String,
     timeout: Duration,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// One pool per worker (`workers`): a request reuses connections its own thread drives.
+    clients: Box<[Client<HttpsConnector<HttpConnector>, Body>]>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -131,17 +132,21 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout));
         let connector = builder.https_or_http().enable_http1().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let clients = (0..crate::workers::count())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Upstream {
             name: config.name.as_str().into(),
             scheme,
             authority,
             base_path,
             timeout,
-            client,
+            clients,
         })
     }
 
@@ -210,7 +215,8 @@ impl Upstream {
         &self,
         request: Request<Body>,
     ) -> Result<Response<hyper::body::Incoming>, Rejection> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        let client = &self.clients[crate::workers::current() % self.clients.len()];
+        match tokio::time::timeout(self.timeout, client.request(request)).await {
             Err(_elapsed) => Err(Rejection::UpstreamTimeout {
                 upstream: self.name.to_string(),
             }),

@@ -52,6 +52,8 @@ use crate::pipeline::{self, Gateway};
 pub enum StartError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    #[error("cannot start a worker thread: {source}")]
+    Worker { source: std::io::Error },
     #[error("cannot listen on {addr} ({listener}): {source}")]
     Bind {
         listener: &'static str,
@@ -295,23 +297,30 @@ impl Server {
                     source,
                 })
         };
-        let https = match addrs.1 {
-            Some(addr) => Some(bind("https", addr).await?),
-            None => None,
+        // The serving listeners: one socket per worker, all on the same port.
+        let workers = crate::workers::count();
+        let bind_group = |listener: &'static str, addr: SocketAddr| {
+            crate::workers::bind_group(addr, workers).map_err(|source| StartError::Bind {
+                listener,
+                addr,
+                source,
+            })
         };
-        let http = match addrs.0 {
-            Some(addr) => Some(bind("http", addr).await?),
-            None => None,
-        };
+        let https = addrs.1.map(|addr| bind_group("https", addr)).transpose()?;
+        let http = addrs.0.map(|addr| bind_group("http", addr)).transpose()?;
         let admin = match addrs.2 {
             Some(addr) => Some(bind("admin", addr).await?),
             None => None,
         };
-        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let group_addr = |group: &Option<Vec<std::net::TcpListener>>| {
+            group
+                .as_ref()
+                .and_then(|sockets| sockets.first()?.local_addr().ok())
+        };
         let bound = Bound {
-            http: local(&http),
-            https: local(&https),
-            admin: local(&admin),
+            http: group_addr(&http),
+            https: group_addr(&https),
+            admin: admin.as_ref().and_then(|l| l.local_addr().ok()),
         };
         let shared = Arc::new(Shared {
             gateway: ArcSwap::from_pointee(gateway),
@@ -327,30 +336,38 @@ impl Server {
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        if let Some(listener) = https {
-            log_listening("https", bound.https);
-            tasks.spawn(accept_loop(
-                listener,
-                Kind::Serve { tls: true },
-                shared.clone(),
-                stopped.clone(),
-                drain_timeout,
-            ));
-        }
-        if let Some(listener) = http {
-            log_listening("http", bound.http);
-            let kind = if has_tls {
-                Kind::Redirect
-            } else {
-                Kind::Serve { tls: false }
-            };
-            tasks.spawn(accept_loop(
-                listener,
-                kind,
-                shared.clone(),
-                stopped.clone(),
-                drain_timeout,
-            ));
+        let http_kind = if has_tls {
+            Kind::Redirect
+        } else {
+            Kind::Serve { tls: false }
+        };
+        log_listening("https", bound.https);
+        log_listening("http", bound.http);
+        // Worker `i` serves the `i`th socket of each group.
+        let mut https = https.map(Vec::into_iter);
+        let mut http = http.map(Vec::into_iter);
+        for index in 0..workers {
+            let listeners: Vec<(std::net::TcpListener, Kind)> = [
+                https
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .map(|l| (l, Kind::Serve { tls: true })),
+                http.as_mut()
+                    .and_then(Iterator::next)
+                    .map(|l| (l, http_kind)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let shared = shared.clone();
+            let stopped = stopped.clone();
+            let worker = crate::workers::spawn(index, move || {
+                serve_worker(listeners, shared, stopped, drain_timeout)
+            })
+            .map_err(|source| StartError::Worker { source })?;
+            tasks.spawn(async move {
+                let _ = worker.await;
+            });
         }
         if let Some(listener) = admin {
             log_listening("admin", bound.admin);
@@ -414,12 +431,6 @@ impl ServerHandle {
     /// Stops accepting, waits for in-flight requests (bounded by `drain_timeout`).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        // Last-used times are written in batches; write the pending batch before exiting.
-        if let Some(keys) = self.shared.current().keys()
-            && let Err(error) = keys.flush_last_used().await
-        {
-            tracing::warn!(event = "store_flush_failed", error = %error);
-        }
         // Each accept loop bounds its own drain; this outer bound is a backstop.
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(self.drain_timeout + Duration::from_secs(1), all)
@@ -428,11 +439,48 @@ impl ServerHandle {
         {
             self.tasks.abort_all();
         }
+        // Last-used times are written in batches; write the pending batch before exiting,
+        // once the drained requests have added theirs.
+        if let Some(keys) = self.shared.current().keys()
+            && let Err(error) = keys.flush_last_used().await
+        {
+            tracing::warn!(event = "store_flush_failed", error = %error);
+        }
         // The spans of the requests just drained; bounded, as the collector may be down.
         #[cfg(feature = "otel")]
         crate::observe::otel::flush(Duration::from_secs(5)).await;
         tracing::info!(event = "stopped");
     }
+}
+
+/// One worker's share of the serving listeners, until shutdown has drained them all.
+async fn serve_worker(
+    listeners: Vec<(std::net::TcpListener, Kind)>,
+    shared: Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let mut loops = JoinSet::new();
+    for (socket, kind) in listeners {
+        let listener = match socket
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(socket))
+        {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(event = "listener_failed", worker = crate::workers::current(), error = %error);
+                continue;
+            }
+        };
+        loops.spawn(accept_loop(
+            listener,
+            kind,
+            shared.clone(),
+            stopped.clone(),
+            drain_timeout,
+        ));
+    }
+    while loops.join_next().await.is_some() {}
 }
 
 async fn accept_loop(

@@ -89,6 +89,11 @@ pub struct KeyService {
 
 struct Inner {
     store: Backend,
+    /// The runtime that opened the store. Its connections are registered with that
+    /// runtime's reactor, so every read and write made on behalf of a request runs there:
+    /// a request served on another runtime (a gateway worker) hands the query over, and
+    /// no connection is ever driven by a runtime that may stop before the store does.
+    runtime: tokio::runtime::Handle,
     /// Current first; replaced whole on reload.
     peppers: ArcSwap<KeyPeppers>,
     /// Ids whose re-hash under the current pepper is in flight (one at a time per key).
@@ -237,6 +242,7 @@ impl KeyService {
         Ok(KeyService {
             inner: Arc::new(Inner {
                 store,
+                runtime: tokio::runtime::Handle::current(),
                 peppers: ArcSwap::from_pointee(peppers),
                 upgrading: Mutex::new(HashSet::new()),
                 rotation_overlap,
@@ -495,7 +501,7 @@ impl KeyService {
         let service = self.clone();
         let key = key.clone();
         let pepper_id = pepper_id.to_owned();
-        tokio::spawn(async move {
+        inner.runtime.spawn(async move {
             let inner = &*service.inner;
             let write = inner.store.rehash(&key.id, &key.hash, &new, &pepper_id);
             match tokio::time::timeout(STORE_TIMEOUT, write).await {
@@ -528,9 +534,16 @@ impl KeyService {
     async fn fetch(&self, id: &str) -> Result<Option<Arc<CachedKey>>, StoreError> {
         let inner = &*self.inner;
         let epoch = inner.cache.epoch();
-        let record = tokio::time::timeout(STORE_TIMEOUT, inner.store.get(id))
-            .await
-            .map_err(|_| StoreError::Timeout)??;
+        let service = self.clone();
+        let owned_id = id.to_owned();
+        let read = inner
+            .runtime
+            .spawn(async move { service.inner.store.get(&owned_id).await });
+        let record = match tokio::time::timeout(STORE_TIMEOUT, read).await {
+            Ok(Ok(record)) => record?,
+            // The store's runtime is shutting down: as good as no answer.
+            Ok(Err(_)) | Err(_) => return Err(StoreError::Timeout),
+        };
         Ok(match record {
             Some(record) => {
                 let key = Arc::new(CachedKey::from(record));
