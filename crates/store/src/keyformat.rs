@@ -127,21 +127,31 @@ fn decode_secret(digits: &[u8]) -> Option<SecretBox<[u8; SECRET_BYTES]>> {
     if digits.len() != SECRET_LEN {
         return None;
     }
-    let mut out = SecretBox::new(Box::new([0u8; SECRET_BYTES]));
-    let n = secrecy::ExposeSecretMut::expose_secret_mut(&mut out);
+    // n = n * 62 + d over four 64-bit limbs, least significant first (a quarter of the
+    // steps of a byte-wise loop: this runs on every request that presents a key).
+    let mut limbs = [0u64; SECRET_BYTES / 8];
     for &c in digits {
-        let d = digit_value(c)?;
-        // n = n * 62 + d, big-endian, with overflow detection.
-        let mut carry = u32::from(d);
-        for byte in n.iter_mut().rev() {
-            let v = u32::from(*byte) * 62 + carry;
-            *byte = (v & 0xff) as u8;
-            carry = v >> 8;
+        let Some(d) = digit_value(c) else {
+            limbs.fill(0);
+            return None;
+        };
+        let mut carry = u128::from(d);
+        for limb in limbs.iter_mut() {
+            let v = u128::from(*limb) * 62 + carry;
+            *limb = v as u64;
+            carry = v >> 64;
         }
         if carry != 0 {
+            limbs.fill(0);
             return None;
         }
     }
+    let mut out = SecretBox::new(Box::new([0u8; SECRET_BYTES]));
+    let n = secrecy::ExposeSecretMut::expose_secret_mut(&mut out);
+    for (chunk, limb) in n.chunks_exact_mut(8).zip(limbs.iter().rev()) {
+        chunk.copy_from_slice(&limb.to_be_bytes());
+    }
+    limbs.fill(0);
     Some(out)
 }
 

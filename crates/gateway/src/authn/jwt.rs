@@ -180,6 +180,8 @@ struct Inner {
     leeway_secs: f64,
     max_token_bytes: usize,
     keys: Keys,
+    /// Tokens already verified under a key of the key set (not used with HMAC secrets).
+    verified: super::verified::VerifiedSignatures,
 }
 
 enum Keys {
@@ -277,6 +279,7 @@ impl JwtVerifier {
                 leeway_secs: config.leeway.as_secs_f64(),
                 max_token_bytes: config.max_token_bytes,
                 keys,
+                verified: Default::default(),
             }),
         })
     }
@@ -318,37 +321,49 @@ impl JwtVerifier {
         let claims = decode_object(parts.payload)?;
         b64url_decode(parts.signature).ok_or(JwtRejection::Malformed)?;
 
-        let remote_key: Arc<VerifyKey>;
-        let keys = match &inner.keys {
-            Keys::Secret(keys) => keys.as_slice(),
+        let selected: Arc<VerifyKey>;
+        let (keys, set_key) = match &inner.keys {
+            Keys::Secret(keys) => (keys.as_slice(), None),
             Keys::Static(set) => {
-                remote_key = jwks::settle(set.select(kid, alg))?;
-                std::slice::from_ref(&remote_key.key)
+                selected = jwks::settle(set.select(kid, alg))?;
+                (std::slice::from_ref(&selected.key), Some(&selected))
             }
             Keys::Remote(remote) => {
-                remote_key = remote.key_for(kid, alg).await?;
-                std::slice::from_ref(&remote_key.key)
+                selected = remote.key_for(kid, alg).await?;
+                (std::slice::from_ref(&selected.key), Some(&selected))
             }
         };
+        // A token this key already verified skips the signature check, and only that
+        // (see `verified`): the claims below are checked on every request.
+        let digest = set_key.map(|_| super::verified::digest(token));
+        let seen = matches!((set_key, &digest), (Some(key), Some(digest)) if inner.verified.holds(digest, key));
         // Current secret first; stopping at the first match only tells the holder of a
         // valid token which secret signed it. A forgery is always checked against all.
-        let signed = keys.iter().any(|key| {
-            jsonwebtoken::crypto::verify(
-                parts.signature,
-                parts.signing_input.as_bytes(),
-                key,
-                jwt_algorithm(alg),
-            )
-            .unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "jwt: signature check failed");
-                false
-            })
-        });
+        let signed = seen
+            || keys.iter().any(|key| {
+                jsonwebtoken::crypto::verify(
+                    parts.signature,
+                    parts.signing_input.as_bytes(),
+                    key,
+                    jwt_algorithm(alg),
+                )
+                .unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "jwt: signature check failed");
+                    false
+                })
+            });
         if !signed {
             return Err(JwtRejection::BadSignature);
         }
 
-        inner.check_claims(&claims, now_secs())?;
+        let now = now_secs();
+        inner.check_claims(&claims, now)?;
+        if !seen
+            && let (Some(key), Some(digest)) = (set_key, digest)
+            && let Ok(Some(expires_at)) = numeric_date(&claims, "exp")
+        {
+            inner.verified.insert(digest, key, expires_at, now);
+        }
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -736,6 +751,46 @@ mod tests {
         // Cached: a second token costs no fetch.
         verifier.verify(&token).await.expect("valid again");
         assert_eq!(server.fetch_count(), 1);
+    }
+
+    /// A token verified once is remembered by its exact bytes and key: using it again skips
+    /// the signature check but not the claims (it still expires), and a token that differs
+    /// in its signature is verified, and refused, afresh — and never remembered.
+    #[tokio::test]
+    async fn remembered_tokens_still_expire_and_forgeries_are_never_remembered() {
+        let server = JwksServer::start().await;
+        let kid = server.add_key(Algorithm::ES256);
+        let mut config = config(jwks_url(&server), &server.issuer(), &[JwtAlgorithm::ES256]);
+        config.leeway = Duration::ZERO;
+        let verifier = JwtVerifier::new(&config).unwrap();
+        // Two seconds at least (one, were `now` about to tick over), and short enough to wait.
+        let exp = now_secs() + 2;
+        let token = server.sign(&kid, with(claims(&server), "exp", json!(exp)));
+        assert_eq!(verifier.verify(&token).await.unwrap().subject, "alice");
+        assert_eq!(verifier.inner.verified.len(), 1);
+        assert_eq!(verifier.verify(&token).await.unwrap().subject, "alice");
+
+        let (head, signature) = token.rsplit_once('.').unwrap();
+        let mut forged: Vec<u8> = signature.bytes().collect();
+        forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
+        let forged = format!("{head}.{}", String::from_utf8(forged).unwrap());
+        assert_eq!(
+            verifier.verify(&forged).await.unwrap_err(),
+            JwtRejection::BadSignature
+        );
+        assert_eq!(
+            verifier.inner.verified.len(),
+            1,
+            "the forgery is not remembered"
+        );
+
+        while now_secs() < exp {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            verifier.verify(&token).await.unwrap_err(),
+            JwtRejection::Expired
+        );
     }
 
     // --- valid tokens, one per algorithm family -------------------------------------------

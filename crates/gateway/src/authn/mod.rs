@@ -18,6 +18,7 @@
 
 pub mod jwks;
 pub mod jwt;
+pub mod verified;
 
 use std::sync::Arc;
 

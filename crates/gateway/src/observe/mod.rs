@@ -10,6 +10,7 @@
 mod access;
 pub mod alerts;
 pub mod clock;
+mod json_line;
 mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
@@ -35,11 +36,7 @@ pub fn init_logging(output: &LogOutput) -> Result<(), String> {
     let filter = EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,rustls=warn,hyper=warn,hyper_util=warn"));
     let lines = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
+        .event_format(json_line::JsonLine)
         .with_writer(|| redact::MaskedLine)
         .with_filter(filter);
     output::start(output).map_err(|e| match output {

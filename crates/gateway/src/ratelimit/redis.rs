@@ -105,7 +105,9 @@ pub struct RedisStore {
     url: String,
     /// The URL without credentials, for logs.
     display: String,
-    manager: ConnectionManager,
+    /// One connection per worker (`workers`): a decision is sent and answered on the thread
+    /// that serves the request, never handed to another worker's connection.
+    managers: Box<[ConnectionManager]>,
     script: redis::Script,
     health: Health,
 }
@@ -140,12 +142,14 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(100))
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
+        let managers = (0..crate::workers::count())
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<_, _>>()
             .map_err(|e| format!("cannot set up Redis at {display}: {e}"))?;
         Ok(Arc::new(RedisStore {
             url: url.to_owned(),
             display,
-            manager,
+            managers,
             script: redis::Script::new(SCRIPT),
             health: Health {
                 epoch: Instant::now(),
@@ -184,7 +188,7 @@ impl RedisStore {
                 .arg(tau.to_string())
                 .arg(op);
         }
-        let mut connection = self.manager.clone();
+        let mut connection = self.managers[crate::workers::current() % self.managers.len()].clone();
         let answer: Result<Vec<i64>, StoreError> =
             match tokio::time::timeout(timeout, invocation.invoke_async(&mut connection)).await {
                 Err(_) => Err(StoreError::Timeout),
