@@ -609,14 +609,21 @@ fn pipeline_service(
     Request<Incoming>,
     Response = Response<Observed>,
     Error = Infallible,
-    Future = impl Future<Output = Result<Response<Observed>, Infallible>> + Send + 'static,
+    Future = InFlight,
 > + Clone {
     service_fn(move |request: Request<Incoming>| {
         // Loaded per request: a reload applies to the next request on every connection.
         let gateway = shared.current();
-        async move { Ok::<_, Infallible>(pipeline::handle(gateway, conn, request).await) }
+        Box::pin(async move { Ok::<_, Infallible>(pipeline::handle(gateway, conn, request).await) })
+            as InFlight
     })
 }
+
+/// A request being served. Boxed because hyper sets aside room for one in-flight request
+/// future per connection for the connection's whole life: unboxed, every idle keep-alive
+/// connection would hold the pipeline's state machine (some kilobytes) while waiting.
+type InFlight =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response<Observed>, Infallible>> + Send>>;
 
 /// The plain-http answer when TLS is configured: 308 to the same host and path on https.
 ///

@@ -767,7 +767,7 @@ mod tests {
         let exp = now_secs() + 2;
         let token = server.sign(&kid, with(claims(&server), "exp", json!(exp)));
         assert_eq!(verifier.verify(&token).await.unwrap().subject, "alice");
-        assert_eq!(verifier.inner.verified.len(), 1);
+        assert_eq!(verifier.inner.verified.entries(), 1);
         assert_eq!(verifier.verify(&token).await.unwrap().subject, "alice");
 
         let (head, signature) = token.rsplit_once('.').unwrap();
@@ -779,7 +779,7 @@ mod tests {
             JwtRejection::BadSignature
         );
         assert_eq!(
-            verifier.inner.verified.len(),
+            verifier.inner.verified.entries(),
             1,
             "the forgery is not remembered"
         );

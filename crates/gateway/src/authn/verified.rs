@@ -76,7 +76,7 @@ impl VerifiedSignatures {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn entries(&self) -> usize {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -137,10 +137,10 @@ mod tests {
             let expires = if n % 2 == 0 { 500.0 } else { 5_000.0 };
             cache.insert(digest(&n.to_string()), &a, expires, 0.0);
         }
-        assert_eq!(cache.len(), CAPACITY);
+        assert_eq!(cache.entries(), CAPACITY);
         cache.insert(digest("new"), &a, 5_000.0, 1_000.0);
         assert_eq!(
-            cache.len(),
+            cache.entries(),
             CAPACITY / 2 + 1,
             "the expired half was dropped"
         );
@@ -150,9 +150,9 @@ mod tests {
         for n in 0..CAPACITY {
             cache.insert(digest(&format!("live{n}")), &a, 5_000.0, 1_000.0);
         }
-        assert!(cache.len() <= CAPACITY);
+        assert!(cache.entries() <= CAPACITY);
         cache.insert(digest("last"), &a, 5_000.0, 1_000.0);
         assert!(cache.holds(&digest("last"), &a));
-        assert!(cache.len() <= CAPACITY);
+        assert!(cache.entries() <= CAPACITY);
     }
 }
