@@ -177,10 +177,18 @@ fn write_lines(queue: &Queue, mut destination: Box<dyn Write + Send>, window: Du
             batch = queue.wake.wait(batch).unwrap_or_else(|p| p.into_inner());
         }
         batch.writer_idle = false;
-        if batch.flush_waiters.is_empty() && !batch.closed && !window.is_zero() {
-            drop(batch);
-            std::thread::sleep(window);
-            batch = queue.lock();
+        // Let the batch gather; lines arriving now do not wake the writer (it is not idle),
+        // but a flush request or the close does, cutting the window short.
+        let gathered_by = std::time::Instant::now() + window;
+        while batch.flush_waiters.is_empty() && !batch.closed {
+            let left = gathered_by.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            batch = match queue.wake.wait_timeout(batch, left) {
+                Ok((batch, _)) => batch,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
         let bytes = std::mem::replace(&mut batch.bytes, std::mem::take(&mut spare));
         let lines = std::mem::take(&mut batch.lines);
