@@ -89,3 +89,30 @@ fd_count() {
     done
     echo "$total"
 }
+
+# Starts the upstream every bench measures against: one nginx worker answering the same
+# small JSON body to every request, on 127.0.0.1:PORT, its files in DIR (pid: DIR/upstream.pid).
+# Usage: start_upstream DIR PORT
+start_upstream() {
+    local dir=$1 port=$2
+    cat > "$dir/upstream.conf" <<NGINX
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $dir/upstream.pid;
+error_log $dir/upstream-error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / {
+            default_type application/json;
+            return 200 '{"id":"1","ownerId":"bench","item":"book","quantity":1}';
+        }
+    }
+}
+NGINX
+    nginx -c "$dir/upstream.conf" -p "$dir" -e "$dir/upstream-error.log"
+    wait_http "http://127.0.0.1:$port/"
+}
