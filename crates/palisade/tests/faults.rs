@@ -8,7 +8,12 @@
 //! - PostgreSQL stopped: keys the store confirmed before the outage keep working (nothing
 //!   can be revoked in a database that is down; bounded by `STALE_MAX`), every other key
 //!   fails closed (503, never 401, never 200), key creation fails cleanly, and service comes
-//!   back with the database with nothing lost.
+//!   back with the database with nothing lost;
+//! - the SQLite store made unwritable (immutable files, as a read-only disk): keys still
+//!   verify, creation fails with a 503 problem or the CLI's exit 2 and the database's
+//!   reason, no key is shown, and nothing stored is lost;
+//! - Redis killed and restarted under concurrent load: no request hangs or fails in a way
+//!   its `on_store_error` mode does not say, and every worker is decided by Redis again.
 //!
 //! (Timeouts, refused connections and upstream 5xx are in `proxy.rs`.)
 
@@ -535,5 +540,312 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
         status_with(&gw, &after).await,
         200,
         "a key made after recovery"
+    );
+}
+
+/// The SQLite store's directory and files made unwritable, for as long as it lives; made
+/// writable again when dropped (also when the test fails, so the directory can be removed).
+///
+/// As root, file modes do not stop writes: the files and the directory are made immutable
+/// (`chattr +i`), which refuses every write, including through descriptors the gateway
+/// already holds — what a disk remounted read-only does. Returns `None` where that is not
+/// possible (not root, or a filesystem without the attribute).
+struct Unwritable {
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl Unwritable {
+    fn make(dir: &std::path::Path) -> Option<Unwritable> {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+        if !root {
+            return None;
+        }
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        paths.push(dir.to_path_buf());
+        let set = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&paths)
+            .status()
+            .is_ok_and(|s| s.success());
+        let guard = Unwritable { paths };
+        set.then_some(guard)
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.paths)
+            .status();
+    }
+}
+
+/// The SQLite key store becomes unwritable while the gateway runs (a full or read-only
+/// disk): creating a key fails with a clear error and shows no key, keys keep verifying,
+/// nothing that was stored is lost or corrupted, and once the store is writable again keys
+/// are created and used as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
+    let upstream = RecordingUpstream::start().await;
+    let config = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
+
+[store]
+url = "sqlite://store/keys.db"
+key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+"#,
+        url = upstream.url()
+    );
+    let gw = GatewayProcess::builder(BIN)
+        .config(config)
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .start();
+    let (used, used_id) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "used", "subject": "svc-used"}),
+    )
+    .await;
+    let (unused, unused_id) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "unused", "subject": "svc-unused"}),
+    )
+    .await;
+    assert_eq!(status_with(&gw, &used).await, 200, "before the fault");
+
+    let store = gw.dir().join("store");
+    let Some(fault) = Unwritable::make(&store) else {
+        eprintln!("skipped: making a store unwritable needs root and chattr (see Unwritable)");
+        return;
+    };
+    let rsp = reqwest::Client::new()
+        .post(format!("{}/keys", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "during-fault", "subject": "svc-x"}))
+        .send()
+        .await
+        .unwrap();
+    let status = rsp.status();
+    let body = rsp.text().await.unwrap();
+    assert_eq!(status, 503, "key creation on an unwritable store: {body}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["type"], "urn:palisade:problem:store-unavailable");
+    assert!(
+        !body.contains("pal_"),
+        "a key was shown while it could not be stored: {body}"
+    );
+    // Keys keep verifying: the one the gateway has seen, and the one it reads now.
+    for round in 0..3 {
+        assert_eq!(
+            status_with(&gw, &used).await,
+            200,
+            "used key, store unwritable ({round})"
+        );
+        // An unwritable store is still readable: a key never used before is read and works.
+        assert_eq!(
+            status_with(&gw, &unused).await,
+            200,
+            "unused key, store unwritable ({round})"
+        );
+    }
+    // The command line fails too, and says why.
+    let cli = std::process::Command::new(BIN)
+        .args(["keys", "-c"])
+        .arg(gw.config_path())
+        .args(["create", "--name", "cli-during-fault", "--subject", "svc-y"])
+        .env("PALISADE_KEY_PEPPER", PEPPER)
+        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+        .current_dir(gw.dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(!stdout.contains("pal_"), "{stdout}");
+    assert!(
+        stderr.contains("key store") && stderr.contains("readonly database"),
+        "a clear error: {stderr}"
+    );
+
+    drop(fault);
+    let (after, after_id) = common::create_key(
+        &gw,
+        TOKEN,
+        serde_json::json!({"name": "after", "subject": "svc-after"}),
+    )
+    .await;
+    for key in [&used, &unused, &after] {
+        wait_for_status(&gw, key, 200, "every key once the store is writable").await;
+    }
+    // Nothing stored was lost: the store lists exactly the three keys created through it.
+    let listed = reqwest::Client::new()
+        .get(format!("{}/keys", gw.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let listed: serde_json::Value = listed.json().await.unwrap();
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .or_else(|| listed["keys"].as_array())
+        .expect("a list of keys")
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![used_id.as_str(), unused_id.as_str(), after_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+}
+
+/// Redis, the shared rate-limit store, is killed and restarted while clients keep sending.
+/// With `on_store_error = "allow"` every request must still be answered 200 within the
+/// client's timeout (none hangs on the dead store, none fails), each exactly once upstream;
+/// after the restart every worker's own Redis connection comes back, so requests on fresh
+/// connections (spread across the workers) are decided by Redis again, not by the fallback.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_killed_and_restarted_under_load_loses_no_request() {
+    let redis = palisade_testkit::RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let config = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+
+[rate_limit]
+store = "{redis}"
+on_store_error = "allow"
+store_timeout = "1s"
+
+[[upstream]]
+name = "app"
+url = "{url}"
+
+[[route]]
+name = "items"
+path = "/api/items"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+rate_limit = {{ limit = 1000000, window = "1m", per = "ip" }}
+"#,
+        redis = redis.url(),
+        url = upstream.url()
+    );
+    let gw = GatewayProcess::builder(BIN).config(config).start();
+    let url = format!("{}/api/items", gw.http_url());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (stop, url) = (stop.clone(), url.clone());
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            let mut answered = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let rsp = client.get(&url).send().await;
+                let status = rsp.as_ref().map(|r| r.status().as_u16());
+                assert!(
+                    matches!(status, Ok(200)),
+                    "request {answered} of a client during the Redis outage: {rsp:?}"
+                );
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.stop();
+    tokio::task::block_in_place(|| {
+        gw.wait_for_event("rate_limit_store_unavailable", Duration::from_secs(10))
+    })
+    .unwrap_or_else(|| panic!("the outage was not noticed\n{}", gw.stdout()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.restart();
+    tokio::task::block_in_place(|| {
+        gw.wait_for_event("rate_limit_store_recovered", Duration::from_secs(10))
+    })
+    .unwrap_or_else(|| panic!("no recovery\n{}", gw.stdout()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = 0;
+    for client in clients {
+        answered += client.await.unwrap();
+    }
+    assert!(answered > 100, "the load ran: {answered} requests");
+    assert_eq!(
+        upstream.requests().len(),
+        answered,
+        "every answered request reached the upstream exactly once"
+    );
+
+    // Every worker decides through Redis again: a batch of requests, each on a connection
+    // of its own, none of them falling back. (A worker whose connection has not come back
+    // yet falls back once and reconnects; the batch is repeated until one is clean.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut fell_back = 0;
+        for _ in 0..16 {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            let rsp = client.get(&url).send().await.unwrap();
+            assert_eq!(rsp.status(), 200);
+            let id = rsp.headers()["x-request-id"].to_str().unwrap().to_owned();
+            let line = common::log_line(&gw, "request", &id);
+            if palisade_testkit::gateway::log_field(&line, "rate_limit_fallback")
+                .is_some_and(|v| !v.is_null())
+            {
+                fell_back += 1;
+            }
+        }
+        if fell_back == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "requests still fall back {fell_back}/16 after Redis returned\n{}",
+            gw.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The restarted Redis (its statistics start at zero) ran the limiter's script.
+    let stats = redis
+        .command(&["INFO", "commandstats"])
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(
+        stats.contains("cmdstat_evalsha:calls=") || stats.contains("cmdstat_eval:calls="),
+        "requests are decided in Redis again: {stats}"
     );
 }
