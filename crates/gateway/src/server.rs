@@ -8,6 +8,11 @@
 //!   TLS-terminating balancer) it serves the pipeline over HTTP/1.1.
 //! - `admin`: health, readiness, metrics and reload (see `admin`).
 //!
+//! `https` and `http` are served by the workers (`workers`): each binds its own socket to
+//! the listener's address and accepts on it in a runtime of its own. The admin listener,
+//! signals, reloads and the key store's background work stay on the runtime that called
+//! [`Server::start`].
+//!
 //! The current pipeline lives in an `ArcSwap`: each connection loads it per request, a
 //! reload stores a new one, and a config that fails to load never replaces a good one.
 //! Shutdown stops accepting, lets in-flight requests finish for up to
