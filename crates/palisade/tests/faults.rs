@@ -354,7 +354,9 @@ async fn sigterm_under_load_cuts_nothing_and_exits_0() {
     );
 }
 
-fn pg_config(upstream: &RecordingUpstream, database: &PostgresServer) -> String {
+/// An API-keyed route `/api/orders` with its keys in the store at `store_url`, and the admin
+/// API to create them.
+fn keyed_config(upstream: &RecordingUpstream, store_url: &str) -> String {
     format!(
         r#"
 [server]
@@ -363,7 +365,7 @@ admin = "127.0.0.1:0"
 admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
 
 [store]
-url = "{database}"
+url = "{store_url}"
 key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
 
 [[upstream]]
@@ -376,7 +378,6 @@ path = "/api/orders"
 methods = ["GET"]
 upstream = "app"
 "#,
-        database = database.url(),
         url = upstream.url()
     )
 }
@@ -413,7 +414,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     let database = PostgresServer::start();
     let upstream = RecordingUpstream::start().await;
     let gw = GatewayProcess::builder(BIN)
-        .config(pg_config(&upstream, &database))
+        .config(keyed_config(&upstream, &database.url()))
         .env("PALISADE_ADMIN_TOKEN", TOKEN)
         .env("PALISADE_KEY_PEPPER", PEPPER)
         .start();
@@ -594,31 +595,8 @@ impl Drop for Unwritable {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     let upstream = RecordingUpstream::start().await;
-    let config = format!(
-        r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "sqlite://store/keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
-[[upstream]]
-name = "app"
-url = "{url}"
-
-[[route]]
-name = "orders"
-path = "/api/orders"
-methods = ["GET"]
-upstream = "app"
-"#,
-        url = upstream.url()
-    );
     let gw = GatewayProcess::builder(BIN)
-        .config(config)
+        .config(keyed_config(&upstream, "sqlite://store/keys.db"))
         .env("PALISADE_ADMIN_TOKEN", TOKEN)
         .env("PALISADE_KEY_PEPPER", PEPPER)
         .start();
