@@ -10,7 +10,7 @@
 mod access;
 pub mod alerts;
 pub mod clock;
-mod json_line;
+pub mod json_line;
 mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
