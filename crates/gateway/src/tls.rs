@@ -183,7 +183,10 @@ mod tests {
         let (_, server_side) = accepted.unwrap().into_inner();
         let (_, client_side) = connected.unwrap().into_inner();
         let agreed = client_side.negotiated_cipher_suite().unwrap().suite();
-        assert_eq!(server_side.negotiated_cipher_suite().unwrap().suite(), agreed);
+        assert_eq!(
+            server_side.negotiated_cipher_suite().unwrap().suite(),
+            agreed
+        );
         agreed
     }
 
