@@ -294,12 +294,21 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A line is never split across files; one longer than the limit gets a file alone.
-        if self.written > 0 && self.written + buf.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        // A batch of lines usually fits whole; otherwise it goes line by line, so that the
+        // limit holds per line: a line is never split across files, and one longer than
+        // the limit gets a file alone.
+        if self.written + buf.len() as u64 <= self.max_bytes {
+            self.file.write_all(buf)?;
+            self.written += buf.len() as u64;
+            return Ok(buf.len());
         }
-        self.file.write_all(buf)?;
-        self.written += buf.len() as u64;
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
+                self.rotate()?;
+            }
+            self.file.write_all(line)?;
+            self.written += line.len() as u64;
+        }
         Ok(buf.len())
     }
 
@@ -351,6 +360,13 @@ mod tests {
         again.flush().unwrap();
         assert_eq!(read(&path), line(10));
         assert_eq!(read(&dir.join("palisade.log.1")), line(8) + &line(9));
+        // A batch of several lines (as the writer hands them over) is split at lines.
+        let batch = line(20) + &line(21) + &line(22);
+        again.write_all(batch.as_bytes()).unwrap();
+        again.flush().unwrap();
+        assert_eq!(read(&path), line(21) + &line(22));
+        assert_eq!(read(&dir.join("palisade.log.1")), line(10) + &line(20));
+        assert_eq!(read(&dir.join("palisade.log.2")), line(8) + &line(9));
         let _ = fs::remove_dir_all(&dir);
     }
 
