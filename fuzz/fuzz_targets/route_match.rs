@@ -12,7 +12,7 @@ use http::Method;
 use libfuzzer_sys::fuzz_target;
 use palisade_gateway::Config;
 use palisade_gateway::path::canonicalize;
-use palisade_gateway::routes::{RouteMiss, Router};
+use palisade_gateway::routes::{RouteMiss, Router, STANDARD_METHODS};
 
 const CONFIG: &str = r#"
 [server]
@@ -96,23 +96,12 @@ fn table() -> &'static Table {
     })
 }
 
-const METHODS: [Method; 9] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-    Method::TRACE,
-    Method::CONNECT,
-];
 const HOSTS: [Option<&str>; 3] = [None, Some("tenant.example.com"), Some("other.example.com")];
 
 fuzz_target!(|data: &[u8]| {
     let [m, h, rest @ ..] = data else { return };
     // Past the known methods, the method is an extension token taken from the input.
-    let (method, rest) = match METHODS.get(usize::from(*m)) {
+    let (method, rest) = match STANDARD_METHODS.get(usize::from(*m)) {
         Some(method) => (method.clone(), rest),
         None => {
             let len = usize::from(*m % 16).min(rest.len());

@@ -273,21 +273,23 @@ fn overlap_with_earlier(
     ))
 }
 
+/// The methods RFC 9110 defines, in the conventional order `Allow` lists them.
+pub const STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
 /// Sort methods in a stable, conventional order (standard methods first, then the rest by name).
 fn sort_methods(methods: &mut [Method]) {
     fn rank(m: &Method) -> u8 {
-        const ORDER: [Method; 9] = [
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-            Method::TRACE,
-            Method::CONNECT,
-        ];
-        ORDER
+        STANDARD_METHODS
             .iter()
             .position(|o| o == m)
             .map_or(u8::MAX, |p| p as u8)

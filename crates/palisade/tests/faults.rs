@@ -557,11 +557,7 @@ struct Unwritable {
 
 impl Unwritable {
     fn make(dir: &std::path::Path) -> Option<Unwritable> {
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
-        if !root {
+        if !palisade_testkit::postgres::euid_is_root().unwrap_or(false) {
             return None;
         }
         let mut paths: Vec<_> = std::fs::read_dir(dir)

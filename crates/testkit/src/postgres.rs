@@ -236,7 +236,8 @@ fn run(cmd: &mut Command) -> io::Result<Output> {
     }
 }
 
-fn euid_is_root() -> io::Result<bool> {
+/// Whether this process runs as root (PostgreSQL refuses to; other harnesses need it).
+pub fn euid_is_root() -> io::Result<bool> {
     let out = run(Command::new("id").arg("-u"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
