@@ -215,7 +215,7 @@ impl Upstream {
         &self,
         request: Request<Body>,
     ) -> Result<Response<hyper::body::Incoming>, Rejection> {
-        let client = &self.clients[crate::workers::current() % self.clients.len()];
+        let client = crate::workers::own(&self.clients);
         match tokio::time::timeout(self.timeout, client.request(request)).await {
             Err(_elapsed) => Err(Rejection::UpstreamTimeout {
                 upstream: self.name.to_string(),

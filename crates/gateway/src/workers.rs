@@ -42,6 +42,12 @@ pub fn current() -> usize {
     INDEX.with(Cell::get)
 }
 
+/// The calling worker's own item of a per-worker set (one per worker, built with
+/// [`count`]); threads that are not workers share the first.
+pub fn own<T>(per_worker: &[T]) -> &T {
+    &per_worker[current() % per_worker.len()]
+}
+
 /// Binds `count` listening sockets to `addr`, all in one `SO_REUSEPORT` group. With port 0
 /// the first socket picks the port and the others join it. Must run inside a runtime (the
 /// sockets are handed back unregistered, ready for each worker's runtime).

@@ -188,7 +188,7 @@ impl RedisStore {
                 .arg(tau.to_string())
                 .arg(op);
         }
-        let mut connection = self.managers[crate::workers::current() % self.managers.len()].clone();
+        let mut connection = crate::workers::own(&self.managers).clone();
         let answer: Result<Vec<i64>, StoreError> =
             match tokio::time::timeout(timeout, invocation.invoke_async(&mut connection)).await {
                 Err(_) => Err(StoreError::Timeout),
