@@ -22,6 +22,40 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
+/// An address written as `Display` writes it, IPv4 in one piece: the client address goes
+/// into the access line and `X-Forwarded-For` of every request, and std's formatter
+/// writes an IPv4 address as seven pieces through the formatting machinery.
+pub struct IpText(pub IpAddr);
+
+impl std::fmt::Display for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v4 = match self.0 {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(v6) => return v6.fmt(f),
+        };
+        let mut text = [0u8; 15];
+        let mut len = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                text[len] = b'.';
+                len += 1;
+            }
+            if octet >= 100 {
+                text[len] = b'0' + octet / 100;
+                len += 1;
+            }
+            if octet >= 10 {
+                text[len] = b'0' + octet / 10 % 10;
+                len += 1;
+            }
+            text[len] = b'0' + octet % 10;
+            len += 1;
+        }
+        // Digits and dots only: always UTF-8.
+        f.pad(std::str::from_utf8(&text[..len]).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 /// A request id: unique per process run, unguessable across runs.
 ///
 /// A random per-process prefix plus a counter costs nothing per request, unlike reading
@@ -34,11 +68,28 @@ impl RequestId {
     pub fn next() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        RequestId(format!("{:08x}{:012x}", process_prefix(), n).into())
+        // Twenty hex digits: eight of the process prefix, twelve of the counter (written
+        // by hand: one id per request, and `format!` cost more than the rest of it).
+        if n >> 48 != 0 {
+            return RequestId(format!("{:08x}{:012x}", process_prefix(), n).into());
+        }
+        let mut text = [0u8; 20];
+        put_hex(&mut text[..8], u64::from(process_prefix()));
+        put_hex(&mut text[8..], n);
+        // Hex digits only: always UTF-8.
+        RequestId(std::str::from_utf8(&text).unwrap_or_default().into())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Writes the low digits of `value` into `out` as lower-case hex, zero-padded.
+fn put_hex(out: &mut [u8], mut value: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 
@@ -120,11 +171,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ip_text_reads_as_std_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.200",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText(ip).to_string(), ip.to_string());
+            assert_eq!(
+                format!("{:>16}", IpText(ip)),
+                format!("{:>16}", ip.to_string())
+            );
+        }
+    }
+
+    #[test]
     fn request_ids_are_distinct_and_fixed_width() {
         let a = RequestId::next();
         let b = RequestId::next();
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 20);
         assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a.as_str()[..8], format!("{:08x}", process_prefix()));
+        let counter = |id: &RequestId| u64::from_str_radix(&id.as_str()[8..], 16).unwrap();
+        assert!(counter(&b) > counter(&a), "{a:?} then {b:?}");
+        let mut text = [0u8; 12];
+        put_hex(&mut text, 0xabc_0123_4def);
+        assert_eq!(&text, b"0abc01234def");
     }
 }

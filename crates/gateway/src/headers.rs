@@ -22,7 +22,7 @@ use http::{HeaderMap, Response};
 
 use crate::authn::{Principal, X_API_KEY};
 use crate::config::IpNet;
-use crate::ctx::RequestCtx;
+use crate::ctx::{IpText, RequestCtx};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -184,8 +184,8 @@ pub fn prepare_upstream_headers(
     }
 
     let chain = match prior_chain {
-        Some(chain) => format!("{chain}, {peer}"),
-        None => peer.to_string(),
+        Some(chain) => format!("{chain}, {}", IpText(peer)),
+        None => IpText(peer).to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, value);

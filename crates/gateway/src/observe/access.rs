@@ -61,7 +61,7 @@ impl Observed {
         tracing::info!(
             event = "request",
             request_id = ctx.id.as_str(),
-            client_ip = %ctx.client_ip,
+            client_ip = %crate::ctx::IpText(ctx.client_ip),
             method = ctx.method.as_str(),
             route = ctx.route.as_deref().unwrap_or("-"),
             subject = ctx.subject.as_deref().unwrap_or("-"),

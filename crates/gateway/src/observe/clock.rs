@@ -34,12 +34,38 @@ pub fn rfc3339(at: SystemTime) -> String {
 }
 
 /// `2026-11-30T04:54:19.123456Z`, as the log lines' timestamps.
+///
+/// Written digit by digit: every log line starts with one, and `format!` with six padded
+/// fields cost more than the rest of the line's fixed text.
 pub fn rfc3339_micros(at: SystemTime) -> String {
     let micros = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_micros());
     let (y, mo, d, h, mi, s) = utc_parts(unix_seconds(at));
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+    let year = match u32::try_from(y) {
+        Ok(year) if year <= 9999 => year,
+        // Before year 0 or after 9999 (a clock gone wrong): the general form.
+        _ => return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z"),
+    };
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], mo);
+    put_digits(&mut text[8..10], d);
+    put_digits(&mut text[11..13], h);
+    put_digits(&mut text[14..16], mi);
+    put_digits(&mut text[17..19], s);
+    put_digits(&mut text[20..26], micros);
+    // Digits and punctuation only: always UTF-8.
+    String::from_utf8(text.to_vec()).unwrap_or_default()
+}
+
+/// Writes `value` into `out` as decimal digits, zero-padded on the left to its length
+/// (higher digits than fit are dropped: callers pass values that fit).
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 fn unix_seconds(at: SystemTime) -> i64 {
@@ -66,5 +92,25 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn micro_timestamps_match_the_formatted_form() {
+        for micros in [
+            0,
+            999_999,
+            1_796_014_459_000_042,
+            951_782_400_123_456,
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999Z
+            253_402_300_800_000_000, // year 10000: five digits
+        ] {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_micros(micros);
+            let (y, mo, d, h, mi, s) = utc_parts(unix_seconds(at));
+            let sub = micros % 1_000_000;
+            let expected = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{sub:06}Z");
+            assert_eq!(rfc3339_micros(at), expected);
+        }
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(253_402_300_800_000_000);
+        assert_eq!(rfc3339_micros(at), "10000-01-01T00:00:00.000000Z");
     }
 }

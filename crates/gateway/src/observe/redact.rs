@@ -17,58 +17,111 @@ use std::io::{self, Write};
 use std::sync::OnceLock;
 
 /// Masks credentials inside the JSON strings of one serialized log line.
+///
+/// One pass over the bytes; only a character that can start a secret (`p`, `e` or a
+/// digit) at a word boundary inside a string is looked at more closely. Text between
+/// secrets is copied in runs, and a line without a secret is returned as it is: every
+/// access line passes through here, and most hold nothing to mask (a key *id*, `pal_…`
+/// without its secret, is not a key).
 pub fn mask_line(line: &str) -> Cow<'_, str> {
-    // Fast path: nothing that could start a secret.
-    if !line.contains("pal_") && !line.contains("eyJ") && !has_long_digit_run(line) {
-        return Cow::Borrowed(line);
-    }
     let bytes = line.as_bytes();
-    let mut out = String::with_capacity(line.len());
-    let mut i = 0;
+    let mut masked: Option<String> = None;
+    // `line[..copied]` is already in `masked`.
+    let mut copied = 0;
     let mut in_string = false;
+    // Where the last escape sequence ended: the character after one starts a word (an
+    // escaped character is a control or a quote, never part of a word).
+    let mut escape_end = usize::MAX;
+    let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
         if !in_string {
-            in_string = b == b'"';
-            out.push(char::from(b));
-            i += 1;
-            continue;
+            // Structure, member names' quotes and numbers: on to the next string.
+            match bytes[i..].iter().position(|&b| b == b'"') {
+                Some(quote) => {
+                    i += quote + 1;
+                    in_string = true;
+                    continue;
+                }
+                None => break,
+            }
         }
-        match b {
+        // Inside a string: on to the next byte that matters (most bytes are letters that
+        // start nothing; bytes of multi-byte characters never matter).
+        match bytes[i..]
+            .iter()
+            .position(|&b| MATTERS_IN_STRING[usize::from(b)])
+        {
+            Some(skip) => i += skip,
+            None => break,
+        }
+        match bytes[i] {
             b'\\' => {
-                // An escape pair is copied whole (so `\"` never ends the string here).
-                let end = (i + 2).min(bytes.len());
-                out.push_str(&line[i..end]);
-                i = end;
+                // An escape is skipped whole (so `\"` never ends the string here): `\uXXXX`
+                // is six bytes, the others two. A `\u` without four hex digits (never from
+                // the formatter) counts as two, so it cannot hide a quote or a key.
+                let hex4 = bytes
+                    .get(i + 2..i + 6)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                i += if bytes.get(i + 1) == Some(&b'u') && hex4 {
+                    6
+                } else {
+                    2
+                };
+                escape_end = i;
             }
             b'"' => {
                 in_string = false;
-                out.push('"');
                 i += 1;
             }
-            _ => {
-                let at_boundary = i == 0 || !is_word(bytes[i - 1]);
-                if let Some((len, masked)) = at_boundary.then(|| secret_at(&line[i..])).flatten() {
-                    out.push_str(&masked);
-                    i += len;
-                } else {
-                    // Copy one whole character.
-                    let len = utf8_len(b);
-                    let end = (i + len).min(bytes.len());
-                    out.push_str(&line[i..end]);
-                    i = end;
+            // `p`, `e` or a digit: a secret may start here if it starts a word.
+            _ if i == escape_end || !is_word(bytes[i - 1]) => {
+                // `i` is at an ASCII byte, so at a character boundary.
+                match secret_at(&line[i..]) {
+                    Some((len, replacement)) => {
+                        let out = masked.get_or_insert_with(|| String::with_capacity(line.len()));
+                        out.push_str(&line[copied..i]);
+                        out.push_str(&replacement);
+                        i += len;
+                        copied = i;
+                    }
+                    None => i += 1,
                 }
             }
+            _ => i += 1,
         }
     }
-    Cow::Owned(out)
+    match masked {
+        None => Cow::Borrowed(line),
+        Some(mut out) => {
+            out.push_str(&line[copied..]);
+            Cow::Owned(out)
+        }
+    }
 }
+
+/// The bytes `mask_line` stops at inside a string: the end of it, an escape, and the
+/// first characters of the secrets it knows (`pal_`, `eyJ`, a digit).
+static MATTERS_IN_STRING: [bool; 256] = {
+    let mut matters = [false; 256];
+    matters[b'"' as usize] = true;
+    matters[b'\\' as usize] = true;
+    matters[b'p' as usize] = true;
+    matters[b'e' as usize] = true;
+    let mut digit = b'0';
+    while digit <= b'9' {
+        matters[digit as usize] = true;
+        digit += 1;
+    }
+    matters
+};
 
 /// A secret starting at the beginning of `text`: its length and its masked form.
 fn secret_at(text: &str) -> Option<(usize, String)> {
-    api_key_at(text)
-        .or_else(|| jwt_at(text))
-        .or_else(|| card_at(text))
+    match text.as_bytes().first()? {
+        b'p' => api_key_at(text),
+        b'e' => jwt_at(text),
+        _ => card_at(text),
+    }
 }
 
 /// `pal_` + 12 base62 + `_` + 43 base62, not followed by another word character.
@@ -112,32 +165,42 @@ fn jwt_at(text: &str) -> Option<(usize, String)> {
 /// 13–19 digits, in groups split by single spaces or dashes, Luhn-valid, standing alone.
 fn card_at(text: &str) -> Option<(usize, String)> {
     let bytes = text.as_bytes();
-    let mut digits = String::new();
+    // Every timestamp and id in a line comes through here: no allocation until it is a
+    // card. A run longer than 19 digits is counted but not kept.
+    let mut digits = [0u8; 19];
+    let mut count = 0;
     let mut len = 0;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'0'..=b'9' => {
-                digits.push(char::from(bytes[i]));
+                if let Some(slot) = digits.get_mut(count) {
+                    *slot = bytes[i] - b'0';
+                }
+                count += 1;
                 len = i + 1;
             }
-            b' ' | b'-'
-                if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) && !digits.is_empty() => {}
+            b' ' | b'-' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) && count > 0 => {}
             _ => break,
         }
         i += 1;
     }
     let stands_alone = bytes.get(len).is_none_or(|b| !is_word(*b));
-    if !(13..=19).contains(&digits.len()) || !stands_alone || !luhn(&digits) {
+    if !(13..=19).contains(&count) || !stands_alone || !luhn(&digits[..count]) {
         return None;
     }
-    Some((len, format!("card:****{}", &digits[digits.len() - 4..])))
+    let last_four: String = digits[count - 4..count]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect();
+    Some((len, format!("card:****{last_four}")))
 }
 
-fn luhn(digits: &str) -> bool {
-    let sum: u32 = (digits.bytes().rev().enumerate())
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
+/// The Luhn checksum over digit values (0–9), most significant first.
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = (digits.iter().rev().enumerate())
+        .map(|(i, &d)| {
+            let d = u32::from(d);
             if i % 2 == 1 {
                 let doubled = d * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }
@@ -149,35 +212,8 @@ fn luhn(digits: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Whether `line` has 13 or more digits in a row, counting across spaces and dashes: the
-/// shortest card number. (Fewer would send every line down the slow path: every timestamp
-/// has a four-digit year.)
-fn has_long_digit_run(line: &str) -> bool {
-    let mut run = 0;
-    for b in line.bytes() {
-        if b.is_ascii_digit() {
-            run += 1;
-            if run >= 13 {
-                return true;
-            }
-        } else if b != b' ' && b != b'-' {
-            run = 0;
-        }
-    }
-    false
-}
-
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
 }
 
 /// 8 hex digits of HMAC-SHA-256 under a key made at process start: the same token gives the
@@ -224,13 +260,52 @@ mod tests {
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
 
     #[test]
-    fn an_ordinary_line_takes_the_fast_path() {
-        let line = r#"{"timestamp":"2026-11-30T04:54:19.123456Z","event":"request","status":200,"latency_ms":1.25,"path":"/api/orders/1234"}"#;
+    fn a_line_without_a_secret_is_not_copied() {
+        // Timestamps, numbers and a key *id* (no secret) look like the start of something.
+        let line = r#"{"timestamp":"2026-11-30T04:54:19.123456Z","event":"request","status":200,"latency_ms":1.25,"path":"/api/orders/1234","key_id":"pal_02eaGUt6L2Ll","note":"peek 4111 1111"}"#;
         assert!(matches!(mask_line(line), Cow::Borrowed(_)));
-        // Thirteen digits, grouped or not, are worth a look.
-        assert!(has_long_digit_run("4111 1111 1111 1"));
-        assert!(has_long_digit_run("4111-1111-1111-1111"));
-        assert!(!has_long_digit_run("2026-11-30T04:54:19"));
+    }
+
+    #[test]
+    fn a_secret_right_after_an_escape_is_masked() {
+        // The escaped character is a control, so the key after it starts a word.
+        for escape in [r"\n", r"\t", r#"\""#, r"\u001b", r"\\"] {
+            let line =
+                format!(r#"{{"error":"bad{escape}{KEY}","card":"{escape}4111 1111 1111 1111"}}"#);
+            let masked = mask_line(&line);
+            assert!(!masked.contains("aUDtlyH4qgvx"), "{masked}");
+            assert!(masked.contains("pal_02eaGUt6L2Ll_***"), "{masked}");
+            assert!(masked.contains("card:****1111"), "{masked}");
+            let value: serde_json::Value = serde_json::from_str(&masked).unwrap();
+            assert!(value.is_object(), "still one JSON object: {masked}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_unicode_escape_hides_nothing() {
+        // `\u` without four hex digits must not swallow the quote or the key after it.
+        let line = format!(r#"{{"a":"x\u#\\{KEY}"}}"#);
+        assert!(!mask_line(&line).contains("aUDtlyH4qgvx"), "{line}");
+        let line = format!(r#"{{"a":"x\u1"}},"b":"{KEY}"}}"#);
+        assert!(!mask_line(&line).contains("aUDtlyH4qgvx"), "{line}");
+    }
+
+    #[test]
+    fn a_line_cut_inside_an_escape_or_a_secret_is_handled() {
+        // Never a complete line from the formatter, but the scanner must not run past the
+        // end or lose the tail.
+        for line in [
+            r#"{"a":"x\"#,
+            r#"{"a":"\u00"#,
+            r#"{"a":"pal_02eaGUt6"#,
+            r#"{"a":"eyJhbG"#,
+        ] {
+            assert_eq!(mask_line(line), line);
+        }
+        assert_eq!(
+            mask_line(r#"{"a":"4111 1111 1111 1111"#),
+            r#"{"a":"card:****1111"#
+        );
     }
 
     #[test]

@@ -214,9 +214,10 @@ impl RateLimiter {
         route: usize,
         headers: &HeaderMap,
     ) -> Result<(), Rejection> {
-        let client_ip = ctx.client_ip.to_string();
+        // The address is written out only for a policy that counts by it.
+        let client_ip = ctx.client_ip;
         let mut checks = self.policy_checks(route, |per| match per {
-            PerKey::Ip => Some(client_ip.clone()),
+            PerKey::Ip => Some(client_ip.to_string()),
             PerKey::Route => Some(String::new()),
             PerKey::Header(name) => Some(
                 headers
@@ -233,7 +234,7 @@ impl RateLimiter {
         let lockout = self.guarded(route).filter(|l| l.per_ip);
         if let Some(lockout) = lockout {
             let op = if login { Op::Take } else { Op::Peek };
-            checks.push(lockout_check(lockout, "ip", &client_ip, op));
+            checks.push(lockout_check(lockout, "ip", &client_ip.to_string(), op));
         }
         if self.run(ctx, &checks).await? && login && lockout.is_some() {
             ctx.login_attempt
@@ -250,7 +251,7 @@ impl RateLimiter {
         route: usize,
         principal: &Principal,
     ) -> Result<(), Rejection> {
-        let client_ip = ctx.client_ip.to_string();
+        let client_ip = ctx.client_ip;
         // Prefixes keep a subject named like a key id (or an address) in its own bucket.
         let checks = self.policy_checks(route, |per| match per {
             PerKey::Client => Some(match (principal.key_id(), principal.subject()) {
