@@ -35,6 +35,19 @@ pub const X_PALISADE_SCOPES: HeaderName = HeaderName::from_static("x-palisade-sc
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -44,21 +57,25 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|list| list.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        // Never let `Connection: x-request-id` or similar strip what the gateway sets.
-        headers.remove(name);
-    }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    // Never let `Connection: x-request-id` or similar strip what the gateway sets: the
+    // gateway's own headers are inserted after this.
+    remove_where(headers, |name| {
+        HOP_BY_HOP.contains(name) || named.contains(name)
+    });
+}
+
+/// Removes every header whose name `doomed` picks.
+///
+/// One pass over the names present (a request or response carries a handful) instead of
+/// one lookup per name that might be there: on every request both sides remove a few
+/// dozen names, and most of them are absent.
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| doomed(name))
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -231,20 +248,13 @@ const SPOOFABLE: &[&str] = &[
 /// underscore, because CGI-style servers (WSGI, PHP, Rack) read `X-Palisade_Subject` as
 /// `HTTP_X_PALISADE_SUBJECT`, the same variable as the real header (nginx drops them too).
 fn remove_spoofable(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            name.contains('_')
-                || name.starts_with("x-palisade-")
-                || name.starts_with("x-forwarded-")
-                || SPOOFABLE.contains(&name)
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| {
+        let name = name.as_str();
+        name.contains('_')
+            || name.starts_with("x-palisade-")
+            || name.starts_with("x-forwarded-")
+            || SPOOFABLE.contains(&name)
+    });
 }
 
 /// Response headers that only fingerprint the upstream's software or expose its internals.
@@ -269,9 +279,7 @@ pub fn finish_response<B>(
 ) {
     let headers = response.headers_mut();
     remove_hop_by_hop(headers);
-    for name in FINGERPRINTS {
-        headers.remove(*name);
-    }
+    remove_where(headers, |name| FINGERPRINTS.contains(&name.as_str()));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, id);
