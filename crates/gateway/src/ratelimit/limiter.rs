@@ -353,13 +353,14 @@ impl RateLimiter {
         let mut checks = Vec::new();
         for prepared in self.policies(route) {
             if let Some(value) = value_of(&prepared.policy.per) {
-                let key = format!(
-                    "{}|{}|{}|{}",
-                    prepared.scope,
-                    prepared.name,
+                // Joined, not formatted: one exact allocation per policy per request.
+                let key = [
+                    &*prepared.scope,
+                    &*prepared.name,
                     prepared.policy.per.kind(),
-                    bounded(&value)
-                );
+                    &bounded(&value),
+                ]
+                .join("|");
                 checks.push((Source::Policy(prepared), key, prepared.quota, Op::Take));
             }
         }
