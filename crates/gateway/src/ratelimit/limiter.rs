@@ -26,7 +26,7 @@ use super::memory::{Check, Op};
 use super::store::{RateStore, Verdict};
 use crate::authn::Principal;
 use crate::config::{Config, PerKey, Policy, RouteAuth};
-use crate::ctx::RequestCtx;
+use crate::ctx::{IpText, RequestCtx};
 use crate::errors::Rejection;
 use crate::observe::Metrics;
 use crate::observe::security::{Scope, security_event};
@@ -217,7 +217,7 @@ impl RateLimiter {
         // The address is written out only for a policy that counts by it.
         let client_ip = ctx.client_ip;
         let mut checks = self.policy_checks(route, |per| match per {
-            PerKey::Ip => Some(client_ip.to_string()),
+            PerKey::Ip => Some(IpText(client_ip).to_string()),
             PerKey::Route => Some(String::new()),
             PerKey::Header(name) => Some(
                 headers
@@ -234,7 +234,12 @@ impl RateLimiter {
         let lockout = self.guarded(route).filter(|l| l.per_ip);
         if let Some(lockout) = lockout {
             let op = if login { Op::Take } else { Op::Peek };
-            checks.push(lockout_check(lockout, "ip", &client_ip.to_string(), op));
+            checks.push(lockout_check(
+                lockout,
+                "ip",
+                &IpText(client_ip).to_string(),
+                op,
+            ));
         }
         if self.run(ctx, &checks).await? && login && lockout.is_some() {
             ctx.login_attempt
@@ -257,7 +262,7 @@ impl RateLimiter {
             PerKey::Client => Some(match (principal.key_id(), principal.subject()) {
                 (Some(key), _) => format!("key:{key}"),
                 (None, Some(subject)) => format!("sub:{subject}"),
-                (None, None) => format!("ip:{client_ip}"),
+                (None, None) => format!("ip:{}", IpText(client_ip)),
             }),
             // Nothing to count by on an anonymous request: the ip policies cover those.
             PerKey::Subject => principal.subject().map(str::to_owned),
@@ -305,7 +310,7 @@ impl RateLimiter {
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return;
         }
-        let ip = ctx.client_ip.to_string();
+        let ip = IpText(ctx.client_ip).to_string();
         let mut checks = Vec::with_capacity(2);
         if attempt.ip {
             checks.push(lockout_check(lockout, "ip", &ip, Op::Refund));
@@ -327,7 +332,7 @@ impl RateLimiter {
         let Some(lockout) = self.guarded(route).filter(|l| l.per_ip) else {
             return;
         };
-        let ip = ctx.client_ip.to_string();
+        let ip = IpText(ctx.client_ip).to_string();
         let checks = [lockout_check(lockout, "ip", &ip, Op::Charge)];
         let (_, fallback) = self.store.decide(&as_checks(&checks)).await;
         if fallback.is_some() {
