@@ -737,3 +737,29 @@ async fn a_slow_huge_garbage_target_cannot_hang_or_break_the_audit() {
     );
     assert_ne!(status(&report, 4), Status::Pass, "{}", describe(&report));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_answers_401_to_everything_never_passes_validation() {
+    // The path-parameter injection probes get a 401 too: it shows nothing was validated.
+    let (url, seen) = hostile(None, |_, _, _| {
+        error(StatusCode::UNAUTHORIZED, "unauthorized")
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
+    let report = palisade_audit::run(options).await.unwrap();
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("%27%20OR") || r.contains("' OR")),
+        "the path-parameter probe was sent: {:?}",
+        seen.lock().unwrap()
+    );
+    let control = report.control(5).unwrap();
+    assert_eq!(control.status, Status::NotTested, "{}", describe(&report));
+    assert!(
+        format!("{control:?}").contains("in a path parameter: 401"),
+        "{control:?}"
+    );
+}

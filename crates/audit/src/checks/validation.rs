@@ -175,6 +175,18 @@ enum Outcome {
     Accepted,
 }
 
+/// What a status says about validation. 401, 403, 404, 405, 429 and redirects are answered
+/// before (or without) looking at the input, and a 5xx is reported on its own: none of them
+/// shows that the input was checked. Used for body and path-parameter probes alike, so a
+/// server that answers 401 to everything cannot make the control pass.
+fn classify(status: u16) -> Outcome {
+    match status {
+        300..=399 | 401 | 403 | 404 | 405 | 429 | 500..=599 => Outcome::Inconclusive,
+        400..=499 => Outcome::Refused,
+        _ => Outcome::Accepted,
+    }
+}
+
 pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
     let Some(spec) = ctx.spec else {
         return ControlResult::not_tested(
@@ -231,21 +243,16 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
                     continue;
                 }
             };
-            let outcome = match x.status {
-                300..=399 | 401 | 403 | 404 | 405 | 429 => Outcome::Inconclusive,
-                400..=499 => Outcome::Refused,
-                500..=599 => {
-                    findings.push(Finding::new(
-                        ID,
-                        Severity::High,
-                        format!("server error for {what}"),
-                        Some(op.label()),
-                        x.evidence(),
-                    ));
-                    Outcome::Inconclusive
-                }
-                _ => Outcome::Accepted,
-            };
+            if x.status >= 500 {
+                findings.push(Finding::new(
+                    ID,
+                    Severity::High,
+                    format!("server error for {what}"),
+                    Some(op.label()),
+                    x.evidence(),
+                ));
+            }
+            let outcome = classify(x.status);
             if let Some(hit) = patterns::sql_errors(&x.body) {
                 findings.push(Finding::new(
                     ID,
@@ -296,12 +303,26 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
                         Some(op.label()),
                         x.evidence(),
                     ));
-                } else if (400..500).contains(&x.status) {
-                    refused += 1;
+                } else {
+                    match classify(x.status) {
+                        Outcome::Refused => refused += 1,
+                        // A read that answers 2xx for an injection string is not a finding:
+                        // it may simply be a search that found nothing.
+                        Outcome::Accepted => {}
+                        Outcome::Inconclusive => inconclusive.push(format!(
+                            "{} with {:?} in a path parameter: {}",
+                            op.label(),
+                            INJECTIONS[0],
+                            x.status
+                        )),
+                    }
                 }
             }
             Err(ProbeError::Budget) => budget_out = true,
-            Err(_) => {}
+            Err(e) => inconclusive.push(format!(
+                "{} with an injection string in a path parameter: {e}",
+                op.label()
+            )),
         }
     }
     if !inconclusive.is_empty() {
