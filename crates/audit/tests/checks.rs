@@ -521,9 +521,57 @@ async fn a_log_with_secrets_fails_logging_and_a_clean_one_passes() {
     );
     assert!(!format!("{control:?}").contains("4111 1111 1111 1111"));
 
+    // Passwords and opaque tokens are findings whatever their length or entropy; each
+    // line on its own fails the control.
+    for line in [
+        r#"{"msg":"login","user":"alice","password":"hunter2"}"#,
+        "POST /login user=alice&password=Tr0ub4dor%263",
+        r#"{"msg":"signup","pwd":"correct horse battery"}"#,
+        "GET /orders Authorization: Bearer 3f9a0c7e21",
+        r#"{"headers":{"authorization":"Basic YWxpY2U6aHVudGVyMg=="}}"#,
+        "level=info msg=connect db_password=s3cret",
+    ] {
+        std::fs::write(&log, format!("{{\"msg\":\"start\"}}\n{line}\n")).unwrap();
+        let report = palisade_audit::run(opts.clone()).await.unwrap();
+        let control = report.control(7).unwrap();
+        assert_eq!(
+            control.status,
+            Status::Fail,
+            "{line}\n{}",
+            describe(&report)
+        );
+        assert!(
+            control.findings[0]
+                .location
+                .as_deref()
+                .unwrap()
+                .ends_with("app.log:2"),
+            "{line}: {control:?}"
+        );
+        for secret in [
+            "hunter2",
+            "Tr0ub4dor",
+            "horse",
+            "3f9a0c7e21",
+            "YWxpY2U6",
+            "s3cret",
+        ] {
+            assert!(!format!("{control:?}").contains(secret), "{control:?}");
+        }
+    }
+
+    // Masked values, and password-named keys without a value, are not findings.
     std::fs::write(
         &log,
-        "{\"msg\":\"login\",\"user\":\"alice\",\"key\":\"pal_abcd…\"}\n",
+        concat!(
+            "{\"msg\":\"login\",\"user\":\"alice\",\"key\":\"pal_abcd…\"}\n",
+            "{\"msg\":\"login\",\"password\":\"***\"}\n",
+            "{\"msg\":\"login\",\"password\":\"[redacted]\",\"key\":\"pal_xxx_***\"}\n",
+            "POST /login user=alice&password=[FILTERED]\n",
+            "GET /orders Authorization: Bearer ***\n",
+            "{\"msg\":\"password changed\",\"password_set\":true,\"pwd\":\"\"}\n",
+            "level=info msg=bypass compass=north\n",
+        ),
     )
     .unwrap();
     let report = palisade_audit::run(opts).await.unwrap();
