@@ -285,3 +285,208 @@ fn values_listed_in_the_ignore_file_are_counted_not_reported() {
             .any(|f| f.title == "known non-secrets left out" && f.evidence.starts_with("1 values"))
     );
 }
+
+/// `ADVISORY-ID name version` for every locked package an advisory under `db` covers.
+fn covered(repo: &Path, db: &Path) -> Vec<String> {
+    let advisories = deps::load_advisories(db).unwrap();
+    let mut out: Vec<String> = deps::locked_packages(repo)
+        .iter()
+        .flat_map(|(eco, name, version, _)| {
+            advisories
+                .iter()
+                .filter(move |a| a.ecosystem == *eco && &a.package == name && a.covers(version))
+                .map(move |a| format!("{} {name} {version}", a.id))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn python_requirements_and_poetry_locks_are_checked_against_osv_pypi() {
+    let repo = tempfile::tempdir().unwrap();
+    write(
+        repo.path(),
+        "requirements.txt",
+        concat!(
+            "# pinned for production\n",
+            "-r requirements/base.txt\n",
+            "--index-url https://pypi.example/simple\n",
+            "-e git+https://example.com/x.git#egg=x\n",
+            "Django_REST.Framework==3.9.0  # DRF\n",
+            "requests[socks]==2.19.1 ; python_version >= \"3.8\" \\\n",
+            "    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000\n",
+            "urllib3>=1.24\n",
+            "idna~=2.7\n",
+            "chardet==3.*\n",
+            "Jinja2===2.10\n",
+        ),
+    );
+    write(
+        repo.path(),
+        "requirements/base.txt",
+        "PyYAML==5.3\nsix==1.16.0\n",
+    );
+    write(
+        repo.path(),
+        "service/poetry.lock",
+        "[[package]]\nname = \"Pillow\"\nversion = \"8.2.0\"\ndescription = \"\"\n\n[[package]]\nname = \"flask\"\nversion = \"2.3.3\"\n\n[metadata]\nlock-version = \"2.0\"\n",
+    );
+    let packages = deps::locked_packages(repo.path());
+    let mut python: Vec<String> = packages
+        .iter()
+        .filter(|(eco, ..)| *eco == "PyPI")
+        .map(|(_, n, v, _)| format!("{n} {v}"))
+        .collect();
+    python.sort();
+    assert_eq!(
+        python,
+        [
+            "django-rest-framework 3.9.0",
+            "flask 2.3.3",
+            "jinja2 2.10",
+            "pillow 8.2.0",
+            "pyyaml 5.3",
+            "requests 2.19.1",
+            "six 1.16.0",
+        ],
+        "pinned lines only, names PEP 503 normalised"
+    );
+
+    let db = tempfile::tempdir().unwrap();
+    let osv = |file: &str, id: &str, name: &str, ranges: &str, versions: &str| {
+        write(
+            db.path(),
+            file,
+            &format!(
+                r#"{{"id": "{id}", "summary": "s", "affected": [{{"package": {{"ecosystem": "PyPI", "name": "{name}"}}, "ranges": [{ranges}], "versions": [{versions}]}}]}}"#
+            ),
+        );
+    };
+    // Ranges in PEP 440 order: 2.19.1 < 2.20 (not a string comparison), 5.3 < 5.4.
+    osv(
+        "a.json",
+        "PYSEC-2018-28",
+        "requests",
+        r#"{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}"#,
+        "",
+    );
+    osv(
+        "b.json",
+        "PYSEC-2020-96",
+        "pyyaml",
+        r#"{"type": "ECOSYSTEM", "events": [{"introduced": "5.1b1"}, {"fixed": "5.4"}]}"#,
+        "",
+    );
+    // Listed versions compare as PEP 440 versions (`2.10.0` is `2.10`); the name as PEP 503.
+    osv(
+        "c.json",
+        "PYSEC-2019-217",
+        "jinja2",
+        "",
+        r#""2.10.0", "2.10.1""#,
+    );
+    // PEP 503 keeps `djangorestframework` and `django-rest-framework` apart.
+    osv(
+        "d.json",
+        "GHSA-drf",
+        "djangorestframework",
+        r#"{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.9.1"}]}"#,
+        "",
+    );
+    osv(
+        "e.json",
+        "PYSEC-2021-pillow",
+        "pillow",
+        r#"{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"last_affected": "8.2.0"}]}"#,
+        "",
+    );
+    // Not covered: fixed before the locked version, a pre-release of it, a rc below it.
+    osv(
+        "f.json",
+        "PYSEC-old-six",
+        "six",
+        r#"{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.16.0rc1"}]}"#,
+        "",
+    );
+    osv(
+        "g.json",
+        "PYSEC-flask",
+        "Flask",
+        r#"{"type": "ECOSYSTEM", "events": [{"introduced": "2.0"}, {"fixed": "2.3.3"}]}"#,
+        "",
+    );
+    assert_eq!(
+        covered(repo.path(), db.path()),
+        [
+            "PYSEC-2018-28 requests 2.19.1",
+            "PYSEC-2019-217 jinja2 2.10",
+            "PYSEC-2020-96 pyyaml 5.3",
+            "PYSEC-2021-pillow pillow 8.2.0",
+        ]
+    );
+}
+
+#[test]
+fn pep440_versions_order_by_release_then_phase() {
+    use deps::Pep440;
+    let v = |s: &str| Pep440::parse(s).unwrap_or_else(|| panic!("{s}"));
+    let ordered = [
+        "1.0.dev1",
+        "1.0a1",
+        "1.0b2",
+        "1.0rc1",
+        "1.0",
+        "1.0.post1",
+        "1.0.1",
+        "1.2",
+        "1.10",
+        "2!0.1",
+    ];
+    for pair in ordered.windows(2) {
+        assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
+    }
+    assert_eq!(v("2.0"), v("2"));
+    assert_eq!(v("2.0.0"), v("v2.0+local"));
+    assert!(Pep440::parse("not a version").is_none());
+}
+
+#[tokio::test]
+async fn unmaintained_advisories_warn_and_git_ranges_cover_nothing() {
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    write(
+        repo.path(),
+        "Cargo.lock",
+        "version = 4\n\n[[package]]\nname = \"instant\"\nversion = \"0.1.13\"\n\n[[package]]\nname = \"hyper\"\nversion = \"1.5.0\"\n",
+    );
+    let db = tempfile::tempdir().unwrap();
+    write(
+        db.path(),
+        "crates/instant/RUSTSEC-2024-0384.md",
+        "```toml\n[advisory]\nid = \"RUSTSEC-2024-0384\"\npackage = \"instant\"\ntitle = \"instant is unmaintained\"\ninformational = \"unmaintained\"\n\n[versions]\npatched = []\n```\n",
+    );
+    // A GIT range names commits: read as versions it would cover every hyper release.
+    write(
+        db.path(),
+        "osv/GHSA-git.json",
+        r#"{"id": "GHSA-git", "summary": "s", "affected": [{"package": {"ecosystem": "crates.io", "name": "hyper"},
+            "ranges": [{"type": "GIT", "repo": "https://github.com/hyperium/hyper", "events": [{"introduced": "0"}, {"fixed": "8e1b5f2ab2b31dba1f5ee2a3e8c5fb2d4f1ac0e9"}]}]}]}"#,
+    );
+    assert_eq!(
+        covered(repo.path(), db.path()),
+        ["RUSTSEC-2024-0384 instant 0.1.13"]
+    );
+    let mut options = palisade_audit::Options::new("http://127.0.0.1:9/".parse().unwrap());
+    options.max_requests = 0;
+    options.repo = Some(repo.path().to_owned());
+    options.advisories = Some(db.path().to_owned());
+    let report = palisade_audit::run(options).await.unwrap();
+    let control = report.control(10).unwrap();
+    assert_eq!(control.status, palisade_audit::Status::Warn, "{control:?}");
+    assert_eq!(control.findings.len(), 1, "{control:?}");
+    assert!(
+        control.findings[0].title.contains("[unmaintained]"),
+        "{control:?}"
+    );
+}

@@ -1,8 +1,9 @@
 //! Control 10, dependencies: lock files against a local advisory database, offline.
 //!
 //! Input: `--advisories PATH`, a RustSec advisory-db checkout (`crates/NAME/RUSTSEC-*.md`
-//! with a TOML front block) or a directory of OSV JSON files (`crates.io` and `npm`
-//! ecosystems), and the lock files (`Cargo.lock`, `package-lock.json`) of `--repo`. Output:
+//! with a TOML front block) or a directory of OSV JSON files (`crates.io`, `npm` and `PyPI`
+//! ecosystems), and the lock files (`Cargo.lock`, `package-lock.json`, pinned
+//! `requirements*.txt`, `poetry.lock`) of `--repo`. Output:
 //! FAIL for each locked version an advisory covers (id, package, version, the fix);
 //! NOT_TESTED without both inputs; ERROR when the database cannot be read. Nothing is
 //! fetched: an audit in CI must not depend on the network.
@@ -25,6 +26,9 @@ pub struct Advisory {
     pub package: String,
     pub affected: Affected,
     pub title: String,
+    /// RustSec's `informational` kind (`unmaintained`, `unsound`, `notice`): not a known
+    /// vulnerability, so a WARN rather than a FAIL, as `cargo audit` treats them.
+    pub informational: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +43,101 @@ pub enum Affected {
         ranges: Vec<(Option<Version>, Option<Version>)>,
         versions: Vec<String>,
     },
+    /// OSV for PyPI: the same with PEP 440 versions, which semver cannot parse (`2.0`,
+    /// `1.0rc1`, `1.0.post2`).
+    PyRanges {
+        ranges: Vec<(Option<Pep440>, Option<Pep440>)>,
+        versions: Vec<String>,
+    },
+}
+
+/// A PEP 440 version reduced to an ordering that is right for release versions and
+/// their usual pre-, post- and dev-releases: the release segments (trailing zeros
+/// dropped, so `2.0` equals `2`), then the phase (dev < a < b < rc < final < post) and its
+/// number. Epochs and local labels (`+local`) are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pep440 {
+    release: Vec<u64>,
+    phase: i8,
+    number: u64,
+}
+
+impl Pep440 {
+    pub fn parse(text: &str) -> Option<Pep440> {
+        let v = text.trim().to_ascii_lowercase();
+        let v = v.strip_prefix('v').unwrap_or(&v);
+        let v = v.split('+').next()?;
+        let v = v.rsplit('!').next()?;
+        let split = v
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(v.len());
+        let (release, rest) = v.split_at(split);
+        let mut segments = release
+            .trim_end_matches('.')
+            .split('.')
+            .map(|n| n.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        while segments.len() > 1 && segments.last() == Some(&0) {
+            segments.pop();
+        }
+        let rest = rest.trim_start_matches(['.', '-', '_']);
+        let digits = |t: &str| -> Option<u64> {
+            let t = t.trim_start_matches(['.', '-', '_']);
+            if t.is_empty() {
+                Some(0)
+            } else {
+                t.parse().ok()
+            }
+        };
+        let (phase, number) = if rest.is_empty() {
+            (0, 0)
+        } else if let Some(n) = rest.strip_prefix("dev") {
+            (-4, digits(n)?)
+        } else if let Some(n) = rest
+            .strip_prefix("alpha")
+            .or_else(|| rest.strip_prefix('a'))
+        {
+            (-3, digits(n.split(".dev").next()?)?)
+        } else if let Some(n) = rest.strip_prefix("beta").or_else(|| rest.strip_prefix('b')) {
+            (-2, digits(n.split(".dev").next()?)?)
+        } else if let Some(n) = rest
+            .strip_prefix("rc")
+            .or_else(|| rest.strip_prefix("pre"))
+            .or_else(|| rest.strip_prefix("preview"))
+            .or_else(|| rest.strip_prefix('c'))
+        {
+            (-1, digits(n.split(".dev").next()?)?)
+        } else if let Some(n) = rest
+            .strip_prefix("post")
+            .or_else(|| rest.strip_prefix("rev"))
+            .or_else(|| rest.strip_prefix('r'))
+        {
+            (1, digits(n.split(".dev").next()?)?)
+        } else {
+            return None;
+        };
+        Some(Pep440 {
+            release: segments,
+            phase,
+            number,
+        })
+    }
+}
+
+/// A Python package name as PEP 503 compares them: lowercase, runs of `-`, `_`, `.` as one
+/// `-` (`Django_REST.framework` is `django-rest-framework`).
+pub fn pep503(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
 }
 
 impl Advisory {
@@ -57,6 +156,17 @@ impl Advisory {
                         })
                     })
             }
+            Affected::PyRanges { ranges, versions } => {
+                let Some(v) = Pep440::parse(version) else {
+                    return versions.iter().any(|l| l == version);
+                };
+                versions
+                    .iter()
+                    .any(|l| l == version || Pep440::parse(l).as_ref() == Some(&v))
+                    || ranges.iter().any(|(from, to)| {
+                        from.as_ref().is_none_or(|f| &v >= f) && to.as_ref().is_none_or(|t| &v < t)
+                    })
+            }
         }
     }
 
@@ -65,19 +175,28 @@ impl Advisory {
             Affected::Except { patched, .. } if !patched.is_empty() => {
                 format!("patched: {}", patched.join(" or "))
             }
-            Affected::Ranges { ranges, .. } => {
-                let fixed: Vec<String> = ranges
+            Affected::Ranges { ranges, .. } => fixed_in(
+                ranges
                     .iter()
-                    .filter_map(|(_, t)| t.as_ref().map(|t| format!(">= {t}")))
-                    .collect();
-                if fixed.is_empty() {
-                    "no fixed version".to_owned()
-                } else {
-                    format!("fixed in {}", fixed.join(" or "))
-                }
-            }
+                    .filter_map(|(_, t)| t.as_ref().map(|t| format!(">= {t}"))),
+            ),
+            Affected::PyRanges { ranges, .. } => fixed_in(ranges.iter().filter_map(|(_, t)| {
+                t.as_ref().map(|t| {
+                    let release: Vec<String> = t.release.iter().map(u64::to_string).collect();
+                    format!(">= {}", release.join("."))
+                })
+            })),
             _ => "no patched version".to_owned(),
         }
+    }
+}
+
+fn fixed_in(fixed: impl Iterator<Item = String>) -> String {
+    let fixed: Vec<String> = fixed.collect();
+    if fixed.is_empty() {
+        "no fixed version".to_owned()
+    } else {
+        format!("fixed in {}", fixed.join(" or "))
     }
 }
 
@@ -140,6 +259,10 @@ fn rustsec(text: &str) -> Option<Advisory> {
             .unwrap_or("")
             .to_owned(),
         affected: Affected::Except { safe, patched },
+        informational: advisory
+            .get("informational")
+            .and_then(|i| i.as_str())
+            .map(str::to_owned),
     })
 }
 
@@ -171,18 +294,80 @@ fn osv(text: &str) -> Vec<Advisory> {
         let ecosystem = match package.get("ecosystem").and_then(Value::as_str) {
             Some("crates.io") => "crates.io",
             Some("npm") => "npm",
+            Some("PyPI") => "PyPI",
             _ => continue,
         };
         let Some(name) = package.get("name").and_then(Value::as_str) else {
             continue;
         };
-        let mut ranges = Vec::new();
-        for range in affected
+        let versions: Vec<String> = affected
+            .get("versions")
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // GIT ranges hold commit hashes, not versions: read as versions they would be
+        // unbounded and cover every release. Only SEMVER and ECOSYSTEM ranges are used
+        // (the `versions` list covers what a GIT range resolved to).
+        let version_ranges = affected
             .get("ranges")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-        {
+            .filter(|r| {
+                matches!(
+                    r.get("type").and_then(Value::as_str),
+                    Some("SEMVER" | "ECOSYSTEM")
+                )
+            });
+        if ecosystem == "PyPI" {
+            let mut ranges = Vec::new();
+            for range in version_ranges {
+                let mut from: Option<Pep440> = None;
+                for event in range
+                    .get("events")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(v) = event.get("introduced").and_then(Value::as_str) {
+                        from = Some(Pep440::parse(v).unwrap_or(Pep440 {
+                            release: vec![0],
+                            phase: -4,
+                            number: 0,
+                        }));
+                    } else if let Some(v) = event.get("fixed").and_then(Value::as_str) {
+                        ranges.push((from.take(), Pep440::parse(v)));
+                    } else if let Some(v) = event.get("last_affected").and_then(Value::as_str) {
+                        // Everything up to and including `last_affected`: its post-releases
+                        // are the next versions up that can be named.
+                        let last = Pep440::parse(v).map(|l| Pep440 {
+                            phase: 2,
+                            number: 0,
+                            ..l
+                        });
+                        ranges.push((from.take(), last));
+                    }
+                }
+                if let Some(open) = from {
+                    ranges.push((Some(open), None));
+                }
+            }
+            out.push(Advisory {
+                id: id.clone(),
+                ecosystem,
+                package: pep503(name),
+                title: title.clone(),
+                affected: Affected::PyRanges { ranges, versions },
+                informational: None,
+            });
+            continue;
+        }
+        let mut ranges = Vec::new();
+        for range in version_ranges {
             let mut from: Option<Version> = None;
             for event in range
                 .get("events")
@@ -211,21 +396,13 @@ fn osv(text: &str) -> Vec<Advisory> {
                 ranges.push((Some(open), None));
             }
         }
-        let versions = affected
-            .get("versions")
-            .and_then(Value::as_array)
-            .map(|v| {
-                v.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
         out.push(Advisory {
             id: id.clone(),
             ecosystem,
             package: name.to_owned(),
             title: title.clone(),
             affected: Affected::Ranges { ranges, versions },
+            informational: None,
         });
     }
     out
@@ -261,6 +438,27 @@ pub fn locked_packages(root: &Path) -> Vec<(&'static str, String, String, String
                     out.push(("crates.io", n.to_owned(), v.to_owned(), shown.clone()));
                 }
             }
+        } else if name == "poetry.lock" {
+            let Ok(doc) = text.parse::<toml::Table>() else {
+                continue;
+            };
+            for pkg in doc
+                .get("package")
+                .and_then(|p| p.as_array())
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(n), Some(v)) = (
+                    pkg.get("name").and_then(|v| v.as_str()),
+                    pkg.get("version").and_then(|v| v.as_str()),
+                ) {
+                    out.push(("PyPI", pep503(n), v.to_owned(), shown.clone()));
+                }
+            }
+        } else if requirements_file(&path) {
+            for (n, v) in pinned_requirements(&text) {
+                out.push(("PyPI", n, v, shown.clone()));
+            }
         } else if name == "package-lock.json" {
             let Ok(doc) = serde_json::from_str::<Value>(&text) else {
                 continue;
@@ -282,6 +480,51 @@ pub fn locked_packages(root: &Path) -> Vec<(&'static str, String, String, String
                     out.push(("npm", n.to_owned(), v.to_owned(), shown.clone()));
                 }
             }
+        }
+    }
+    out
+}
+
+/// `requirements.txt`, `requirements-dev.txt`, `requirements/base.txt`.
+fn requirements_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".txt")
+        && (name.starts_with("requirements")
+            || path
+                .parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|p| p == "requirements"))
+}
+
+/// The exactly pinned packages of a requirements file, `name==version` (extras, markers
+/// and hashes allowed), names PEP 503 normalised. Comments, options (`-r`, `-e`,
+/// `--hash`), URLs and unpinned or wildcard lines (`>=`, `~=`, `==1.*`) say no single
+/// version and are left out.
+pub fn pinned_requirements(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split(" #").next().unwrap_or("").trim();
+        let line = line.trim_end_matches('\\').trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
+            continue;
+        }
+        let spec = line.split(';').next().unwrap_or("");
+        let spec = spec.split(" --").next().unwrap_or("").trim();
+        let Some((name, version)) = spec.split_once("===").or_else(|| spec.split_once("==")) else {
+            continue;
+        };
+        let name = name.split('[').next().unwrap_or("").trim();
+        let version = version.trim();
+        let plain_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let plain_version = !version.is_empty()
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '-' | '_'));
+        if plain_name && plain_version {
+            out.push((pep503(name), version.to_owned()));
         }
     }
     out
@@ -327,7 +570,7 @@ pub fn run(ctx: &Context<'_>) -> ControlResult {
         return ControlResult::not_tested(
             ID,
             format!(
-                "no Cargo.lock or package-lock.json under {}",
+                "no Cargo.lock, package-lock.json, requirements*.txt or poetry.lock under {}",
                 repo.display()
             ),
         );
@@ -339,10 +582,14 @@ pub fn run(ctx: &Context<'_>) -> ControlResult {
             .filter(|a| a.ecosystem == *eco && &a.package == name)
         {
             if adv.covers(version) {
+                let (severity, kind) = match &adv.informational {
+                    Some(kind) => (Severity::Low, format!(" [{kind}]")),
+                    None => (Severity::High, String::new()),
+                };
                 findings.push(Finding::new(
                     ID,
-                    Severity::High,
-                    format!("{} {name} {version}", adv.id),
+                    severity,
+                    format!("{} {name} {version}{kind}", adv.id),
                     Some(file.clone()),
                     format!("{} ({})", adv.title, adv.fix()),
                 ));
