@@ -78,6 +78,20 @@ impl Finding {
     }
 }
 
+impl Finding {
+    /// The finding with its fingerprint made from `kind` and its location only, for
+    /// findings whose title varies between runs of the same problem (the list of forged
+    /// credentials that got through, the request a 429 came at).
+    pub fn keyed(mut self, control: u8, kind: &str) -> Self {
+        self.fingerprint = crate::fingerprint(&[
+            &control.to_string(),
+            kind,
+            self.location.as_deref().unwrap_or(""),
+        ]);
+        self
+    }
+}
+
 /// One row of the checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ControlResult {

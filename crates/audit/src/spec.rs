@@ -157,6 +157,27 @@ impl Spec {
             .find(|op| op.method == method && op.path == path)
     }
 
+    /// The operation a concrete request was sent to (`GET /things/42?x=1` →
+    /// `GET /things/{id}`): every literal segment equal, every `{param}` segment any
+    /// non-empty one; among several, the one with the fewest parameters (`/things/mine`
+    /// before `/things/{id}`).
+    pub fn operation_for(&self, method: &str, path: &str) -> Option<&Operation> {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        self.operations
+            .iter()
+            .filter(|op| op.method == method)
+            .filter(|op| {
+                let template: Vec<&str> = op.path.trim_end_matches('/').split('/').collect();
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.contains('{') && !s.is_empty()))
+            })
+            .min_by_key(|op| op.path_params.len())
+    }
+
     /// A value that matches `schema`: examples and defaults first, then required members
     /// (or every member when none is required), values within the stated bounds.
     pub fn example(&self, schema: &Value) -> Value {

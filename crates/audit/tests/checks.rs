@@ -811,3 +811,61 @@ async fn a_server_that_answers_401_to_everything_never_passes_validation() {
         "{control:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_of_a_leaky_server_keep_their_fingerprints_across_runs() {
+    // Every answer leaks a stack trace; creates hand out a new id each time, and every
+    // forged credential gets through.
+    let (url, _) = hostile(None, |method, path, _| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let trace = format!(
+            "Traceback (most recent call last):\n  File \"/srv/app/views.py\", line 12, in {path}\n"
+        );
+        match method {
+            "POST" => (
+                StatusCode::CREATED,
+                axum::Json(json!({"id": nanos.to_string(), "debug": trace})),
+            )
+                .into_response(),
+            _ => (StatusCode::OK, trace).into_response(),
+        }
+    })
+    .await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
+        let report = palisade_audit::run(options).await.unwrap();
+        let errors = report.control(6).unwrap();
+        assert_eq!(errors.status, Status::Fail, "{}", describe(&report));
+        // One finding per kind and operation template, never per concrete path.
+        for f in &errors.findings {
+            let location = f.location.as_deref().unwrap_or("");
+            assert!(
+                !location.contains("palisade-audit-")
+                    && !location.chars().any(|c| c.is_ascii_digit()),
+                "{f:?}"
+            );
+        }
+        let authn = report.control(2).unwrap();
+        assert_eq!(authn.status, Status::Fail, "{}", describe(&report));
+        let mut fingerprints: Vec<(u8, String)> = report
+            .controls
+            .iter()
+            .flat_map(|c| {
+                c.findings
+                    .iter()
+                    .map(move |f| (c.id, f.fingerprint.clone()))
+            })
+            .collect();
+        fingerprints.sort();
+        let len = fingerprints.len();
+        fingerprints.dedup();
+        assert_eq!(len, fingerprints.len(), "fingerprints are unique in a run");
+        runs.push(fingerprints);
+    }
+    assert_eq!(runs[0], runs[1]);
+}

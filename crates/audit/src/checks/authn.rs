@@ -152,24 +152,30 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         }
         if let Some((_, first)) = failed.first() {
             let names: Vec<&str> = failed.iter().map(|(v, _)| *v).collect();
-            findings.push(Finding::new(
-                ID,
-                Severity::Low,
-                format!("server error (5xx) for {}", names.join(", ")),
-                Some(op.label()),
-                first.request_line(),
-            ));
+            findings.push(
+                Finding::new(
+                    ID,
+                    Severity::Low,
+                    format!("server error (5xx) for {}", names.join(", ")),
+                    Some(op.label()),
+                    first.request_line(),
+                )
+                .keyed(ID, "server error"),
+            );
         }
         // One finding per operation, naming every credential it accepted.
         if let Some((_, first)) = accepted.first() {
             let names: Vec<&str> = accepted.iter().map(|(v, _)| *v).collect();
-            findings.push(Finding::new(
-                ID,
-                Severity::High,
-                format!("private operation accepts {}", names.join(", ")),
-                Some(op.label()),
-                first.evidence(),
-            ));
+            findings.push(
+                Finding::new(
+                    ID,
+                    Severity::High,
+                    format!("private operation accepts {}", names.join(", ")),
+                    Some(op.label()),
+                    first.evidence(),
+                )
+                .keyed(ID, "accepts forged or missing credentials"),
+            );
         }
     }
     if !inconclusive.is_empty() {

@@ -396,13 +396,11 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
         untested.push(ctx.budget_reason());
     }
     for note in &untested {
-        findings.push(Finding::new(
-            ID,
-            Severity::Info,
-            "not tested",
-            None,
-            note.clone(),
-        ));
+        findings.push(
+            Finding::new(ID, Severity::Info, "not tested", None, note.clone())
+                // Several notes share the title: each its own fingerprint.
+                .keyed(ID, note),
+        );
     }
     let reason = if untested.is_empty() {
         "no object-level test could run".to_owned()

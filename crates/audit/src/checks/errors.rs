@@ -5,7 +5,8 @@
 //! tested only when some response was not a 429. Output: FAIL when a body carries a
 //! stack trace, SQL error text, a server file path, a framework debug page or credentials in
 //! a URL; WARN for version banners (`Server` with a version, `X-Powered-By`,
-//! `X-AspNet-Version`). Each kind is reported once per operation, with the request.
+//! `X-AspNet-Version`). Each kind is reported once per operation (the spec's template, or
+//! "unknown path"), with the first request and how many more had it.
 
 use std::collections::HashSet;
 
@@ -53,18 +54,27 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
     let record = ctx.prober.record();
     let mut findings = Vec::new();
     let mut seen = HashSet::new();
+    // (kind, operation) → (the first leak's evidence, how many responses had it). Leaks
+    // are grouped by the operation's template, not the concrete path: that holds the
+    // random unknown-path probe and the ids of objects the audit created, and would make
+    // one leak a new finding (and SARIF fingerprint) in every run.
+    let mut leaks: Vec<((&str, String), String, usize)> = Vec::new();
     for x in &record {
-        let place = format!("{} {}", x.method, x.path);
+        let path = x.path.split('?').next().unwrap_or("");
+        let place = match ctx.spec.map(|spec| spec.operation_for(&x.method, &x.path)) {
+            Some(Some(op)) => op.label(),
+            // Without a spec only the audit's own random path varies between runs.
+            None if !path.starts_with("/palisade-audit-") => format!("{} {path}", x.method),
+            _ => format!("{} (unknown path)", x.method),
+        };
         for hit in patterns::leaks(&x.body) {
-            if seen.insert((hit.kind, place.clone())) {
+            let key = (hit.kind, place.clone());
+            if let Some(entry) = leaks.iter_mut().find(|(k, ..)| *k == key) {
+                entry.2 += 1;
+            } else {
                 let excerpt: String = hit.text.chars().take(120).collect();
-                findings.push(Finding::new(
-                    ID,
-                    Severity::High,
-                    format!("{} in a response", hit.kind),
-                    Some(place.clone()),
-                    patterns::redact(&format!("{} … {excerpt}", x.request_line())),
-                ));
+                let evidence = patterns::redact(&format!("{} … {excerpt}", x.request_line()));
+                leaks.push((key, evidence, 1));
             }
         }
         let banners = [
@@ -89,6 +99,19 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
                 ));
             }
         }
+    }
+    for ((kind, place), evidence, count) in leaks {
+        let more = match count {
+            1 => String::new(),
+            n => format!(" (and {} more responses of this operation)", n - 1),
+        };
+        findings.push(Finding::new(
+            ID,
+            Severity::High,
+            format!("{kind} in a response"),
+            Some(place),
+            format!("{evidence}{more}"),
+        ));
     }
     let answered = record.iter().any(|x| x.status != 429);
     let tested = answered && !budget_out;

@@ -155,13 +155,11 @@ pub async fn run(ctx: &Context<'_>) -> ControlResult {
         }
     }
     for note in &untested {
-        findings.push(Finding::new(
-            ID,
-            Severity::Info,
-            "not tested",
-            None,
-            note.clone(),
-        ));
+        findings.push(
+            Finding::new(ID, Severity::Info, "not tested", None, note.clone())
+                // Several notes share the title: each its own fingerprint.
+                .keyed(ID, note),
+        );
     }
     ControlResult::conclude(
         ID,
