@@ -77,6 +77,7 @@ struct Flaws {
     no_auth: bool,
     no_owner_check: bool,
     no_rate_limit: bool,
+    no_retry_after: bool,
     lax_validation: bool,
     leaky_errors: bool,
     inconsistent_headers: bool,
@@ -126,8 +127,10 @@ fn name(app: &App, body: &[u8]) -> Result<String, Response> {
 async fn login(State(app): State<App>, body: Bytes) -> Response {
     if !app.flaws.no_rate_limit && app.logins.fetch_add(1, Ordering::SeqCst) >= 3 {
         let mut rsp = error(StatusCode::TOO_MANY_REQUESTS, "slow down");
-        rsp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        if !app.flaws.no_retry_after {
+            rsp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
         return rsp;
     }
     match serde_json::from_slice::<Value>(&body) {
@@ -424,6 +427,20 @@ async fn no_rate_limit_fails_rate_limiting() {
         4,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_without_retry_after_fails_rate_limiting() {
+    let report = fails_exactly(
+        Flaws {
+            no_retry_after: true,
+            ..Flaws::default()
+        },
+        4,
+    )
+    .await;
+    let finding = &report.control(4).unwrap().findings[0];
+    assert_eq!(finding.title, "429 without Retry-After", "{finding:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

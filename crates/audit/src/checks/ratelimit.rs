@@ -2,7 +2,7 @@
 //!
 //! Input: the login operation (an operationId or path naming login, sign-in or token), or
 //! the one `--rate-limit-op` names, and `--burst` (default 30). Output: PASS when a 429 with
-//! `Retry-After` arrives within the burst; WARN for a 429 without `Retry-After`; FAIL when the
+//! `Retry-After` arrives within the burst; FAIL for a 429 without `Retry-After`, and when the
 //! whole burst is answered without a 429. NOT_TESTED when the budget left cannot hold the
 //! whole burst (a shorter one proves nothing), when every answer was 404 or 405 (no such
 //! operation), or when the operation changes something the audit did not create (see
@@ -97,16 +97,21 @@ pub async fn run(ctx: &Context<'_>, objects: &Objects) -> ControlResult {
         statuses.push(x.status);
         if x.status == 429 {
             let findings = match x.header("retry-after") {
-                Some(_) => vec![Finding::new(
-                    ID,
-                    Severity::Info,
-                    format!("429 at request {} of the burst", statuses.len()),
-                    Some(op.label()),
-                    x.evidence(),
-                )],
+                Some(_) => vec![
+                    Finding::new(
+                        ID,
+                        Severity::Info,
+                        format!("429 at request {} of the burst", statuses.len()),
+                        Some(op.label()),
+                        x.evidence(),
+                    )
+                    .keyed(ID, "429 within the burst"),
+                ],
+                // The control asks for a 429 *with* Retry-After: without it, clients
+                // (and retrying libraries) have no back-off to honour and hammer on.
                 None => vec![Finding::new(
                     ID,
-                    Severity::Low,
+                    Severity::Medium,
                     "429 without Retry-After",
                     Some(op.label()),
                     x.evidence(),
