@@ -100,7 +100,8 @@ pub struct ControlResult {
     /// What the control guards against (the table's middle column).
     pub guards: &'static str,
     pub status: Status,
-    /// Why a control is NOT_TESTED or ERROR.
+    /// Why a control is NOT_TESTED or ERROR; for a PASS, which part did not run
+    /// (`partly tested: …`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub findings: Vec<Finding>,

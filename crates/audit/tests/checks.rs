@@ -342,6 +342,14 @@ async fn the_good_server_passes_every_http_control() {
             describe(&report)
         );
     }
+    // The create with privileged members gets a 400 where the plain one worked: the
+    // members were refused, and only the function-level part did not run.
+    assert_eq!(
+        report.control(3).unwrap().reason.as_deref(),
+        Some("partly tested: function-level checks need --admin-identity"),
+        "{}",
+        describe(&report)
+    );
     // Plain http is a TLS failure, and the only one.
     assert_eq!(status(&report, 1), Status::Fail);
     assert!(
@@ -639,9 +647,10 @@ fn hostile_options(url: &str, dir: &tempfile::TempDir, identities: [&str; 2]) ->
         "    post:\n      operationId: createThing",
         "    delete: { operationId: deleteAllThings }\n    post:\n      operationId: createThing",
     );
-    std::fs::write(dir.path().join("openapi.yaml"), spec).unwrap();
+    // Written after `options`, which writes the plain SPEC as openapi.yaml.
     let mut options = options(url, dir);
-    options.openapi = Some(dir.path().join("openapi.yaml"));
+    std::fs::write(dir.path().join("hostile.yaml"), spec).unwrap();
+    options.openapi = Some(dir.path().join("hostile.yaml"));
     options.identities = identities.iter().map(|i| i.parse().unwrap()).collect();
     options
 }
@@ -885,4 +894,203 @@ async fn findings_of_a_leaky_server_keep_their_fingerprints_across_runs() {
         runs.push(fingerprints);
     }
     assert_eq!(runs[0], runs[1]);
+}
+
+/// Objects as whole JSON documents: (id, owner, body).
+type Store = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+/// A server with owner checks everywhere, for the mass-assignment and function-level parts
+/// of control 3: creates store the whole body (`store_all`, the flaw) or only `name`;
+/// `GET /admin/users` answers any identity (`admin_open`, the flaw) or only `root`.
+async fn objects_server(store_all: bool, admin_open: bool) -> String {
+    let store: Store = Arc::default();
+    let who = |headers: &HeaderMap| {
+        headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .filter(|u| matches!(*u, "alice" | "bob" | "root"))
+            .map(str::to_owned)
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "unauthorized"))
+    };
+    let (s1, s2, s3, s4, s5) = (
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        store,
+    );
+    let router = Router::new()
+        .route(
+            "/things",
+            post(move |headers: HeaderMap, body: Bytes| async move {
+                let user = match who(&headers) {
+                    Ok(u) => u,
+                    Err(r) => return r,
+                };
+                let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(&body) else {
+                    return error(StatusCode::BAD_REQUEST, "invalid body");
+                };
+                if !doc.get("name").is_some_and(Value::is_string) {
+                    return error(StatusCode::BAD_REQUEST, "invalid body");
+                }
+                if !store_all {
+                    doc.retain(|k, _| k == "name");
+                }
+                let mut store = s1.lock().unwrap();
+                let id = (store.len() + 1).to_string();
+                doc.insert("id".into(), json!(id));
+                store.push((id, user, Value::Object(doc.clone())));
+                (StatusCode::CREATED, axum::Json(Value::Object(doc))).into_response()
+            })
+            .get(move |headers: HeaderMap| async move {
+                let user = match who(&headers) {
+                    Ok(u) => u,
+                    Err(r) => return r,
+                };
+                let items: Vec<Value> = s2
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, owner, _)| *owner == user)
+                    .map(|(_, _, doc)| doc.clone())
+                    .collect();
+                axum::Json(json!({ "items": items })).into_response()
+            }),
+        )
+        .route(
+            "/things/{id}",
+            get(
+                move |headers: HeaderMap, Path(id): Path<String>| async move {
+                    let user = match who(&headers) {
+                        Ok(u) => u,
+                        Err(r) => return r,
+                    };
+                    s3.lock()
+                        .unwrap()
+                        .iter()
+                        .find(|(i, owner, _)| *i == id && *owner == user)
+                        .map_or_else(
+                            || error(StatusCode::NOT_FOUND, "not found"),
+                            |(_, _, doc)| axum::Json(doc.clone()).into_response(),
+                        )
+                },
+            )
+            .delete(
+                move |headers: HeaderMap, Path(id): Path<String>| async move {
+                    let user = match who(&headers) {
+                        Ok(u) => u,
+                        Err(r) => return r,
+                    };
+                    let mut store = s4.lock().unwrap();
+                    match store.iter().position(|(i, o, _)| *i == id && *o == user) {
+                        Some(i) => {
+                            store.remove(i);
+                            StatusCode::NO_CONTENT.into_response()
+                        }
+                        None => error(StatusCode::NOT_FOUND, "not found"),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/admin/users",
+            get(move |headers: HeaderMap| async move {
+                match who(&headers) {
+                    Ok(u) if u == "root" || admin_open => {
+                        let _ = &s5;
+                        axum::Json(json!({"users": ["alice", "bob", "root"]})).into_response()
+                    }
+                    Ok(_) => error(StatusCode::FORBIDDEN, "forbidden"),
+                    Err(r) => r,
+                }
+            }),
+        )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Audits an [`objects_server`] with a spec whose `GET /admin/users` is `x-admin: true`
+/// and whose things take any members; `root` is the admin identity when `admin` is set.
+async fn audit_objects(store_all: bool, admin_open: bool, admin: bool) -> Report {
+    let url = objects_server(store_all, admin_open).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SPEC
+        .replace(
+            "  /boom:",
+            "  /admin/users:\n    get: { operationId: listUsers, x-admin: true }\n  /boom:",
+        )
+        .replace(
+            "    Thing:\n      type: object\n      additionalProperties: false\n",
+            "    Thing:\n      type: object\n",
+        );
+    assert!(
+        spec.contains("x-admin")
+            && !spec.contains("additionalProperties: false\n      required: [name]")
+    );
+    let mut opts = options(&url, &dir);
+    std::fs::write(dir.path().join("objects.yaml"), spec).unwrap();
+    opts.openapi = Some(dir.path().join("objects.yaml"));
+    opts.admin_identity = admin.then(|| "root:X-User=root".parse().unwrap());
+    palisade_audit::run(opts).await.unwrap()
+}
+
+fn titles(report: &Report, id: u8) -> Vec<String> {
+    report
+        .control(id)
+        .unwrap()
+        .findings
+        .iter()
+        .filter(|f| f.severity != palisade_audit::Severity::Info)
+        .map(|f| f.title.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_stores_privileged_members_fails_authorization() {
+    let report = audit_objects(true, false, true).await;
+    assert_eq!(status(&report, 3), Status::Fail, "{}", describe(&report));
+    assert_eq!(
+        titles(&report, 3),
+        ["mass assignment: privileged members are stored"]
+    );
+    let finding = &report.control(3).unwrap().findings[0];
+    assert!(finding.evidence.contains("\"isAdmin\":true"), "{finding:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_operation_open_to_a_normal_identity_fails_authorization() {
+    let report = audit_objects(false, true, true).await;
+    assert_eq!(status(&report, 3), Status::Fail, "{}", describe(&report));
+    assert_eq!(titles(&report, 3), ["alice calls an admin-only operation"]);
+    assert_eq!(
+        report.control(3).unwrap().findings[0].location.as_deref(),
+        Some("GET /admin/users")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owner_checks_ignored_privileged_members_and_a_403_for_admin_operations_pass() {
+    let report = audit_objects(false, false, true).await;
+    let control = report.control(3).unwrap();
+    assert_eq!(control.status, Status::Pass, "{}", describe(&report));
+    assert_eq!(control.reason, None, "every part ran: {control:?}");
+
+    // Without --admin-identity the function-level part did not run: still a PASS for what
+    // ran, but the status cell says it was partly tested.
+    let report = audit_objects(false, false, false).await;
+    let control = report.control(3).unwrap();
+    assert_eq!(control.status, Status::Pass, "{}", describe(&report));
+    assert_eq!(
+        control.reason.as_deref(),
+        Some("partly tested: function-level checks need --admin-identity")
+    );
+    assert!(
+        describe(&report)
+            .contains("PASS (partly tested: function-level checks need --admin-identity)"),
+        "{}",
+        describe(&report)
+    );
 }

@@ -351,8 +351,9 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
     // Mass assignment: privileged members in a create, then read back.
     if let Some(col) = cols.first() {
         match mass_assignment(ctx, col, objects).await {
-            Ok(Some(finding)) => findings.push(finding),
-            Ok(None) => {}
+            Ok(Ok(Some(finding))) => findings.push(finding),
+            Ok(Ok(None)) => {}
+            Ok(Err(note)) => untested.push(format!("mass assignment: {note}")),
             Err(ProbeError::Budget) => budget_out = true,
             Err(e) => untested.push(format!("mass assignment: {e}")),
         }
@@ -407,17 +408,26 @@ pub async fn run(ctx: &Context<'_>, objects: &mut Objects) -> ControlResult {
     } else {
         untested.join("; ")
     };
-    ControlResult::conclude(ID, findings, tested && !budget_out, &reason)
+    let mut result = ControlResult::conclude(ID, findings, tested && !budget_out, &reason);
+    // A PASS that rests on part of the checks says which part did not run, in the status
+    // cell as well as in the notes: function-level checks without --admin-identity, or a
+    // mass-assignment probe that proved nothing, are not a pass.
+    if result.status == crate::Status::Pass && !untested.is_empty() {
+        result.reason = Some(format!("partly tested: {}", untested.join("; ")));
+    }
+    result
 }
 
-/// Creates an object with `role`, `isAdmin` and `admin` set, and reads it back.
+/// Creates an object with `role`, `isAdmin` and `admin` set, and reads it back: a finding
+/// when they were stored, `Err(why)` when the probe proved nothing (the create was refused,
+/// nothing could be read back).
 async fn mass_assignment(
     ctx: &Context<'_>,
     col: &Collection<'_>,
     objects: &mut Objects,
-) -> Result<Option<Finding>, ProbeError> {
+) -> Result<Result<Option<Finding>, String>, ProbeError> {
     let (Some(spec), Some(first)) = (ctx.spec, ctx.identity(0)) else {
-        return Ok(None);
+        return Ok(Err("needs --openapi and an identity".to_owned()));
     };
     let Some(schema) = col
         .create
@@ -425,7 +435,7 @@ async fn mass_assignment(
         .as_ref()
         .map(|s| spec.resolve(s).clone())
     else {
-        return Ok(None);
+        return Ok(Err(format!("{} takes no JSON body", col.create.label())));
     };
     let mut body = spec.object_example(&schema);
     let mark = marker();
@@ -444,10 +454,25 @@ async fn mass_assignment(
         )
         .await?;
     if !created.success() {
-        return Ok(None);
+        // The same create without the privileged members succeeded (the object-level
+        // probe created one): a 400, 403 or 422 now refuses them, which passes.
+        let plain_create_worked = objects
+            .created
+            .iter()
+            .any(|o| o.object_path == col.read.path && o.owner == 0);
+        if plain_create_worked && matches!(created.status, 400 | 403 | 422) {
+            return Ok(Ok(None));
+        }
+        // Otherwise the answer shows nothing about what would be stored.
+        return Ok(Err(format!(
+            "{} with privileged members answered {}",
+            col.create.label(),
+            created.status
+        )));
     }
     let param = &col.read.path_params[0];
     let mut seen = created.json();
+    let mut read_back = false;
     if let Some(id) = created_id(&created, param) {
         objects.created.push(Created {
             object_path: col.read.path.clone(),
@@ -462,6 +487,7 @@ async fn mass_assignment(
             && back.success()
         {
             seen = back.json();
+            read_back = seen.is_some();
         }
     }
     let privileged = seen.as_ref().is_some_and(|v| {
@@ -469,7 +495,13 @@ async fn mass_assignment(
             || v.get("isAdmin") == Some(&json!(true))
             || v.get("admin") == Some(&json!(true))
     });
-    Ok(privileged.then(|| {
+    if !privileged && !read_back && seen.is_none() {
+        return Ok(Err(format!(
+            "{} created an object that could not be read back",
+            col.create.label()
+        )));
+    }
+    Ok(Ok(privileged.then(|| {
         Finding::new(
             ID,
             Severity::High,
@@ -481,7 +513,7 @@ async fn mass_assignment(
                 seen.map(|v| v.to_string()).unwrap_or_default()
             ),
         )
-    }))
+    })))
 }
 
 /// What a guarded API answers a caller who may not see an object or operation.
