@@ -100,7 +100,7 @@ pub struct Options {
     pub repo: Option<PathBuf>,
     pub advisories: Option<PathBuf>,
     pub log: Option<PathBuf>,
-    /// Progress lines on stderr.
+    /// A progress bar on stderr (the CLI sets it only when stderr is a terminal).
     pub progress: bool,
 }
 
@@ -164,38 +164,32 @@ pub async fn run(options: Options) -> Result<Report, AuditError> {
         spec: spec.as_ref(),
         prober: &prober,
     };
-    let progress = |n: u8, name: &str| {
-        if options.progress {
-            eprintln!(
-                "palisade audit: [{n}/10] {name} ({} requests so far)",
-                budget.used()
-            );
-        }
-    };
+    let progress = Progress::start(options.progress, budget.clone());
     let mut results: Vec<ControlResult> = Vec::with_capacity(10);
-    progress(1, "TLS");
+    progress.step(1);
     results.push(checks::tls::run(&ctx).await);
-    progress(3, "authorization");
+    progress.step(3);
     let mut objects = checks::authz::Objects::default();
     results.push(checks::authz::run(&ctx, &mut objects).await);
-    progress(5, "validation");
+    progress.step(5);
     results.push(checks::validation::run(&ctx, &objects).await);
-    progress(2, "authentication");
+    progress.step(2);
     results.push(checks::authn::run(&ctx, &objects).await);
-    progress(4, "rate limiting");
+    progress.step(4);
     results.push(checks::ratelimit::run(&ctx, &objects).await);
-    progress(6, "errors");
+    progress.step(6);
     results.push(checks::errors::run(&ctx, &objects).await);
     // Objects the audit created (and that are still there) are deleted by their owner.
     checks::authz::cleanup(&ctx, &objects).await;
-    progress(7, "logging");
+    progress.step(7);
     results.push(checks::logging::run(&ctx));
-    progress(8, "gateway");
+    progress.step(8);
     results.push(checks::gateway::run(&ctx));
-    progress(9, "secrets");
+    progress.step(9);
     results.push(checks::secrets::run(&ctx));
-    progress(10, "dependencies");
+    progress.step(10);
     results.push(checks::deps::run(&ctx));
+    drop(progress);
     results.sort_by_key(|r| r.id);
     let mut report = Report {
         command: "audit",
@@ -206,6 +200,74 @@ pub async fn run(options: Options) -> Result<Report, AuditError> {
     };
     mask_credentials(&mut report, &credentials(&options));
     Ok(report)
+}
+
+/// The progress bar on stderr: its length is the request budget, its position the requests
+/// sent so far (read by a ticker, since every check sends through the one budget), its
+/// message the control running, numbered in the order the controls run (which is not the
+/// checklist's: see [`run`]). Hidden (`progress` false) it draws nothing at all.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    done: std::sync::atomic::AtomicU8,
+}
+
+impl Progress {
+    fn start(show: bool, budget: Arc<Budget>) -> Self {
+        if !show {
+            return Progress {
+                bar: None,
+                ticker: None,
+                done: std::sync::atomic::AtomicU8::new(0),
+            };
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(u64::from(budget.max())),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "palisade audit {msg:<32} [{bar:30}] {pos}/{len} requests",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        let ticking = bar.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                ticking.set_position(u64::from(budget.used()));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        Progress {
+            bar: Some(bar),
+            ticker: Some(ticker),
+            done: std::sync::atomic::AtomicU8::new(0),
+        }
+    }
+
+    /// Control `id` starts: `[n/10] name`, n counting in run order.
+    fn step(&self, id: u8) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(bar) = &self.bar {
+            let name = model::CONTROLS[usize::from(id) - 1].1;
+            bar.set_message(format!("[{n}/10] {name}"));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(ticker) = &self.ticker {
+            ticker.abort();
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    /// An audit dropped half-way (its caller gave up) stops the ticker and clears the bar.
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Identity values shorter than this are names rather than secrets (`X-User=alice`) and are

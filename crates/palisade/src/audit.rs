@@ -1,9 +1,10 @@
 //! `palisade audit URL`: the black-box auditor's command line.
 //!
 //! Input: the flags below. Output: the report on stdout (or `--out FILE`) in the chosen
-//! format, progress on stderr when it is a terminal. Exit status: 0 when no control failed
-//! (PASS, WARN, NOT TESTED, ERROR), 1 when one did, 2 for bad usage (an unreadable spec, a
-//! malformed identity, a negative `--rps`, an unwritable output file).
+//! format, a progress bar on stderr when it is a terminal (nothing on stderr otherwise).
+//! Exit status: 0 when every control is PASS, WARN or NOT TESTED; 1 when one is FAIL or
+//! ERROR (an unreachable target must not pass a CI job); 2 for bad usage (an unreadable
+//! spec, a malformed identity, a negative `--rps`, an unwritable output file).
 //!
 //! Identities are parsed here rather than by clap, whose error message would quote the
 //! whole argument, credential included; ours never shows the value.

@@ -234,3 +234,30 @@ fn a_malformed_identity_is_refused_without_echoing_its_credential() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stderr_stays_quiet_when_it_is_not_a_terminal() {
+    // The progress bar is for people at a terminal: a CI log (a pipe) gets nothing on
+    // stderr, only the report on stdout.
+    let url = sample_api().await;
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["audit", &url, "--openapi", SPEC, "--rps", "0"])
+            .args(["--identity", "alice:X-Palisade-Subject=alice"])
+            .args(["--identity", "bob:X-Palisade-Subject=bob"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("palisade audit of ") && stdout.contains("10  Dependencies"),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "",
+        "nothing on a piped stderr"
+    );
+}
