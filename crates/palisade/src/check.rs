@@ -252,11 +252,31 @@ fn id_params(path: &str) -> Vec<&str> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|p| p.trim_start_matches('*'))
-        .filter(|p| {
-            let lower = p.to_ascii_lowercase();
-            lower == "id" || lower.ends_with("id") || lower.ends_with("uuid")
-        })
+        .filter(|p| id_like(p))
         .collect()
+}
+
+/// `id`, `uuid`, `guid`; `*_id`, `*-id`, `*_uuid`; camelCase `orderId`, `userID`,
+/// `fileUuid`. Not every name that merely ends in the letters (`{grid}`, `{paid}`).
+fn id_like(param: &str) -> bool {
+    let lower = param.to_ascii_lowercase();
+    if matches!(lower.as_str(), "id" | "uuid" | "guid") {
+        return true;
+    }
+    let separated = ["_id", "-id", "_uuid", "-uuid", "_guid", "-guid"]
+        .iter()
+        .any(|s| lower.ends_with(s));
+    // camelCase: the suffix starts with a capital after a lower-case letter or a digit.
+    let camel = ["Id", "ID", "Uuid", "UUID", "Guid", "GUID"]
+        .iter()
+        .any(|s| {
+            param.strip_suffix(s).is_some_and(|head| {
+                head.chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
+        });
+    separated || camel
 }
 
 fn authorization(config: &Config) -> ControlResult {
@@ -513,6 +533,12 @@ mod tests {
         assert_eq!(id_params("/a/{uuid}"), ["uuid"]);
         assert!(id_params("/files/{*rest}").is_empty());
         assert!(id_params("/search/{term}").is_empty());
+        assert_eq!(
+            id_params("/a/{ID}/{order-id}/{fileUUID}/{guid}/{item_uuid}"),
+            ["ID", "order-id", "fileUUID", "guid", "item_uuid"]
+        );
+        // Names that only end in the letters are not ids.
+        assert!(id_params("/maps/{grid}/{paid}/{valid}/{squid}").is_empty());
     }
 
     #[test]

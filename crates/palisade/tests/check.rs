@@ -247,3 +247,114 @@ fn sarif_and_junit_carry_the_same_verdicts() {
     );
     assert!(junit.contains("tests=\"10\" failures=\"0\""), "{junit}");
 }
+
+/// Control `id`'s status and its non-info findings' (title, location) for `config`.
+fn control(config: &str, files: &[(&str, &str)], id: u64) -> (String, Vec<(String, String)>) {
+    let (code, stdout, stderr) = check(config, files, "json");
+    assert!(code == 0 || code == 1, "{stdout}{stderr}");
+    let status = statuses(&stdout)[(id - 1) as usize].1.clone();
+    let found = findings(&stdout, id)
+        .iter()
+        .map(|f| {
+            (
+                f["title"].as_str().unwrap_or("").to_owned(),
+                f["location"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    (status, found)
+}
+
+#[test]
+fn a_self_signed_certificate_warns() {
+    let config = GOOD.replace(
+        "cert = \"server.pem\"\nkey = \"server.key\"",
+        "self_signed = true",
+    );
+    assert!(config.contains("self_signed = true"));
+    let files = [("item.json", SCHEMA)];
+    assert_eq!(
+        control(&config, &files, 1),
+        (
+            "WARN".to_owned(),
+            vec![(
+                "self-signed certificate".to_owned(),
+                "server.tls.self_signed".to_owned()
+            )]
+        )
+    );
+}
+
+#[test]
+fn a_short_hsts_max_age_fails_and_180_days_pass() {
+    let pki = TestPki::new();
+    let files = [
+        ("server.pem", pki.cert_pem.as_str()),
+        ("server.key", pki.key_pem.as_str()),
+        ("item.json", SCHEMA),
+    ];
+    let with_hsts = |value: &str| {
+        GOOD.replace(
+            "key = \"server.key\"",
+            &format!("key = \"server.key\"\nhsts = \"{value}\""),
+        )
+    };
+    assert_eq!(
+        control(&with_hsts("max-age=86400; includeSubDomains"), &files, 1),
+        (
+            "FAIL".to_owned(),
+            vec![(
+                "HSTS max-age under 180 days".to_owned(),
+                "server.tls.hsts".to_owned()
+            )]
+        )
+    );
+    assert_eq!(
+        control(&with_hsts("max-age=15552000"), &files, 1),
+        ("PASS".to_owned(), vec![])
+    );
+}
+
+#[test]
+fn alert_rules_without_a_webhook_warn() {
+    let pki = TestPki::new();
+    let files = [
+        ("server.pem", pki.cert_pem.as_str()),
+        ("server.key", pki.key_pem.as_str()),
+        ("item.json", SCHEMA),
+    ];
+    let config = GOOD.replace("webhook = \"${env:ALERT_WEBHOOK}\"\n", "");
+    assert!(!config.contains("ALERT_WEBHOOK"));
+    assert_eq!(
+        control(&config, &files, 7),
+        (
+            "WARN".to_owned(),
+            vec![(
+                "alerts are only logged".to_owned(),
+                "alerts.webhook".to_owned()
+            )]
+        )
+    );
+}
+
+#[test]
+fn a_parameter_that_only_ends_in_id_is_not_an_object_id() {
+    // `{grid}` names no object: no owner rule is asked for.
+    let pki = TestPki::new();
+    let files = [
+        ("server.pem", pki.cert_pem.as_str()),
+        ("server.key", pki.key_pem.as_str()),
+        ("item.json", SCHEMA),
+    ];
+    let route = "\n[[route]]\nname = \"grid\"\npath = \"/api/maps/{grid}\"\nmethods = [\"GET\"]\nupstream = \"app\"\n";
+    assert_eq!(
+        control(&format!("{GOOD}{route}"), &files, 3),
+        ("PASS".to_owned(), vec![])
+    );
+    let route = route.replace("{grid}", "{gridId}");
+    assert_eq!(
+        control(&format!("{GOOD}{route}"), &files, 3).0,
+        "WARN",
+        "{{gridId}} is one"
+    );
+}
