@@ -1,7 +1,8 @@
 //! Rendering a [`Report`]: a table for people, JSON, SARIF 2.1.0 and JUnit XML for CI.
 //!
-//! JSON is `{"target","requests","max_requests","controls":[{"id","control","guards",
-//! "status","reason"?,"findings":[{"title","severity","evidence","location"?,"fingerprint"}]}]}`.
+//! JSON is `{"command","target","requests","max_requests","controls":[{"id","control",
+//! "guards","status","reason"?,"findings":[{"title","severity","evidence","location"?,
+//! "fingerprint"}]}]}`.
 //! SARIF has one rule per control (`PAL001`…`PAL010`) and one result per finding above
 //! `info`, with the finding's fingerprint as its stable `partialFingerprints`. JUnit has one
 //! test case per control: FAIL is a failure, ERROR an error, NOT_TESTED skipped.
