@@ -2,7 +2,9 @@
 //!
 //! Input: `--log FILE` (from outside, logs cannot be seen: without it the control is
 //! NOT_TESTED). Output: FAIL when the file holds an identity's credential (the audit knows
-//! what it sent), a token, a provider key, a password value or a card number. Findings show
+//! what it sent), a token, a provider key, a card number, the value of any password-named
+//! key (JSON, query or form, key=value) or an `Authorization` Bearer/Basic credential, of
+//! any length: values the log masked (`***`, `[redacted]`) are not findings. Findings show
 //! a masked preview and a fingerprint, never the value.
 
 use std::sync::LazyLock;
