@@ -546,20 +546,31 @@ fn bounded(value: &str) -> std::borrow::Cow<'_, str> {
 /// structured fields): `"name";q=LIMIT;w=WINDOW` and `"name";r=REMAINING;t=RESET`.
 pub fn header_values(state: &RateLimitState) -> (String, String) {
     let seconds_up = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let name = sf_string(&state.policy);
     (
-        format!(
-            "\"{}\";q={};w={}",
-            state.policy,
-            state.limit,
-            seconds_up(state.window)
-        ),
-        format!(
-            "\"{}\";r={};t={}",
-            state.policy,
-            state.remaining,
-            seconds_up(state.reset)
-        ),
+        format!("{name};q={};w={}", state.limit, seconds_up(state.window)),
+        format!("{name};r={};t={}", state.remaining, seconds_up(state.reset)),
     )
+}
+
+/// An RFC 8941 sf-string: quoted, `"` and `\` escaped. Config load keeps policy names
+/// plain; this keeps the header well-formed whatever a name holds (bytes outside printable
+/// ASCII, which an sf-string cannot carry, become `?`).
+fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -577,5 +588,19 @@ mod tests {
         });
         assert_eq!(policy, "\"login\";q=5;w=900");
         assert_eq!(now, "\"login\";r=0;t=180");
+    }
+
+    #[test]
+    fn policy_names_are_escaped_as_structured_field_strings() {
+        let (policy, now) = header_values(&RateLimitState {
+            policy: "a\"b\\c\u{e9}".into(),
+            limit: 1,
+            window: Duration::from_secs(1),
+            remaining: 0,
+            reset: Duration::ZERO,
+        });
+        assert_eq!(policy, r#""a\"b\\c?";q=1;w=1"#);
+        assert_eq!(now, r#""a\"b\\c?";r=0;t=0"#);
+        assert!(http::HeaderValue::from_str(&policy).is_ok());
     }
 }
