@@ -16,8 +16,9 @@
 //! consumes nothing; each pass keeps what it took in the request's context, and a pass
 //! that refuses (429, or 503 under `on_store_error = "deny"`) gives back what the earlier
 //! passes took, so a request refused anywhere consumes no policy's quota (a client stuck
-//! at its own limit cannot drain an ip or route budget). `record_failure` charges the lockout: for a 401 to a credential that
-//! could be a guess, and for a login the upstream refused.
+//! at its own limit cannot drain an ip or route budget). `record_failure` charges the
+//! lockout: for a 401 to a credential that could be a guess, and for a login the upstream
+//! refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -487,9 +488,7 @@ impl RateLimiter {
         }
         Ok(true)
     }
-}
 
-impl RateLimiter {
     /// Gives back what earlier phases of this request took, one store call per store:
     /// called when a later phase refuses it (429, or 503 under `deny`).
     async fn refund_taken(&self, ctx: &mut RequestCtx) {

@@ -117,6 +117,8 @@ pub struct RedisStore {
     url: String,
     /// The URL without credentials, for logs.
     display: String,
+    /// For one-off connections (`check_supported`), apart from the workers' own.
+    client: redis::Client,
     /// One connection per worker (`workers`): a decision is sent and answered on the thread
     /// that serves the request, never handed to another worker's connection.
     managers: Box<[ConnectionManager]>,
@@ -171,6 +173,7 @@ impl RedisStore {
         Ok(Arc::new(RedisStore {
             url: url.to_owned(),
             display,
+            client: client.clone(),
             offsets: managers.iter().map(|_| AtomicI64::new(UNKNOWN)).collect(),
             managers,
             script: redis::Script::new(SCRIPT),
@@ -190,10 +193,14 @@ impl RedisStore {
     /// mistake stops the load instead of failing every request. A server that cannot be
     /// reached now is accepted: `on_store_error` covers it until it answers.
     pub async fn check_supported(&self, timeout: Duration) -> Result<(), String> {
-        let mut connection = self.managers[0].clone();
-        let mut command = redis::cmd("INFO");
-        command.arg("cluster");
-        let info = command.query_async::<String>(&mut connection);
+        // A connection of its own: the workers' connections live on their own threads.
+        let info = async {
+            let mut connection = self.client.get_multiplexed_async_connection().await?;
+            redis::cmd("INFO")
+                .arg("cluster")
+                .query_async::<String>(&mut connection)
+                .await
+        };
         match tokio::time::timeout(timeout, info).await {
             Ok(Ok(info)) if cluster_enabled(&info) => {
                 Err(format!("{CLUSTER_UNSUPPORTED} (at {})", self.display))
@@ -202,7 +209,7 @@ impl RedisStore {
         }
     }
 
-    /// Decides every check of one request in one script call, within `timeout`.
+    /// Decides every check of one call (one pipeline phase) in one script, within `timeout`.
     pub async fn check_all(
         &self,
         checks: &[Check<'_>],
