@@ -143,6 +143,8 @@ pub struct RequestCtx {
     pub rate_limit_fallback: Option<&'static str>,
     /// What `auth_failures` charged this login in advance (refunded unless it fails).
     pub login_attempt: Option<crate::ratelimit::LoginAttempt>,
+    /// The quota earlier rate-limit phases took, refunded if a later one refuses.
+    pub rate_taken: crate::ratelimit::Taken,
 }
 
 impl RequestCtx {
@@ -162,6 +164,7 @@ impl RequestCtx {
             rate_limit: None,
             rate_limit_fallback: None,
             login_attempt: None,
+            rate_taken: Default::default(),
         }
     }
 }

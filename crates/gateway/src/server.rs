@@ -109,12 +109,15 @@ impl Shared {
                 match OpenStore::reuse_or_open(open.take(), &config).await {
                     Ok((store, peppers)) => {
                         let keys = store.as_ref().map(|s| s.service.clone());
-                        let built = self
-                            .rate_stores
-                            .for_config(&config, &self.metrics)
-                            .and_then(|rate_store| {
-                                Gateway::build(config, self.metrics.clone(), keys, rate_store)
-                            });
+                        let rate_store = match self.rate_stores.for_config(&config, &self.metrics) {
+                            Ok(rate_store) => (rate_store.check_supported().await)
+                                .map(|()| rate_store)
+                                .map_err(|message| config.error_at("rate_limit.store", message)),
+                            Err(error) => Err(error),
+                        };
+                        let built = rate_store.and_then(|rate_store| {
+                            Gateway::build(config, self.metrics.clone(), keys, rate_store)
+                        });
                         // The new peppers apply only with the pipeline they came with: the
                         // running pipeline shares this key service.
                         if let (Ok(_), Some(store), Some(peppers)) = (&built, &store, peppers) {
@@ -288,6 +291,11 @@ impl Server {
             redis: std::sync::Mutex::new(None),
         };
         let rate_store = rate_stores.for_config(&config, &metrics)?;
+        // A Redis Cluster node is refused here, not by every request later.
+        rate_store
+            .check_supported()
+            .await
+            .map_err(|message| config.error_at("rate_limit.store", message))?;
         let gateway = Gateway::build(config, metrics.clone(), keys, rate_store)?;
         crate::observe::alerts::install(&gateway.config.alerts);
         #[cfg(feature = "otel")]

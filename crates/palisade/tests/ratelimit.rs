@@ -60,8 +60,75 @@ rate_limit = [
     { limit = 50, window = "1m", per = "ip", name = "orders-ip" },
     { limit = 5, window = "1m", per = "client", name = "orders-client" },
 ]
+
+[[route]]
+name = "small"
+path = "/api/small"
+methods = ["GET"]
+upstream = "app"
+rate_limit = { limit = 3, window = "1m", per = "ip", name = "small-ip" }
 "#,
     )
+}
+
+/// A 429 of `policy` (`limit` per `window_s`): `Retry-After` within the window, the IETF
+/// headers naming the policy, and a problem+json body.
+async fn assert_limited(
+    response: reqwest::Response,
+    policy: &str,
+    limit: u32,
+    window_s: u64,
+    what: &str,
+) {
+    assert_eq!(response.status(), 429, "{what}");
+    let headers = response.headers().clone();
+    let retry_after: u64 = (headers.get("retry-after"))
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no numeric Retry-After in {headers:?}"));
+    assert!(
+        (1..=window_s).contains(&retry_after),
+        "{what}: Retry-After {retry_after}"
+    );
+    assert_eq!(
+        headers["ratelimit-policy"],
+        format!("\"{policy}\";q={limit};w={window_s}").as_str(),
+        "{what}"
+    );
+    let now = headers["ratelimit"].to_str().unwrap();
+    assert!(
+        now.starts_with(&format!("\"{policy}\";r=0;t=")),
+        "{what}: RateLimit {now}"
+    );
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "{what}"
+    );
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], 429, "{what}");
+    assert_eq!(
+        problem["type"], "urn:palisade:problem:rate-limited",
+        "{what}"
+    );
+}
+
+/// `GET {gw}{path}` from `ip`, with `key` as `X-Api-Key` if given, and extra headers.
+async fn get_as(
+    gw: &GatewayProcess,
+    path: &str,
+    ip: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(format!("{}{path}", gw.http_url()))
+        .header("x-forwarded-for", ip);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
 }
 
 async fn login_from(gw: &GatewayProcess, ip: &str) -> reqwest::Response {
@@ -146,49 +213,365 @@ async fn login_is_limited_per_address_with_retry_after_and_ratelimit_headers() {
 async fn anonymous_floods_cannot_spend_a_clients_quota() {
     let upstream = RecordingUpstream::start().await;
     let gw = start(&upstream);
-    let (key, _) = common::create_key(
+    let (key, id) = common::create_key(
         &gw,
         TOKEN,
         serde_json::json!({"name": "app", "subject": "app"}),
     )
     .await;
-    let orders = format!("{}/api/orders", gw.http_url());
-    let client = reqwest::Client::new();
-
-    // Twenty requests without (or with forged) credentials: 401s, counted per ip only.
-    for i in 0..20 {
-        let response = client
-            .get(&orders)
-            .header("x-forwarded-for", "192.0.2.66")
-            .header("x-api-key", format!("pal_forged{i:05}_x"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
+    // The victim's own key id with a wrong secret, from the victim's own address: the
+    // closest an attacker can come to the victim's buckets without the secret.
+    let secret = key.strip_prefix(&format!("pal_{id}_")).unwrap();
+    let last = if secret.ends_with('0') { "1" } else { "0" };
+    let forged = format!("pal_{id}_{}{last}", &secret[..secret.len() - 1]);
+    assert_ne!(forged, key);
+    let victim_ip = "192.0.2.66";
+    for i in 0..8 {
+        let response = get_as(&gw, "/api/orders", victim_ip, Some(&forged), &[]).await;
+        assert_eq!(response.status(), 401, "forgery {i}");
     }
     // The client's own quota (5 per minute) is untouched.
-    for _ in 0..5 {
-        let response = client
-            .get(&orders)
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+    for i in 0..5 {
+        let response = get_as(&gw, "/api/orders", victim_ip, Some(&key), &[]).await;
+        assert_eq!(response.status(), 200, "victim request {i}");
     }
-    let refused = client
-        .get(&orders)
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 429);
-    assert_eq!(
-        refused.headers()["ratelimit-policy"],
-        "\"orders-client\";q=5;w=60"
-    );
+    assert_limited(
+        get_as(&gw, "/api/orders", victim_ip, Some(&key), &[]).await,
+        "orders-client",
+        5,
+        60,
+        "victim over its own quota",
+    )
+    .await;
+    assert_eq!(upstream.requests().len(), 5);
+
+    // Per-ip policies run before authentication: a flood without credentials is stopped
+    // by its address's budget (3), not by authentication alone.
+    for i in 0..3 {
+        let response = get_as(&gw, "/api/small", "192.0.2.99", None, &[]).await;
+        assert_eq!(response.status(), 401, "anonymous request {i}");
+    }
+    assert_limited(
+        get_as(&gw, "/api/small", "192.0.2.99", None, &[]).await,
+        "small-ip",
+        3,
+        60,
+        "anonymous flood",
+    )
+    .await;
     for line in gw.logs() {
         assert!(!line.to_string().contains(&key), "a key in the log: {line}");
+    }
+}
+
+/// Policies for the cross-phase refund tests, counting in `store`.
+fn refund_policies(store: &str) -> String {
+    format!(
+        r#"
+[rate_limit]
+store = "{store}"
+on_store_error = "deny"
+# Generous: a slow test machine must not turn Redis answers into fallbacks.
+store_timeout = "1s"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET"]
+upstream = "app"
+rate_limit = [
+    {{ limit = 10, window = "1h", per = "ip", name = "orders-ip" }},
+    {{ limit = 2, window = "1h", per = "client", name = "orders-client" }},
+]
+
+[[route]]
+name = "reset"
+path = "/api/password-reset"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+rate_limit = [
+    {{ limit = 4, window = "1h", per = "ip", name = "reset-ip" }},
+    {{ limit = 1, window = "1h", per = {{ body = "/email" }}, name = "reset-email" }},
+]
+
+[[route]]
+name = "report"
+path = "/api/report"
+methods = ["GET"]
+upstream = "app"
+rate_limit = [
+    {{ limit = 3, window = "1h", per = "route", name = "report-route" }},
+    {{ limit = 1, window = "1h", per = "client", name = "report-client" }},
+]
+"#
+    )
+}
+
+/// A request refused by a later rate-limit phase gives back what the earlier phases took.
+async fn refused_requests_refund_earlier_phases(gw: &GatewayProcess) {
+    let new_key = |name: &'static str| {
+        common::create_key(
+            gw,
+            TOKEN,
+            serde_json::json!({"name": name, "subject": name}),
+        )
+    };
+    let (key, _) = new_key("one").await;
+
+    // 1. A client stuck at its own limit (after authentication) does not spend its
+    // address's budget (before authentication): 2 of 10 are spent, not 6.
+    let ip = "203.0.113.9";
+    for i in 0..2 {
+        let response = get_as(gw, "/api/orders", ip, Some(&key), &[]).await;
+        assert_eq!(response.status(), 200, "keyed request {i}");
+    }
+    for i in 0..4 {
+        let response = get_as(gw, "/api/orders", ip, Some(&key), &[]).await;
+        assert_limited(response, "orders-client", 2, 3600, &format!("over {i}")).await;
+    }
+    for i in 0..8 {
+        let response = get_as(gw, "/api/orders", ip, None, &[]).await;
+        assert_eq!(
+            response.status(),
+            401,
+            "anonymous request {i}: 8 left of 10"
+        );
+    }
+    assert_limited(
+        get_as(gw, "/api/orders", ip, None, &[]).await,
+        "orders-ip",
+        10,
+        3600,
+        "the address's budget, spent by the 200s and 401s only",
+    )
+    .await;
+
+    // 2. Refused per body field (after the body): the address's budget is refunded too.
+    let reset = |email: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/password-reset", gw.http_url()))
+            .header("x-forwarded-for", "203.0.113.10")
+            .json(&serde_json::json!({ "email": email }))
+            .send()
+    };
+    assert_eq!(reset("a@example.com").await.unwrap().status(), 200);
+    for i in 0..3 {
+        let response = reset("a@example.com").await.unwrap();
+        assert_limited(response, "reset-email", 1, 3600, &format!("a again {i}")).await;
+    }
+    for email in ["b@example.com", "c@example.com", "d@example.com"] {
+        assert_eq!(reset(email).await.unwrap().status(), 200, "{email}");
+    }
+    assert_limited(
+        reset("e@example.com").await.unwrap(),
+        "reset-ip",
+        4,
+        3600,
+        "4 admitted from the address",
+    )
+    .await;
+
+    // 3. A client stuck at its limit does not drain a route's budget for everyone.
+    assert_eq!(
+        get_as(gw, "/api/report", "203.0.113.11", Some(&key), &[])
+            .await
+            .status(),
+        200
+    );
+    for i in 0..5 {
+        let response = get_as(gw, "/api/report", "203.0.113.11", Some(&key), &[]).await;
+        assert_limited(response, "report-client", 1, 3600, &format!("report {i}")).await;
+    }
+    for name in ["two", "three"] {
+        let (other, _) = new_key(name).await;
+        let response = get_as(gw, "/api/report", "203.0.113.12", Some(&other), &[]).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "{name}: the route budget is not drained"
+        );
+    }
+    let (fourth, _) = new_key("four").await;
+    assert_limited(
+        get_as(gw, "/api/report", "203.0.113.12", Some(&fourth), &[]).await,
+        "report-route",
+        3,
+        3600,
+        "three admitted on the route",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_later_refunds_earlier_phases_in_memory() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_with(&upstream, &refund_policies("memory"));
+    refused_requests_refund_earlier_phases(&gw).await;
+    assert_eq!(upstream.requests().len(), 2 + 4 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_later_refunds_earlier_phases_in_redis() {
+    let redis = palisade_testkit::RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_with(&upstream, &refund_policies(&redis.url()));
+    refused_requests_refund_earlier_phases(&gw).await;
+    assert_eq!(upstream.requests().len(), 2 + 4 + 3);
+    // Redis decided everything: no call failed, nothing fell back.
+    let metrics = common::metrics(&gw).await;
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("palisade_rate_limit_store_fallbacks_total")
+            || (l.starts_with("palisade_rate_limit_store_calls_total")
+                && !l.contains("outcome=\"ok\""))
+    }) {
+        assert!(line.ends_with(" 0"), "{line}\n{metrics}");
+    }
+    assert!(
+        metrics.contains("palisade_rate_limit_store_calls_total{outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(!redis.keys("palisade:rl:*").is_empty());
+}
+
+/// `[rate_limit] default` and the `per` kinds not covered above: a header, the subject and
+/// the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn default_policies_and_per_header_subject_and_key() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_with(
+        &upstream,
+        r#"
+[rate_limit]
+default = { limit = 3, window = "1h", per = "client", name = "overall" }
+
+[[route]]
+name = "a"
+path = "/api/a"
+methods = ["GET"]
+upstream = "app"
+
+[[route]]
+name = "b"
+path = "/api/b"
+methods = ["GET"]
+upstream = "app"
+
+[[route]]
+name = "c"
+path = "/api/c"
+methods = ["GET"]
+upstream = "app"
+rate_limit = { limit = 1, window = "1h", per = "key", name = "c-key" }
+
+[[route]]
+name = "tenant"
+path = "/api/tenant"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+rate_limit = { limit = 2, window = "10m", per = { header = "X-Tenant" }, name = "tenant" }
+
+[[route]]
+name = "sub"
+path = "/api/sub"
+methods = ["GET"]
+upstream = "app"
+rate_limit = { limit = 2, window = "1h", per = "subject", name = "per-subject" }
+"#,
+    );
+    let key_of = |name: &'static str, subject: &'static str| {
+        common::create_key(
+            &gw,
+            TOKEN,
+            serde_json::json!({"name": name, "subject": subject}),
+        )
+    };
+    let (k1, _) = key_of("k1", "shared").await;
+    let (k2, _) = key_of("k2", "shared").await;
+    let (k3, _) = key_of("k3", "other").await;
+    let ip = "198.51.100.30";
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // The default applies to routes without their own, one budget across them.
+    for path in ["/api/a", "/api/b", "/api/a"] {
+        let response = get_as(&gw, path, ip, Some(&k1), &[]).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.headers().get("ratelimit").is_none(), "on_429 only");
+    }
+    assert_limited(
+        get_as(&gw, "/api/b", ip, Some(&k1), &[]).await,
+        "overall",
+        3,
+        3600,
+        "the default's budget is shared by a and b",
+    )
+    .await;
+    // Another client has its own.
+    assert_eq!(status(get_as(&gw, "/api/b", ip, Some(&k2), &[]).await), 200);
+    // A route's own policy replaces the default: c admits k1, whose default budget is
+    // spent, and counts per key: k2 (same subject) has its own.
+    assert_eq!(status(get_as(&gw, "/api/c", ip, Some(&k1), &[]).await), 200);
+    assert_limited(
+        get_as(&gw, "/api/c", ip, Some(&k1), &[]).await,
+        "c-key",
+        1,
+        3600,
+        "per key",
+    )
+    .await;
+    assert_eq!(status(get_as(&gw, "/api/c", ip, Some(&k2), &[]).await), 200);
+
+    // Per header: each tenant counts apart; no header counts under the empty value.
+    for _ in 0..2 {
+        let response = get_as(&gw, "/api/tenant", ip, None, &[("x-tenant", "t1")]).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_limited(
+        get_as(&gw, "/api/tenant", ip, None, &[("x-tenant", "t1")]).await,
+        "tenant",
+        2,
+        600,
+        "tenant t1",
+    )
+    .await;
+    let t2 = get_as(&gw, "/api/tenant", ip, None, &[("x-tenant", "t2")]).await;
+    assert_eq!(t2.status(), 200);
+    assert_eq!(status(get_as(&gw, "/api/tenant", ip, None, &[]).await), 200);
+
+    // Per subject: two keys of one subject share a budget; another subject has its own.
+    assert_eq!(
+        status(get_as(&gw, "/api/sub", ip, Some(&k1), &[]).await),
+        200
+    );
+    assert_eq!(
+        status(get_as(&gw, "/api/sub", ip, Some(&k2), &[]).await),
+        200
+    );
+    for key in [&k1, &k2] {
+        assert_limited(
+            get_as(&gw, "/api/sub", ip, Some(key), &[]).await,
+            "per-subject",
+            2,
+            3600,
+            "subject shared",
+        )
+        .await;
+    }
+    assert_eq!(
+        status(get_as(&gw, "/api/sub", ip, Some(&k3), &[]).await),
+        200
+    );
+    let metrics = common::metrics(&gw).await;
+    for (policy, per, n) in [
+        ("overall", "client", 1),
+        ("c-key", "key", 1),
+        ("tenant", "header", 1),
+        ("per-subject", "subject", 2),
+    ] {
+        let series =
+            format!("palisade_rate_limited_total{{policy=\"{policy}\",per=\"{per}\"}} {n}");
+        assert!(metrics.contains(&series), "{series}\n{metrics}");
     }
 }
 

@@ -37,7 +37,17 @@ fn start_gateway(
     on_store_error: &str,
     policy: &str,
 ) -> GatewayProcess {
-    let config = format!(
+    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(
+            config(upstream, store, on_store_error, policy)
+                .replace("on_store_error", "store_timeout = \"1s\"\non_store_error"),
+        )
+        .start()
+}
+
+/// The config of [`start_gateway`], with the default `store_timeout` (50 ms).
+fn config(upstream: &RecordingUpstream, store: &str, on_store_error: &str, policy: &str) -> String {
+    format!(
         r#"
 [server]
 http = "127.0.0.1:0"
@@ -47,7 +57,6 @@ trusted_proxies = ["127.0.0.1"]
 [rate_limit]
 store = "{store}"
 on_store_error = "{on_store_error}"
-store_timeout = "1s"
 
 [[upstream]]
 name = "app"
@@ -62,10 +71,7 @@ auth = "public"
 rate_limit = {policy}
 "#,
         upstream = upstream.url()
-    );
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config)
-        .start()
+    )
 }
 
 fn client() -> reqwest::Client {
@@ -584,4 +590,123 @@ async fn redis_outage_with_on_store_error_allow_passes_uncounted_and_recovers() 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_outage_with_on_store_error_local_limits_per_instance_and_recovers() {
     outage_and_recovery("local").await;
+}
+
+/// A stalled Redis (SIGSTOP: connections open, nothing answered) under the default
+/// `store_timeout` (50 ms): every request is answered at once by the fallback, the calls
+/// are counted as timeouts, the gateway is decided by Redis again after SIGCONT, and the
+/// scripts Redis then runs from its backlog, past their deadline, charge nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_redis_times_out_fast_and_its_late_scripts_charge_nothing() {
+    const POLICY: &str = r#"{ limit = 3, window = "1h", per = "ip", name = "items-ip" }"#;
+    let redis = RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(config(&upstream, &redis.url(), "deny", POLICY))
+        .start();
+    let url = gw.http_url();
+    // One client: its connection stays on one gateway worker, so the calls under the pause
+    // go out on the Redis connection the first request set up (scripts, with deadlines).
+    let client = client();
+    let x = "192.0.2.40";
+    let id = assert_passed(&get(&client, &url, x).await, "before the pause");
+    assert_eq!(fallback_of(&gw, &id), None);
+
+    redis.pause();
+    for n in 0..3 {
+        // Past the rest after a failure: each request asks Redis again.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let started = Instant::now();
+        let rsp = get(&client, &url, x).await;
+        let took = started.elapsed();
+        let what = format!("request {n} while Redis is stalled");
+        let id = assert_problem(&rsp, 503, "rate-limit-unavailable", &what);
+        assert_eq!(rsp.header("retry-after"), Some("1"), "{what}");
+        assert!(
+            took < Duration::from_millis(500),
+            "{what}: answered in {took:?}"
+        );
+        assert_eq!(fallback_of(&gw, &id).as_deref(), Some("deny"), "{what}");
+    }
+    let samples = scrape(&gw).await;
+    assert!(
+        metric(&samples, CALLS, &[("outcome", "timeout")]) >= 1.0,
+        "{:?}",
+        rate_samples(&samples)
+    );
+    assert_eq!(
+        metric(&samples, CALLS, &[("outcome", "timeout")])
+            + metric(&samples, CALLS, &[("outcome", "error")])
+            + metric(&samples, CALLS, &[("outcome", "resting")]),
+        3.0,
+        "{:?}",
+        rate_samples(&samples)
+    );
+    assert_eq!(
+        metric(&samples, FALLBACKS, &[("mode", "deny")]),
+        3.0,
+        "{:?}",
+        rate_samples(&samples)
+    );
+    let unavailable = events(&gw, "rate_limit_store_unavailable");
+    assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+    assert_eq!(
+        log_field(&unavailable[0], "reason").and_then(Value::as_str),
+        Some("timeout"),
+        "{unavailable:?}"
+    );
+
+    redis.resume();
+    let deadline = Instant::now() + RECOVERY;
+    for n in 0.. {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rsp = get(&client, &url, &format!("10.9.0.{n}")).await;
+        let id = assert_gateway_headers(&rsp, "probe after resume");
+        if rsp.status == 200 && fallback_of(&gw, &id).is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not decided by Redis {RECOVERY:?} after the resume\n{}",
+            gw.stdout()
+        );
+    }
+    gw.wait_for_event("rate_limit_store_recovered", LIVENESS)
+        .expect("a recovery event");
+    // `x` spent one of its three before the pause; the three calls that timed out, run by
+    // Redis after the resume, spent nothing.
+    for n in 0..2 {
+        let id = assert_passed(&get(&client, &url, x).await, &format!("{x} again, {n}"));
+        assert_eq!(fallback_of(&gw, &id), None);
+    }
+    let id = assert_limited(&get(&client, &url, x).await, "items-ip", 3, 3600, "4th");
+    assert_eq!(fallback_of(&gw, &id), None);
+}
+
+/// A Redis Cluster node (even one owning every slot) cannot take a request's keys in one
+/// script (`CROSSSLOT`): the config is refused at load, naming the key, instead of every
+/// request failing later.
+#[test]
+fn a_redis_cluster_node_is_refused_at_load() {
+    let redis = RedisServer::start_with(&["--cluster-enabled", "yes"]);
+    let added = redis
+        .command(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"])
+        .unwrap();
+    assert_eq!(added.as_string().as_deref(), Some("OK"), "{added:?}");
+    let upstream = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(RecordingUpstream::start());
+    let (code, stdout, stderr) = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(config(
+            &upstream,
+            &redis.url(),
+            "local",
+            "{ limit = 3, window = \"1h\", per = \"ip\" }",
+        ))
+        .run_to_exit(Duration::from_secs(30));
+    assert_ne!(code, 0, "{stdout}\n{stderr}");
+    let output = format!("{stdout}\n{stderr}");
+    assert!(output.contains("rate_limit.store"), "{output}");
+    assert!(output.contains("cluster mode"), "{output}");
+    assert!(redis.keys("*").is_empty(), "nothing was written");
 }

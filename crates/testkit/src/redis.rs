@@ -8,8 +8,10 @@
 //! its working directory and log inside a temporary directory under `/tmp`. Persistence is
 //! off (`--save ""`, `--appendonly no`): nothing reaches the disk, so
 //! [`RedisServer::stop`] (a `SIGKILL`, as in a crash) followed by [`RedisServer::restart`]
-//! brings the server back on the same port but *empty*. Dropping the value kills the server,
-//! waits for it, and removes the directory.
+//! brings the server back on the same port but *empty*. [`RedisServer::pause`] and
+//! [`RedisServer::resume`] (`SIGSTOP`/`SIGCONT`) freeze it with its connections open, as a
+//! stalled server looks to clients: what they send queues up and runs on resume. Dropping
+//! the value kills the server, waits for it, and removes the directory.
 //!
 //! Tests talk to it through [`RedisServer::command`], which speaks just enough RESP over a
 //! fresh [`TcpStream`] to send one command and parse one reply ([`RespValue`]), so a test can
@@ -46,6 +48,8 @@ pub struct RedisServer {
     dir: TempDir,
     program: PathBuf,
     port: u16,
+    /// Extra server arguments, kept for [`RedisServer::restart`].
+    extra_args: Vec<String>,
     /// `None` between [`RedisServer::stop`] and [`RedisServer::restart`].
     child: Mutex<Option<Child>>,
 }
@@ -59,8 +63,22 @@ impl RedisServer {
         }
     }
 
+    /// Starts a fresh server with extra `redis-server` arguments (e.g.
+    /// `["--cluster-enabled", "yes"]`); panics (with the server log) if it cannot.
+    pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        match RedisServer::try_start_with(extra_args) {
+            Ok(server) => server,
+            Err(e) => panic!("cannot start a test Redis server: {e}"),
+        }
+    }
+
     /// Starts a fresh server. The error carries the server log.
     pub fn try_start() -> io::Result<RedisServer> {
+        RedisServer::try_start_with(&[])
+    }
+
+    /// Starts a fresh server with extra arguments. The error carries the server log.
+    pub fn try_start_with(extra_args: &[&str]) -> io::Result<RedisServer> {
         let program = std::env::var_os("PALISADE_REDIS_SERVER")
             .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from);
         let dir = tempfile::Builder::new()
@@ -70,6 +88,7 @@ impl RedisServer {
             dir,
             program,
             port: 0,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             child: Mutex::new(None),
         };
 
@@ -127,6 +146,31 @@ impl RedisServer {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open and commands queue up
+    /// unanswered, as with a server stalled by a long command, swapping or a VM pause. Each
+    /// queued command runs on [`RedisServer::resume`]. Panics if it is not running.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server run again (`SIGCONT`); it then answers what queued up.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let child = self.lock_child();
+        let pid = child
+            .as_ref()
+            .unwrap_or_else(|| panic!("SIG{name}: the test Redis server is not running"))
+            .id();
+        let status = Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("run `kill -s {name} {pid}`: {e}"));
+        assert!(status.success(), "`kill -s {name} {pid}` failed");
     }
 
     /// Starts the server again after [`RedisServer::stop`], on the same port, and waits until
@@ -207,6 +251,7 @@ impl RedisServer {
             .arg("--logfile")
             .arg(self.log_path())
             .args(["--daemonize", "no", "--protected-mode", "no"])
+            .args(&self.extra_args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -513,6 +558,25 @@ mod tests {
         };
         assert_eq!(parts[0].as_string().as_deref(), Some("0"));
         assert_eq!(parts[1].as_strings().map(|k| k.len()), Some(3));
+
+        // Paused, the server accepts nothing it answers; resumed, it answers what queued up.
+        server.pause();
+        let queued = TcpStream::connect_timeout(&server.addr(), COMMAND_TIMEOUT).unwrap();
+        queued
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        (&queued)
+            .write_all(&encode_command(&["SET", "queued", "1"]))
+            .unwrap();
+        assert!(read_value(&mut BufReader::new(&queued)).is_err(), "paused");
+        server.resume();
+        queued.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+        assert_eq!(
+            read_value(&mut BufReader::new(&queued)).unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        assert!(server.ping());
+        server.command(&["DEL", "queued"]).unwrap();
 
         let port = server.port();
         server.stop();

@@ -226,7 +226,8 @@ pub(crate) struct RawPolicy {
     pub per: RawPer,
     /// Requests admitted at once from a rested state. Default: `limit`.
     pub burst: Option<u32>,
-    /// Name in headers, logs and metrics. Default: derived from the route.
+    /// Name in headers, logs and metrics: letters, digits, `-`, `_` and `.`, at most 64.
+    /// Default: derived from the route.
     pub name: Option<String>,
 }
 

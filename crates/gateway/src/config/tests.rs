@@ -855,6 +855,47 @@ fn rate_limit_policies_are_validated_and_named() {
 }
 
 #[test]
+fn rate_limit_per_key_subject_and_named_policies() {
+    let c = load(&with(
+        "[rate_limit]\ndefault = [{ limit = 100, window = \"15m\", per = \"key\", name = \"overall.key\" }, { limit = 500, window = \"1h\", per = \"subject\" }]",
+        "rate_limit = { limit = 5, window = \"1m\", per = \"subject\", name = \"orders_per-subject\" }\n",
+    ))
+    .unwrap();
+    let default = &c.rate_limit.default;
+    assert_eq!(default[0].name, "overall.key");
+    assert_eq!(default[0].per, PerKey::Key);
+    assert_eq!(default[1].name, "default.2");
+    assert_eq!(default[1].per, PerKey::Subject);
+    assert_eq!(c.routes[0].rate_limit[0].name, "orders_per-subject");
+    assert_eq!(c.routes[0].rate_limit[0].per, PerKey::Subject);
+
+    // Names go into the quoted `RateLimit` headers: a quote or backslash would break them.
+    for bad in [r#"a\"b"#, r#"a\\b"#, "a b", "a,b", ""] {
+        let rule = format!(
+            "rate_limit = {{ limit = 1, window = \"1m\", per = \"ip\", name = {} }}\n",
+            toml::Value::String(bad.to_owned())
+        );
+        let err = load_err(&with("", &rule));
+        assert_eq!(
+            err.key.as_deref(),
+            Some("route[0].rate_limit.name"),
+            "{bad}: {err}"
+        );
+    }
+    let long = format!(
+        "[rate_limit]\ndefault = [{{ limit = 1, window = \"1m\", per = \"ip\" }}, {{ limit = 1, window = \"1m\", per = \"ip\", name = \"{}\" }}]",
+        "n".repeat(65)
+    );
+    let err = load_err(&with(&long, ""));
+    assert_eq!(
+        err.key.as_deref(),
+        Some("rate_limit.default[1].name"),
+        "{err}"
+    );
+    assert!(err.message.contains("at most 64"), "{err}");
+}
+
+#[test]
 fn rate_limit_stores_and_the_lockout_are_validated() {
     let defaults = load(MINIMAL).unwrap().rate_limit;
     assert_eq!(defaults.store, RateStoreKind::Memory);

@@ -207,7 +207,7 @@ fn policies(
             ),
         };
         let name = match &p.name {
-            Some(name) => ctx.parse(&field("name"), name, label)?,
+            Some(name) => ctx.parse(&field("name"), name, policy_name)?,
             None if i == 0 => prefix.to_owned(),
             None => format!("{prefix}.{}", i + 1),
         };
@@ -1222,6 +1222,15 @@ fn hsts(s: &str) -> Result<String, String> {
         return Err(bad());
     }
     Ok(s.to_owned())
+}
+
+/// A rate-limit policy's name goes into the `RateLimit` headers as a quoted string, and
+/// into logs and metric labels: the plain charset of `name`, at most 64 bytes.
+fn policy_name(s: &str) -> Result<String, String> {
+    if s.len() > 64 {
+        return Err(format!("invalid name `{s}`: at most 64 characters"));
+    }
+    name(s)
 }
 
 /// Upstream and route names show up in logs and metric labels: keep them plain.

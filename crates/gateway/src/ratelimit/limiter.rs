@@ -13,8 +13,12 @@
 //! only spend quotas keyed on its own address; `after_auth` counts by `client`, `subject`
 //! or `key`; `after_body` counts by body field and refuses a locked-out account. Within a
 //! pass, a request is admitted only if every check admits it, and a refused request
-//! consumes nothing. `record_failure` charges the lockout: for a 401 to a credential that
-//! could be a guess, and for a login the upstream refused.
+//! consumes nothing; each pass keeps what it took in the request's context, and a pass
+//! that refuses (429, or 503 under `on_store_error = "deny"`) gives back what the earlier
+//! passes took, so a request refused anywhere consumes no policy's quota (a client stuck
+//! at its own limit cannot drain an ip or route budget). `record_failure` charges the
+//! lockout: for a 401 to a credential that could be a guess, and for a login the upstream
+//! refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +105,16 @@ impl std::fmt::Debug for RateLimiter {
 pub struct LoginAttempt {
     pub ip: bool,
     pub account: Option<String>,
+}
+
+/// What the phases of one request took so far, per store, to give back if a later phase
+/// refuses the request: a request refused anywhere consumes no policy's quota.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Bucket keys taken in this instance's memory (the memory store, or the `local`
+    /// fallback), and in Redis.
+    local: Vec<(String, Quota)>,
+    shared: Vec<(String, Quota)>,
 }
 
 /// The body fields a route's limits need, read once by `ratelimit::body`.
@@ -386,7 +400,10 @@ impl RateLimiter {
         }
         let decisions = match verdict {
             Verdict::Decided(decisions) => decisions,
-            Verdict::Unavailable => return Err(Rejection::RateLimitUnavailable),
+            Verdict::Unavailable => {
+                self.refund_taken(ctx).await;
+                return Err(Rejection::RateLimitUnavailable);
+            }
             Verdict::Unlimited => return Ok(false),
         };
         let refused = checks
@@ -397,6 +414,7 @@ impl RateLimiter {
                 Decision::Allow { .. } => None,
             });
         if let Some((source, retry_after, reset)) = refused {
+            self.refund_taken(ctx).await;
             let (name, per, limit, window, reason) = match source {
                 Source::Policy(p) => (
                     &p.name,
@@ -430,6 +448,20 @@ impl RateLimiter {
                 retry_after,
             });
         }
+        // Admitted: remember what this phase took, in the store that took it. (A login's
+        // advance lockout charge is settled apart, by its answer: `settle_login`.)
+        let local = !self.store.is_shared() || fallback.is_some();
+        let taken = &mut ctx.rate_taken;
+        let list = if local {
+            &mut taken.local
+        } else {
+            &mut taken.shared
+        };
+        for (source, key, quota, op) in checks {
+            if let (Source::Policy(_), Op::Take) = (source, op) {
+                list.push((key.clone(), *quota));
+            }
+        }
         if self.headers_always {
             let tightest = (checks.iter().zip(&decisions))
                 .filter_map(|((source, ..), d)| match (source, d) {
@@ -455,6 +487,22 @@ impl RateLimiter {
             }
         }
         Ok(true)
+    }
+
+    /// Gives back what earlier phases of this request took, one store call per store:
+    /// called when a later phase refuses it (429, or 503 under `deny`).
+    async fn refund_taken(&self, ctx: &mut RequestCtx) {
+        let taken = std::mem::take(&mut ctx.rate_taken);
+        for (list, shared) in [(&taken.local, false), (&taken.shared, true)] {
+            let checks: Vec<Check<'_>> = (list.iter())
+                .map(|(key, quota)| Check {
+                    key,
+                    quota: *quota,
+                    op: Op::Refund,
+                })
+                .collect();
+            self.store.refund(&checks, shared).await;
+        }
     }
 }
 
@@ -497,20 +545,31 @@ fn bounded(value: &str) -> std::borrow::Cow<'_, str> {
 /// structured fields): `"name";q=LIMIT;w=WINDOW` and `"name";r=REMAINING;t=RESET`.
 pub fn header_values(state: &RateLimitState) -> (String, String) {
     let seconds_up = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let name = sf_string(&state.policy);
     (
-        format!(
-            "\"{}\";q={};w={}",
-            state.policy,
-            state.limit,
-            seconds_up(state.window)
-        ),
-        format!(
-            "\"{}\";r={};t={}",
-            state.policy,
-            state.remaining,
-            seconds_up(state.reset)
-        ),
+        format!("{name};q={};w={}", state.limit, seconds_up(state.window)),
+        format!("{name};r={};t={}", state.remaining, seconds_up(state.reset)),
     )
+}
+
+/// An RFC 8941 sf-string: quoted, `"` and `\` escaped. Config load keeps policy names
+/// plain; this keeps the header well-formed whatever a name holds (bytes outside printable
+/// ASCII, which an sf-string cannot carry, become `?`).
+fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -528,5 +587,19 @@ mod tests {
         });
         assert_eq!(policy, "\"login\";q=5;w=900");
         assert_eq!(now, "\"login\";r=0;t=180");
+    }
+
+    #[test]
+    fn policy_names_are_escaped_as_structured_field_strings() {
+        let (policy, now) = header_values(&RateLimitState {
+            policy: "a\"b\\c\u{e9}".into(),
+            limit: 1,
+            window: Duration::from_secs(1),
+            remaining: 0,
+            reset: Duration::ZERO,
+        });
+        assert_eq!(policy, r#""a\"b\\c?";q=1;w=1"#);
+        assert_eq!(now, r#""a\"b\\c?";r=0;t=0"#);
+        assert!(http::HeaderValue::from_str(&policy).is_ok());
     }
 }

@@ -322,17 +322,34 @@ mod tests {
 
     #[test]
     fn idle_keys_are_evicted_first() {
-        let (store, clock) = store(64); // one slot per shard
-        let quota = Quota::new(1, Duration::from_secs(1), None).unwrap();
+        let (store, clock) = store(64 * 8); // eight slots per shard
+        let short = Quota::new(1, Duration::from_secs(1), None).unwrap();
+        let long = Quota::new(1, Duration::from_secs(3600), None).unwrap();
+        let refuses = |key| {
+            matches!(
+                store.check_all(&[Check::take(key, long)])[0],
+                Decision::Deny { .. }
+            )
+        };
+        // One key constrained for an hour, among a flood whose state decays in a second.
+        store.check_all(&[Check::take("keep", long)]);
         for i in 0..1000 {
-            store.check_all(&[Check::take(&format!("old-{i}"), quota)]);
+            store.check_all(&[Check::take(&format!("old-{i}"), short)]);
         }
-        assert!(store.len() <= 64);
+        assert!(
+            refuses("keep"),
+            "a full shard first drops the least constrained"
+        );
         clock.advance(Duration::from_secs(2));
+        // Every shard is full of decayed keys, then of new ones constrained for a second.
         for i in 0..1000 {
-            store.check_all(&[Check::take(&format!("new-{i}"), quota)]);
+            store.check_all(&[Check::take(&format!("new-{i}"), short)]);
         }
-        assert!(store.len() <= 64);
+        assert!(store.len() <= 64 * 8);
+        assert!(
+            refuses("keep"),
+            "the constrained key outlived the decayed and the less constrained ones"
+        );
     }
 
     #[test]

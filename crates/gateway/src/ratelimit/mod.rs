@@ -10,4 +10,4 @@ pub mod memory;
 pub mod redis;
 pub mod store;
 
-pub use limiter::{BodyFields, LoginAttempt, RateLimitState, RateLimiter, header_values};
+pub use limiter::{BodyFields, LoginAttempt, RateLimitState, RateLimiter, Taken, header_values};

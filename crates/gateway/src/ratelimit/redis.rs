@@ -1,16 +1,24 @@
 //! The shared store for rate-limit state: Redis, one atomic script per decision.
 //!
-//! Why a script: every check of one request (several policies, a lockout) is read,
-//! decided and written inside Redis in one round trip, so two gateways can never both
-//! admit the last request of a quota. Why Redis's clock (`TIME`): instances with skewed
-//! clocks would otherwise disagree on every TAT. Keys expire by themselves once their TAT
-//! has passed (they then decide exactly like a key never seen), so Redis holds only
-//! clients that are currently constrained.
+//! Why a script: every check of one call (the policies of one pipeline phase, a lockout)
+//! is read, decided and written inside Redis in one round trip, so two gateways can never
+//! both admit the last request of a quota. Why Redis's clock (`TIME`): instances with
+//! skewed clocks would otherwise disagree on every TAT. Keys expire by themselves once
+//! their TAT has passed (they then decide exactly like a key never seen), so Redis holds
+//! only clients that are currently constrained.
+//!
+//! Why a deadline: a call the gateway gave up on (no answer within `store_timeout`) may
+//! still sit in a stalled Redis's backlog and run later, charging a request that was
+//! answered without it. Each script carries the gateway's give-up time on Redis's clock
+//! and writes nothing past it. Each connection learns its offset to Redis's clock with
+//! `TIME` on first use (and after a failure), then from the `now` every answer carries,
+//! to within half a round trip.
 //!
 //! Key names are `palisade:rl:{<32 hex>}`: a digest of the bucket, so no client address,
-//! header value or account name is stored in the clear and key length is fixed. The braces
-//! make each key its own Redis Cluster hash tag. Works with Redis 6+ (scripts replicate
-//! their effects, so `TIME` before a write is allowed).
+//! header value or account name is stored in the clear and key length is fixed. Works with
+//! Redis 6+ (scripts replicate their effects, so `TIME` before a write is allowed). Redis
+//! Cluster is refused (at config load, and by the first call on each connection): a call's
+//! keys hash to different slots, which a cluster answers with `CROSSSLOT`.
 //!
 //! Failure is reported, never hidden or waited out: `check_all` returns an error on a
 //! timeout or a broken connection, and after a failure the store is skipped for
@@ -18,7 +26,7 @@
 //! request; the connection manager reconnects in the background.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -29,22 +37,26 @@ use super::memory::{Check, Op};
 /// How long the store is skipped after a failure before it is tried again.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The GCRA of `gcra.rs`, in microseconds of Redis's clock. Per key, ARGV holds three
-/// values: the emission interval T and the tolerance tau (both in nanoseconds, so
-/// sub-microsecond intervals keep their precision as Lua doubles) and the operation
-/// (`0` take, `1` peek, `2` charge, `3` refund; see `memory::Op`). Returns three integers per key:
-/// `1, remaining, reset_us` when admitted, `0, retry_after_us, reset_us` when refused.
-/// Doubles hold microseconds since 1970 exactly (< 2^53); TATs are stored with `%.0f`
-/// because Lua's `tostring` keeps only 14 digits.
+/// The GCRA of `gcra.rs`, in microseconds of Redis's clock. ARGV[1] is the call's deadline
+/// on that clock: a script that runs later (Redis was stalled and ran it from its backlog,
+/// after the gateway had given up and answered without it) writes nothing and answers
+/// `0, now`. Then, per key, three values: the emission interval T and the tolerance tau
+/// (both in nanoseconds, so sub-microsecond intervals keep their precision as Lua doubles)
+/// and the operation (`0` take, `1` peek, `2` charge, `3` refund; see `memory::Op`).
+/// Answers `1, now`, then three integers per key: `1, remaining, reset_us` when admitted,
+/// `0, retry_after_us, reset_us` when refused. `now` lets the caller track its offset to
+/// Redis's clock. Doubles hold microseconds since 1970 exactly (< 2^53); TATs are stored
+/// with `%.0f` because Lua's `tostring` keeps only 14 digits.
 const SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local out, news = {}, {}
+if now > tonumber(ARGV[1]) then return {0, now} end
+local out, news = {1, now}, {}
 local all_admit = true
 for i = 1, #KEYS do
-  local t = tonumber(ARGV[3 * i - 2]) / 1000
-  local tau = tonumber(ARGV[3 * i - 1]) / 1000
-  local op = ARGV[3 * i]
+  local t = tonumber(ARGV[3 * i - 1]) / 1000
+  local tau = tonumber(ARGV[3 * i]) / 1000
+  local op = ARGV[3 * i + 1]
   local tat = tonumber(redis.call('GET', KEYS[i]) or 0) or 0
   local start = math.max(tat, now)
   local new = start + t
@@ -63,11 +75,11 @@ for i = 1, #KEYS do
   end
 end
 for i = 1, #KEYS do
-  local op = ARGV[3 * i]
+  local op = ARGV[3 * i + 1]
   if op == '3' then
     local tat = tonumber(redis.call('GET', KEYS[i]) or 0) or 0
     if tat > now then
-      local back = math.max(tat - tonumber(ARGV[3 * i - 2]) / 1000, now)
+      local back = math.max(tat - tonumber(ARGV[3 * i - 1]) / 1000, now)
       redis.call('SET', KEYS[i], string.format('%.0f', back), 'PX', math.ceil((back - now) / 1000) + 1)
     end
   elseif news[i] and ((op == '0' and all_admit) or op == '2') then
@@ -105,12 +117,19 @@ pub struct RedisStore {
     url: String,
     /// The URL without credentials, for logs.
     display: String,
+    /// For one-off connections (`check_supported`), apart from the workers' own.
+    client: redis::Client,
     /// One connection per worker (`workers`): a decision is sent and answered on the thread
     /// that serves the request, never handed to another worker's connection.
     managers: Box<[ConnectionManager]>,
+    /// Per connection: Redis's clock minus ours, in microseconds (`UNKNOWN` until learned).
+    offsets: Box<[AtomicI64]>,
     script: redis::Script,
     health: Health,
 }
+
+/// No offset to Redis's clock learned yet (or the connection failed since).
+const UNKNOWN: i64 = i64::MIN;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +147,11 @@ struct Health {
     failing: AtomicBool,
 }
 
+/// Why the store refuses to work with a server, whatever the request.
+const CLUSTER_UNSUPPORTED: &str = "the Redis server runs in cluster mode (cluster_enabled:1), \
+     which the rate-limit store does not support: point `rate_limit.store` at a standalone \
+     Redis (or a primary with replicas)";
+
 impl RedisStore {
     /// Prepares the store; connects lazily, on the first decision, so a gateway starts
     /// (and falls back as configured) even when Redis is down.
@@ -142,13 +166,15 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(100))
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)));
-        let managers = (0..crate::workers::count())
+        let managers: Box<[ConnectionManager]> = (0..crate::workers::count())
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("cannot set up Redis at {display}: {e}"))?;
         Ok(Arc::new(RedisStore {
             url: url.to_owned(),
             display,
+            client: client.clone(),
+            offsets: managers.iter().map(|_| AtomicI64::new(UNKNOWN)).collect(),
             managers,
             script: redis::Script::new(SCRIPT),
             health: Health {
@@ -163,7 +189,27 @@ impl RedisStore {
         &self.url
     }
 
-    /// Decides every check of one request in one script call, within `timeout`.
+    /// At config load: refuses a server the store cannot work with (Redis Cluster), so the
+    /// mistake stops the load instead of failing every request. A server that cannot be
+    /// reached now is accepted: `on_store_error` covers it until it answers.
+    pub async fn check_supported(&self, timeout: Duration) -> Result<(), String> {
+        // A connection of its own: the workers' connections live on their own threads.
+        let info = async {
+            let mut connection = self.client.get_multiplexed_async_connection().await?;
+            redis::cmd("INFO")
+                .arg("cluster")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(timeout, info).await {
+            Ok(Ok(info)) if cluster_enabled(&info) => {
+                Err(format!("{CLUSTER_UNSUPPORTED} (at {})", self.display))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Decides every check of one call (one pipeline phase) in one script, within `timeout`.
     pub async fn check_all(
         &self,
         checks: &[Check<'_>],
@@ -172,35 +218,98 @@ impl RedisStore {
         if self.elapsed_ms() < self.health.resting_until_ms.load(Ordering::Relaxed) {
             return Err(StoreError::Resting);
         }
-        let mut invocation = self.script.prepare_invoke();
-        for check in checks {
-            let interval = check.quota.emission_interval().as_nanos();
-            let tau = interval.saturating_mul(u128::from(check.quota.burst));
-            let op = match check.op {
-                Op::Take => "0",
-                Op::Peek => "1",
-                Op::Charge => "2",
-                Op::Refund => "3",
-            };
-            invocation
-                .key(bucket_key(check.key))
-                .arg(interval.to_string())
-                .arg(tau.to_string())
-                .arg(op);
-        }
-        let mut connection = crate::workers::own(&self.managers).clone();
-        let answer: Result<Vec<i64>, StoreError> =
-            match tokio::time::timeout(timeout, invocation.invoke_async(&mut connection)).await {
-                Err(_) => Err(StoreError::Timeout),
-                Ok(Err(e)) => Err(StoreError::Failed(e.to_string())),
-                Ok(Ok(values)) => Ok(values),
-            };
-        let decisions = answer.and_then(|values| parse_answer(&values, checks.len()));
+        self.call(checks, timeout).await
+    }
+
+    /// Like `check_all`, but tried even while the store rests after a failure: for refunds,
+    /// which are rare and would otherwise be lost right when a later call failed.
+    pub async fn call(
+        &self,
+        checks: &[Check<'_>],
+        timeout: Duration,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let worker = crate::workers::current() % self.managers.len();
+        let mut connection = self.managers[worker].clone();
+        let offset = &self.offsets[worker];
+        let started = self.local_us();
+        let timeout_us = i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+        let exchange = async {
+            let mut known = offset.load(Ordering::Relaxed);
+            if known == UNKNOWN {
+                known = self.learn_offset(&mut connection).await?;
+                offset.store(known, Ordering::Relaxed);
+            }
+            // Our give-up time on Redis's clock: a script Redis runs after it writes nothing.
+            let deadline = started.saturating_add(timeout_us).saturating_add(known);
+            let mut invocation = self.script.prepare_invoke();
+            invocation.arg(deadline.to_string());
+            for check in checks {
+                let interval = check.quota.emission_interval().as_nanos();
+                let tau = interval.saturating_mul(u128::from(check.quota.burst));
+                let op = match check.op {
+                    Op::Take => "0",
+                    Op::Peek => "1",
+                    Op::Charge => "2",
+                    Op::Refund => "3",
+                };
+                invocation
+                    .key(bucket_key(check.key))
+                    .arg(interval.to_string())
+                    .arg(tau.to_string())
+                    .arg(op);
+            }
+            let sent = self.local_us();
+            let values: Vec<i64> = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            let received = self.local_us();
+            if let Some(&redis_now) = values.get(1) {
+                offset.store(redis_now - midpoint(sent, received), Ordering::Relaxed);
+            }
+            parse_answer(&values, checks.len())
+        };
+        let decisions = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(answer) => answer,
+        };
         match &decisions {
             Ok(_) => self.recovered(),
-            Err(error) => self.failed(error),
+            Err(error) => {
+                // A broken connection is re-established by the manager, maybe to another
+                // server (a failover): learn the clock again.
+                if matches!(error, StoreError::Failed(_)) {
+                    offset.store(UNKNOWN, Ordering::Relaxed);
+                }
+                self.failed(error)
+            }
         }
         decisions
+    }
+
+    /// The first call on a connection (or after it failed): Redis's `TIME`, to place the
+    /// script's deadline on Redis's clock (to within half this round trip), and
+    /// `INFO cluster`, to refuse a cluster node, in one round trip.
+    async fn learn_offset(&self, connection: &mut ConnectionManager) -> Result<i64, StoreError> {
+        let sent = self.local_us();
+        let (time, info): ((i64, i64), String) = redis::pipe()
+            .cmd("TIME")
+            .cmd("INFO")
+            .arg("cluster")
+            .query_async(connection)
+            .await
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let received = self.local_us();
+        if cluster_enabled(&info) {
+            return Err(StoreError::Failed(CLUSTER_UNSUPPORTED.to_owned()));
+        }
+        let redis_now = time.0.saturating_mul(1_000_000).saturating_add(time.1);
+        Ok(redis_now - midpoint(sent, received))
+    }
+
+    /// Microseconds on this process's monotonic clock.
+    fn local_us(&self) -> i64 {
+        i64::try_from(self.health.epoch.elapsed().as_micros()).unwrap_or(i64::MAX)
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -239,15 +348,21 @@ impl RedisStore {
 }
 
 /// Turns the script's flat answer into decisions; anything malformed is a store failure.
+/// An answer that the deadline had passed (Redis's clock moved far from what this
+/// connection had learned, since an answer in time cannot be late otherwise) is a timeout.
 fn parse_answer(values: &[i64], expected: usize) -> Result<Vec<Decision>, StoreError> {
-    if values.len() != expected * 3 {
-        return Err(StoreError::Failed(format!(
-            "the script answered {} values for {expected} keys",
-            values.len()
-        )));
+    match values {
+        [0, _] => return Err(StoreError::Timeout),
+        [1, _, rest @ ..] if rest.len() == expected * 3 => {}
+        _ => {
+            return Err(StoreError::Failed(format!(
+                "the script answered {} values for {expected} keys",
+                values.len()
+            )));
+        }
     }
     let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-    Ok(values
+    Ok(values[2..]
         .chunks_exact(3)
         .map(|chunk| {
             let (admitted, first, reset) = (chunk[0], chunk[1], micros(chunk[2]));
@@ -264,6 +379,15 @@ fn parse_answer(values: &[i64], expected: usize) -> Result<Vec<Decision>, StoreE
             }
         })
         .collect())
+}
+
+fn midpoint(a: i64, b: i64) -> i64 {
+    a + (b - a) / 2
+}
+
+/// Whether an `INFO cluster` answer says the server is a cluster node.
+fn cluster_enabled(info: &str) -> bool {
+    info.lines().any(|l| l.trim() == "cluster_enabled:1")
 }
 
 /// `palisade:rl:{<first 16 bytes of SHA-256, hex>}`.
@@ -416,6 +540,69 @@ mod tests {
         assert_eq!(redis.keys("palisade:rl:*").len(), 1);
     }
 
+    /// A call the gateway gave up on, queued in a stalled Redis, writes nothing when Redis
+    /// runs it later: the script is past its deadline on Redis's clock.
+    #[tokio::test]
+    async fn a_call_that_timed_out_is_not_charged_when_redis_runs_it_later() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).unwrap();
+        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
+        let take = [Check::take("late", quota)];
+        let remaining = |d: &[Decision]| match d[0] {
+            Decision::Allow { remaining, .. } => remaining,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            remaining(&store.check_all(&take, TIMEOUT).await.unwrap()),
+            9
+        );
+        redis.pause();
+        let started = Instant::now();
+        for _ in 0..3 {
+            // `call` ignores the rest after a failure, so every script reaches the socket.
+            let error = store.call(&take, Duration::from_millis(50)).await;
+            assert_eq!(error, Err(StoreError::Timeout));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Long enough that the queued scripts run well past their deadlines.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        redis.resume();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let decisions = loop {
+            match store.call(&take, TIMEOUT).await {
+                Ok(decisions) => break decisions,
+                Err(e) => assert!(Instant::now() < deadline, "no recovery: {e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            remaining(&decisions),
+            8,
+            "only the answered calls were charged"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_node_is_refused() {
+        let redis = RedisServer::start_with(&["--cluster-enabled", "yes"]);
+        let store = RedisStore::connect(&redis.url()).unwrap();
+        let error = store.check_supported(TIMEOUT).await.unwrap_err();
+        assert!(error.contains("cluster mode"), "{error}");
+        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
+        let Err(StoreError::Failed(message)) =
+            store.call(&[Check::take("k", quota)], TIMEOUT).await
+        else {
+            panic!("a cluster node decided");
+        };
+        assert!(message.contains("cluster mode"), "{message}");
+        // A standalone server passes, and so does one that cannot be reached (yet).
+        let plain = RedisServer::start();
+        let store = RedisStore::connect(&plain.url()).unwrap();
+        assert_eq!(store.check_supported(TIMEOUT).await, Ok(()));
+        plain.stop();
+        assert_eq!(store.check_supported(TIMEOUT).await, Ok(()));
+    }
+
     #[test]
     fn bucket_keys_are_fixed_length_hash_tags_without_the_value() {
         let key = bucket_key("login|login-ip|ip|203.0.113.7");
@@ -441,11 +628,12 @@ mod tests {
     #[test]
     fn malformed_answers_are_failures_not_decisions() {
         assert!(matches!(
-            parse_answer(&[1, 2], 1),
+            parse_answer(&[1, 7, 1, 2], 1),
             Err(StoreError::Failed(_))
         ));
+        assert_eq!(parse_answer(&[0, 7], 1), Err(StoreError::Timeout));
         assert_eq!(
-            parse_answer(&[1, 4, 1_000, 0, 2_000_000, 5_000_000], 2).unwrap(),
+            parse_answer(&[1, 7, 1, 4, 1_000, 0, 2_000_000, 5_000_000], 2).unwrap(),
             [
                 Decision::Allow {
                     remaining: 4,

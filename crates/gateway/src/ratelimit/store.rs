@@ -83,22 +83,29 @@ impl RateStore {
         self.local.len()
     }
 
+    /// Whether a shared store (Redis) decides when it answers.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// At config load: refuses a shared store the limiter cannot work with (see
+    /// `RedisStore::check_supported`).
+    pub async fn check_supported(&self) -> Result<(), String> {
+        match &self.shared {
+            Some(shared) => (shared.redis).check_supported(Duration::from_secs(1)).await,
+            None => Ok(()),
+        }
+    }
+
     /// Decides `checks`; the second value names the fallback taken, if any (for the log).
     pub async fn decide(&self, checks: &[Check<'_>]) -> (Verdict, Option<&'static str>) {
         let Some(shared) = &self.shared else {
             return (Verdict::Decided(self.local.check_all(checks)), None);
         };
-        match shared.redis.check_all(checks, shared.timeout).await {
-            Ok(decisions) => {
-                shared.ok.inc();
-                (Verdict::Decided(decisions), None)
-            }
-            Err(error) => {
-                match error {
-                    StoreError::Timeout => shared.timeouts.inc(),
-                    StoreError::Failed(_) => shared.errors.inc(),
-                    StoreError::Resting => shared.resting.inc(),
-                };
+        let result = shared.redis.check_all(checks, shared.timeout).await;
+        match shared.count(result) {
+            Some(decisions) => (Verdict::Decided(decisions), None),
+            None => {
                 shared.fallbacks.inc();
                 let verdict = match shared.on_error {
                     OnStoreError::Local => Verdict::Decided(self.local.check_all(checks)),
@@ -106,6 +113,45 @@ impl RateStore {
                     OnStoreError::Allow => Verdict::Unlimited,
                 };
                 (verdict, Some(shared.on_error.as_str()))
+            }
+        }
+    }
+
+    /// Gives back `Refund` checks to the store that took them: this instance's memory
+    /// (`shared = false`) or Redis. A refund Redis cannot take is lost (counted as a failed
+    /// call), never moved to another store, which never took it.
+    pub async fn refund(&self, checks: &[Check<'_>], shared: bool) {
+        if checks.is_empty() {
+            return;
+        }
+        match (&self.shared, shared) {
+            (Some(store), true) => {
+                // Tried even while Redis rests after a failure: see `RedisStore::call`.
+                let result = store.redis.call(checks, store.timeout).await;
+                store.count(result);
+            }
+            _ => {
+                self.local.check_all(checks);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Counts one call's outcome; the decisions if Redis gave them.
+    fn count(&self, result: Result<Vec<Decision>, StoreError>) -> Option<Vec<Decision>> {
+        match result {
+            Ok(decisions) => {
+                self.ok.inc();
+                Some(decisions)
+            }
+            Err(error) => {
+                match error {
+                    StoreError::Timeout => self.timeouts.inc(),
+                    StoreError::Failed(_) => self.errors.inc(),
+                    StoreError::Resting => self.resting.inc(),
+                };
+                None
             }
         }
     }
