@@ -200,15 +200,17 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
         "application/problem+json"
     );
     let problem: serde_json::Value = invalid.json().await.unwrap();
-    let pointers: Vec<(&str, &str)> = (problem["errors"].as_array().unwrap().iter())
+    let mut pointers: Vec<(&str, &str)> = (problem["errors"].as_array().unwrap().iter())
         .map(|e| (e["in"].as_str().unwrap(), e["pointer"].as_str().unwrap()))
         .collect();
+    // The set matters, not the order the schema engine finds them in.
+    pointers.sort_unstable();
     assert_eq!(
         pointers,
         [
+            ("body", "/isAdmin"),
             ("body", "/item"),
-            ("body", "/quantity"),
-            ("body", "/isAdmin")
+            ("body", "/quantity")
         ],
         "{problem}"
     );
