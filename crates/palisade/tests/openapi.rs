@@ -802,3 +802,81 @@ fn parameter_styles_the_gateway_cannot_read_do_not_load() {
         "{stderr}"
     );
 }
+
+/// An upstream that answers `/api/leaky` with text where the spec declares JSON, and
+/// `?status=418` with a status the spec does not list.
+async fn text_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer: &[u8] = if head.starts_with(b"GET /api/leaky?status=418 ") {
+                    b"HTTP/1.1 418 I'm a teapot\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecret"
+                };
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_outside_the_declared_media_types_are_refused_when_enforcing() {
+    let url = text_upstream().await;
+    // The usual config, pointed at the text upstream instead.
+    let recording = RecordingUpstream::start().await;
+    let start = |mode: &str| {
+        let extra = format!("validate_responses = \"{mode}\"\n");
+        GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+            .config(config(&recording, "openapi.yaml", &extra).replace(&recording.url(), &url))
+            .file("openapi.yaml", SPEC_31)
+            .env("PALISADE_ADMIN_TOKEN", TOKEN)
+            .env("PALISADE_KEY_PEPPER", PEPPER)
+            .start()
+    };
+    let (enforcing, logging) = (start("enforce"), start("log"));
+    let get = |gw: &GatewayProcess, path: &str| reqwest::get(format!("{}{path}", gw.http_url()));
+
+    let replaced = get(&enforcing, "/api/leaky").await.unwrap();
+    assert_eq!(replaced.status(), 502);
+    let text = replaced.text().await.unwrap();
+    assert!(!text.contains("secret"), "{text}");
+    let event = tokio::task::block_in_place(|| {
+        enforcing.wait_for_log(|l| l["event"] == "invalid_response", Duration::from_secs(5))
+    })
+    .expect("an invalid_response event");
+    assert_eq!(event["reason"], "undeclared_media_type", "{event}");
+
+    let passed = get(&logging, "/api/leaky").await.unwrap();
+    assert_eq!(passed.status(), 200);
+    assert_eq!(passed.text().await.unwrap(), "secret", "log mode passes it");
+    let event = tokio::task::block_in_place(|| {
+        logging.wait_for_log(|l| l["event"] == "invalid_response", Duration::from_secs(5))
+    })
+    .expect("an invalid_response event");
+    assert_eq!(event["reason"], "undeclared_media_type", "{event}");
+
+    // A status the spec does not list is logged, and passed in either mode.
+    let teapot = get(&enforcing, "/api/leaky?status=418").await.unwrap();
+    assert_eq!(teapot.status(), 418);
+    let event = tokio::task::block_in_place(|| {
+        enforcing.wait_for_log(
+            |l| l["event"] == "invalid_response" && l["reason"] == "undeclared_status",
+            Duration::from_secs(5),
+        )
+    })
+    .expect("an undeclared_status event");
+    assert_eq!(event["status"], 418, "{event}");
+}

@@ -1012,17 +1012,37 @@ impl Validation {
         {
             return Ok(response);
         }
-        let essence = media_essence(response.headers());
-        let schema = response_media(&rules.responses, status)
-            .and_then(|media| most_specific(media, essence.as_deref()))
-            .and_then(Option::as_ref);
-        let Some(schema) = schema.filter(|_| essence.as_deref().is_some_and(is_json)) else {
-            return Ok(response);
-        };
         let enforce = rules.response_mode == ResponseMode::Enforce;
         let declared = (response.headers().get(http::header::CONTENT_LENGTH))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let Some(media) = response_media(&rules.responses, status) else {
+            // A status the spec does not list: the spec may be incomplete, so it is only
+            // logged, in either mode.
+            response_event(ctx, upstream, status, "undeclared_status", &[]);
+            return Ok(response);
+        };
+        let essence = media_essence(response.headers());
+        if media.is_empty() || (essence.is_none() && declared == Some(0)) {
+            // Declared without content, or nothing sent: nothing to check.
+            return Ok(response);
+        }
+        let schema = match most_specific(media, essence.as_deref()) {
+            // Not one of the declared media types (text/plain where only JSON is): a
+            // response the spec does not describe cannot have been checked.
+            None => {
+                response_event(ctx, upstream, status, "undeclared_media_type", &[]);
+                return unchecked(enforce, upstream, response);
+            }
+            Some(None) => return Ok(response),
+            Some(Some(schema)) if essence.as_deref().is_some_and(is_json) => schema,
+            Some(Some(_)) => {
+                // A schema for a media type the gateway does not read (`*/*` answered
+                // with HTML, say).
+                response_event(ctx, upstream, status, "unchecked_media_type", &[]);
+                return unchecked(enforce, upstream, response);
+            }
+        };
         if !enforce && declared.is_none_or(|length| length > max_inspect) {
             // Only logging: a response that cannot be read whole is passed untouched.
             response_event(ctx, upstream, response.status(), "unchecked_size", &[]);
@@ -1051,6 +1071,20 @@ impl Validation {
         }
         Ok(http::Response::from_parts(parts, body::full(bytes)))
     }
+}
+
+/// A response that could not be checked: passed when only logging, 502 when enforcing.
+fn unchecked(
+    enforce: bool,
+    upstream: &str,
+    response: http::Response<Body>,
+) -> Result<http::Response<Body>, Rejection> {
+    if enforce {
+        return Err(Rejection::InvalidResponse {
+            upstream: upstream.to_owned(),
+        });
+    }
+    Ok(response)
 }
 
 fn response_event(
