@@ -21,6 +21,11 @@ const ORDER_SCHEMA: &str = r#"{
     "shipping": {
       "type": "object",
       "properties": { "street": { "type": "string" } }
+    },
+    "labels": {
+      "type": "object",
+      "propertyNames": { "maxLength": 3 },
+      "additionalProperties": { "type": "string" }
     }
   }
 }"#;
@@ -378,5 +383,27 @@ async fn a_headers_schema_checks_the_headers_it_names_and_only_those() {
         upstream.requests().len(),
         1,
         "no refused request went upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_name_that_breaks_property_names_is_not_echoed() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream);
+    let ok = json!({"item": "book", "quantity": 1, "labels": {"abc": "x"}});
+    assert_eq!(
+        post(&gw, "application/json", ok.to_string()).await.status(),
+        200
+    );
+    let secret = json!({"item": "book", "quantity": 1, "labels": {"SECRETKEY": "x"}});
+    let errors = errors_of(post(&gw, "application/json", secret.to_string()).await).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (location, pointer, detail) = &errors[0];
+    assert_eq!((location.as_str(), pointer.as_str()), ("body", "/labels"));
+    assert!(detail.contains("propertyNames"), "{detail}");
+    assert!(detail.contains("longer than 3 characters"), "{detail}");
+    assert!(
+        !detail.contains("SECRETKEY"),
+        "the name is never echoed: {detail}"
     );
 }

@@ -107,7 +107,16 @@ impl Schema {
                 _ => (Vec::new(), ""),
             };
             if members.is_empty() {
-                push(out, location, at.clone(), error.masked().to_string());
+                let detail = match error.kind() {
+                    // The engine's own text for these quotes the member name sent, which may
+                    // be the secret or payload; the name is masked like any value.
+                    ValidationErrorKind::PropertyNames { error } => format!(
+                        "has a member name that breaks propertyNames: {}",
+                        error.masked_with("the name")
+                    ),
+                    _ => error.masked().to_string(),
+                };
+                push(out, location, at.clone(), detail);
             }
             for member in members {
                 let escaped = member.replace('~', "~0").replace('/', "~1");
