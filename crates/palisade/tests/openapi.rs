@@ -659,6 +659,7 @@ async fn forms_and_every_supported_parameter_style_are_checked() {
         // Exploded form object: its properties are query names of their own.
         ("?x=abc", None, ("query", "/point/x")),
         ("?x=1&y=2&y=3", None, ("query", "/point/y")),
+        ("?X=abc", None, ("query", "/X")),
         // Invalid UTF-8 is refused, not replaced.
         ("?name=%C0%A7", None, ("query", "/name")),
         // Cookies are checked as decoded, and one differing only in case is refused.

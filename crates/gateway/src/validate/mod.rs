@@ -188,13 +188,30 @@ impl Validation {
         // `?LIMIT=1000`, `?limit[]=1000` or `?li.mit` beside a declared `limit`: upstreams
         // that fold case, strip `[]` (PHP, Rails, qs) or map `.` and spaces to `_` (PHP)
         // would act on a value the gateway never checked.
+        // An exploded object's properties are query names of their own (`?x=1&y=2`).
+        let declared: Vec<&str> = (rules.params.iter())
+            .filter(|p| p.location == ParamLocation::Query)
+            .flat_map(|p| {
+                let own = std::iter::once(p.name.as_str());
+                let members = match (&p.kind, p.style, p.exploded) {
+                    (Kind::Object(kinds), Style::Form, true) => {
+                        kinds.keys().map(String::as_str).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                own.chain(members)
+            })
+            .collect();
         for (name, _) in &query_pairs {
             let folded = folded_name(name);
-            let shadows = (rules.params.iter()).any(|p| {
-                p.location == ParamLocation::Query
-                    && p.name != *name
-                    && folded_name(&p.name) == folded
-                    && !(p.style == Style::DeepObject && deep_member(name, &p.name).is_some())
+            let shadows = declared.iter().any(|declared| {
+                declared != name
+                    && folded_name(declared) == folded
+                    && !(rules.params.iter()).any(|p| {
+                        p.name == *declared
+                            && p.style == Style::DeepObject
+                            && deep_member(name, &p.name).is_some()
+                    })
             });
             if shadows {
                 let detail =
