@@ -656,6 +656,8 @@ async fn forms_and_every_supported_parameter_style_are_checked() {
             None,
             ("query", "/filter/status][x"),
         ),
+        ("?filter=open", None, ("query", "/filter")),
+        ("?point=x,1", None, ("query", "/point")),
         // Exploded form object: its properties are query names of their own.
         ("?x=abc", None, ("query", "/point/x")),
         ("?x=1&y=2&y=3", None, ("query", "/point/y")),
@@ -781,6 +783,10 @@ fn parameter_styles_the_gateway_cannot_read_do_not_load() {
         (
             "{ name: h, in: header, style: form, schema: { type: string } }",
             "parameter `h` (in header): style `form` is not supported there; use simple",
+        ),
+        (
+            "{ name: o, in: query, schema: { type: object } }",
+            "parameter `o` (in query): an exploded form object must list its `properties`",
         ),
         (
             "{ name: c, in: cookie, schema: { type: object } }",

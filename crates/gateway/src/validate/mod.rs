@@ -185,9 +185,6 @@ impl Validation {
         // Decoded strictly: a value that is not UTF-8 is refused, not replaced, since the
         // upstream would read the original bytes and the gateway would have checked others.
         let query_pairs = decode_pairs(query.unwrap_or("").as_bytes(), "query", &mut errors);
-        // `?LIMIT=1000`, `?limit[]=1000` or `?li.mit` beside a declared `limit`: upstreams
-        // that fold case, strip `[]` (PHP, Rails, qs) or map `.` and spaces to `_` (PHP)
-        // would act on a value the gateway never checked.
         // An exploded object's properties are query names of their own (`?x=1&y=2`).
         let declared: Vec<&str> = (rules.params.iter())
             .filter(|p| p.location == ParamLocation::Query)
@@ -202,6 +199,9 @@ impl Validation {
                 own.chain(members)
             })
             .collect();
+        // `?LIMIT=1000`, `?limit[]=1000` or `?li.mit` beside a declared `limit`: upstreams
+        // that fold case, strip `[]` (PHP, Rails, qs) or map `.` and spaces to `_` (PHP)
+        // would act on a value the gateway never checked.
         for (name, _) in &query_pairs {
             let folded = folded_name(name);
             let shadows = declared.iter().any(|declared| {
@@ -642,6 +642,17 @@ fn param_style(p: &Parameter, kind: &Kind) -> Result<Style, String> {
             }
         ));
     }
+    if let (Style::Form, ParamLocation::Query, Kind::Object(kinds)) = (style, p.location, kind)
+        && kinds.is_empty()
+        && p.explode != Some(false)
+    {
+        // Its members would be every query name, which the gateway cannot tell apart from
+        // the other parameters.
+        return Err(format!(
+            "parameter `{}` (in query): an exploded form object must list its `properties`",
+            p.name
+        ));
+    }
     Ok(style)
 }
 
@@ -682,7 +693,14 @@ fn check_param(
         capped(errors, error(location, &pointer, "is given more than once"));
     };
     let value = match (&param.kind, raw.as_slice()) {
-        (Kind::Object(kinds), _) if param.location == ParamLocation::Query && param.exploded => {
+        (Kind::Object(kinds), raw) if param.location == ParamLocation::Query && param.exploded => {
+            if !raw.is_empty() && !kinds.contains_key(&param.name) {
+                // `?filter=open` beside a deepObject `filter`: a value under the object's own
+                // name is not one of its members, and an upstream might still read it.
+                let detail = "is an object: send its properties, not one value";
+                capped(errors, error(location, &pointer, detail));
+                return;
+            }
             // deepObject `p[x]=1`, or exploded form: each property its own query name.
             let members: Vec<(String, String)> = if param.style == Style::DeepObject {
                 (query.iter())
