@@ -607,6 +607,9 @@ paths:
         - { name: point, in: query, schema: { $ref: "#/components/schemas/Point" } }
         - { name: name, in: query, schema: { type: string } }
         - { name: sid, in: cookie, schema: { type: string, pattern: "^[^'<>]*$" } }
+        - { name: X-Point, in: header, schema: { $ref: "#/components/schemas/Point" } }
+        - { name: X-Pt, in: header, explode: true, schema: { $ref: "#/components/schemas/Point" } }
+        - { name: X-Ids, in: header, schema: { type: array, items: { type: integer } } }
       responses: { "200": { description: ok } }
 components:
   schemas:
@@ -683,6 +686,38 @@ async fn forms_and_every_supported_parameter_style_are_checked() {
         "no refused request went upstream"
     );
 
+    // Simple style headers: objects as `x,1,y,2` or (exploded) `x=1,y=2`, arrays as lists.
+    let with_header = |name: &'static str, value: &'static str| {
+        client.get(url("/api/search")).header(name, value).send()
+    };
+    for (name, value) in [
+        ("x-point", "x,1,y,2"),
+        ("x-pt", "x=1,y=2"),
+        ("x-ids", "1,2"),
+    ] {
+        let response = with_header(name, value).await.unwrap();
+        assert_eq!(response.status(), 200, "{name}: {value}");
+    }
+    for (name, value, pointer) in [
+        ("x-point", "x,abc", "/x-point/x"),
+        ("x-point", "x,1,y", "/x-point"),
+        ("x-pt", "x=a", "/x-pt/x"),
+        ("x-pt", "x", "/x-pt"),
+        ("x-ids", "1,x", "/x-ids/1"),
+    ] {
+        let response = with_header(name, value).await.unwrap();
+        assert_eq!(
+            errors_of(response).await,
+            [("header".to_owned(), pointer.to_owned())],
+            "{name}: {value}"
+        );
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        4,
+        "no refused header went upstream"
+    );
+
     // A form is checked like a JSON body (values typed by the schema's properties) and
     // forwarded as the pairs that were validated.
     let form = |body: &'static [u8], content_type: &str| {
@@ -699,7 +734,9 @@ async fn forms_and_every_supported_parameter_style_are_checked() {
     assert_eq!(response.status(), 200);
     let forwarded = upstream.last().unwrap();
     assert_eq!(forwarded.body_str(), "role=user&age=3&tags=a&tags=b+c");
-    let refused: [(&[u8], &[(&str, &str)]); 5] = [
+    // (form, the errors expected: in, pointer)
+    type Refused<'a> = (&'a [u8], &'a [(&'a str, &'a str)]);
+    let refused: [Refused<'_>; 5] = [
         (
             b"role=admin&isAdmin=1",
             &[("body", "/role"), ("body", "/isAdmin")],
@@ -759,7 +796,7 @@ async fn forms_and_every_supported_parameter_style_are_checked() {
     );
     assert_eq!(
         upstream.requests().len(),
-        3,
+        6,
         "only the valid bodies went upstream"
     );
 }

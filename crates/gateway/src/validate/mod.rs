@@ -742,7 +742,7 @@ fn check_param(
                     .map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
                     .collect()
             } else {
-                (parts.len() % 2 == 0).then(|| {
+                parts.len().is_multiple_of(2).then(|| {
                     (parts.chunks(2))
                         .map(|kv| (kv[0].to_owned(), kv[1].to_owned()))
                         .collect()
