@@ -53,6 +53,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
+    // Schemas are compiled when serve builds its pipeline, not when the config loads: the
+    // same build here, so a config `check` passes is one `serve` starts with.
+    if let Err(error) = palisade_gateway::validate::Validation::build(&config) {
+        eprintln!("palisade: error: {error}");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
     if let Some(rules) = &args.emit_prometheus_rules {
         let yaml = palisade_gateway::observe::alerts::prometheus_rules(&config.alerts);
         return write_out(

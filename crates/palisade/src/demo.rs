@@ -289,7 +289,7 @@ This run's API keys (shown once; stored only as HMAC hashes):
 
  8  Validation against the OpenAPI spec: 400 with where and which rule (never the value),
     415 for another content type, 413 past the size limit, all before the API sees a byte
-      curl -ks -X POST -H "X-Api-Key: $ALICE" -H 'Content-Type: application/json' -d '{{"item":"","quantity":"two","isAdmin":true}}' {base}/api/orders
+      curl -ks -X POST -H "X-Api-Key: $ALICE" -H 'Content-Type: application/json' -d '{{"item":"","quantity":"two","isAdmin":true}}' {base}/api/orders   # 400: /item, /quantity, /isAdmin
       curl -ksi -X POST -H "X-Api-Key: $ALICE" -H 'Content-Type: text/plain' -d 'item=book' {base}/api/orders | head -1   # 415
       head -c 2097152 /dev/zero | curl -ksi --http1.1 -H "X-Api-Key: $ALICE" -X POST -H 'Content-Type: application/json' --data-binary @- {base}/api/tasks | head -1   # 413
 

@@ -358,3 +358,71 @@ fn a_parameter_that_only_ends_in_id_is_not_an_object_id() {
         "{{gridId}} is one"
     );
 }
+
+#[test]
+fn a_schema_serve_cannot_compile_fails_check_with_the_same_message() {
+    let pki = TestPki::new();
+    let serve = |schema: &str| {
+        GatewayProcess::builder(BIN)
+            .config(GOOD)
+            .env("PALISADE_ADMIN_TOKEN", "check-test-admin-token-0123456789")
+            .env(
+                "PALISADE_KEY_PEPPER",
+                "check-test-pepper-0123456789abcdef0123",
+            )
+            .env(
+                "ALERT_WEBHOOK",
+                "https://hooks.example/check-test-webhook-token",
+            )
+            .file("server.pem", &pki.cert_pem)
+            .file("server.key", &pki.key_pem)
+            .file("item.json", schema)
+            .run_to_exit(Duration::from_secs(20))
+    };
+    let cases = [
+        (
+            r#"{"type": 5}"#,
+            "key `route[0].validate`: route `login`: invalid schema at /type",
+        ),
+        (
+            r#"{"type": "object", "properties": {"item": {"type": "string", "pattern": "^(?=a)a+$"}}}"#,
+            "/properties/item/pattern",
+        ),
+    ];
+    for (schema, expected) in cases {
+        let files = [
+            ("server.pem", pki.cert_pem.as_str()),
+            ("server.key", pki.key_pem.as_str()),
+            ("item.json", schema),
+        ];
+        let (code, stdout, stderr) = check(GOOD, &files, "json");
+        assert_eq!(code, 2, "{schema}: {stdout}{stderr}");
+        assert!(
+            stdout.is_empty(),
+            "no report for a config serve refuses: {stdout}"
+        );
+        assert!(stderr.contains(expected), "{schema}: {stderr}");
+        let (served, _, serve_stderr) = serve(schema);
+        assert_eq!(served, 2, "{serve_stderr}");
+        let message = |text: &str| {
+            (text.lines())
+                .find_map(|l| l.split_once("palisade.toml:"))
+                .map(|(_, message)| message.to_owned())
+        };
+        assert!(message(&stderr).is_some(), "{stderr}");
+        assert_eq!(message(&stderr), message(&serve_stderr), "{serve_stderr}");
+    }
+    let (_, _, stderr) = check(
+        GOOD,
+        &[
+            ("server.pem", pki.cert_pem.as_str()),
+            ("server.key", pki.key_pem.as_str()),
+            ("item.json", cases[1].0),
+        ],
+        "json",
+    );
+    assert!(
+        stderr.contains("lookaround and backreferences are not supported"),
+        "{stderr}"
+    );
+}

@@ -176,6 +176,54 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
     assert_eq!(seen["roles"], "customer");
     assert_eq!(seen["forwarded_for"], "127.0.0.1");
 
+    // The tour's validation step, its body as printed: 400 with exactly the pointers the
+    // tour's comment promises, and another content type is 415.
+    let tour_line = (stdout.lines())
+        .find(|l| l.contains("# 400: /item, /quantity, /isAdmin"))
+        .unwrap_or_else(|| panic!("the tour shows the validation step:\n{stdout}"));
+    let tour_body = tour_line
+        .split_once("-d '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(body, _)| body.to_owned())
+        .unwrap();
+    let invalid = client
+        .post(format!("{base}/api/orders"))
+        .header("X-Api-Key", &alice)
+        .header("content-type", "application/json")
+        .body(tour_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(
+        invalid.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = invalid.json().await.unwrap();
+    let mut pointers: Vec<(&str, &str)> = (problem["errors"].as_array().unwrap().iter())
+        .map(|e| (e["in"].as_str().unwrap(), e["pointer"].as_str().unwrap()))
+        .collect();
+    // The set matters, not the order the schema engine finds them in.
+    pointers.sort_unstable();
+    assert_eq!(
+        pointers,
+        [
+            ("body", "/isAdmin"),
+            ("body", "/item"),
+            ("body", "/quantity")
+        ],
+        "{problem}"
+    );
+    let plain = client
+        .post(format!("{base}/api/orders"))
+        .header("X-Api-Key", &alice)
+        .header("content-type", "text/plain")
+        .body("item=book")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 415);
+
     let redirect = client
         .get(format!("{}/api/orders", gw.http_url()))
         .send()

@@ -562,3 +562,365 @@ async fn strict_false_keeps_one_operation_open() {
         "the rest still holds"
     );
 }
+
+/// Bodies that are not JSON, and the parameter styles beyond plain values.
+const SPEC_STYLES: &str = r##"
+openapi: 3.1.0
+info: { title: Styles, version: "1" }
+paths:
+  /api/profile:
+    post:
+      x-palisade: { auth: public }
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [role]
+              properties:
+                role: { type: string, enum: [user] }
+                age: { type: integer, minimum: 0 }
+                tags: { type: array, items: { type: string, maxLength: 3 } }
+      responses: { "200": { description: ok } }
+  /api/any:
+    post:
+      x-palisade: { auth: public }
+      requestBody:
+        content:
+          application/json: { schema: { $ref: "#/components/schemas/Role" } }
+          "*/*": { schema: { $ref: "#/components/schemas/Role" } }
+      responses: { "200": { description: ok } }
+  /api/search:
+    get:
+      x-palisade: { auth: public }
+      parameters:
+        - { name: ids, in: query, schema: { type: array, items: { type: integer } } }
+        - { name: csv, in: query, explode: false, schema: { type: array, items: { type: integer } } }
+        - { name: sp, in: query, style: spaceDelimited, schema: { type: array, items: { type: integer } } }
+        - { name: pipe, in: query, style: pipeDelimited, schema: { type: array, items: { type: integer } } }
+        - name: filter
+          in: query
+          style: deepObject
+          explode: true
+          schema: { type: object, properties: { status: { type: string, enum: [open, closed] } } }
+        - { name: point, in: query, schema: { $ref: "#/components/schemas/Point" } }
+        - { name: name, in: query, schema: { type: string } }
+        - { name: sid, in: cookie, schema: { type: string, pattern: "^[^'<>]*$" } }
+        - { name: X-Point, in: header, schema: { $ref: "#/components/schemas/Point" } }
+        - { name: X-Pt, in: header, explode: true, schema: { $ref: "#/components/schemas/Point" } }
+        - { name: X-Ids, in: header, schema: { type: array, items: { type: integer } } }
+      responses: { "200": { description: ok } }
+components:
+  schemas:
+    Role: { type: object, properties: { role: { type: string, enum: [user] } } }
+    Point: { type: object, properties: { x: { type: integer }, y: { type: integer } } }
+"##;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_and_every_supported_parameter_style_are_checked() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, "openapi.yaml", SPEC_STYLES, "");
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gw.http_url());
+    let search = |query: &str, cookie: Option<&str>| {
+        let mut request = client.get(url(&format!("/api/search{query}")));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+
+    let all = "?ids=1&ids=2&csv=1,2&sp=1%202&pipe=1|2&filter%5Bstatus%5D=open&x=1&y=2&name=%C3%A9";
+    let response = search(all, Some("sid=%41bc")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.requests().len(), 1);
+    // (query, Cookie, the one error expected: in, pointer)
+    let cases = [
+        ("?ids=1&ids=x", None, ("query", "/ids/1")),
+        ("?csv=1,x", None, ("query", "/csv/1")),
+        ("?csv=1&csv=2", None, ("query", "/csv")),
+        ("?sp=1%20x", None, ("query", "/sp/1")),
+        ("?sp=1+x", None, ("query", "/sp/1")),
+        ("?pipe=1|x", None, ("query", "/pipe/1")),
+        (
+            "?filter%5Bstatus%5D=lost",
+            None,
+            ("query", "/filter/status"),
+        ),
+        ("?filter[status]=lost", None, ("query", "/filter/status")),
+        (
+            "?filter[status]=open&filter[status]=open",
+            None,
+            ("query", "/filter/status"),
+        ),
+        (
+            "?filter[status][x]=open",
+            None,
+            ("query", "/filter/status][x"),
+        ),
+        ("?filter=open", None, ("query", "/filter")),
+        ("?point=x,1", None, ("query", "/point")),
+        // Exploded form object: its properties are query names of their own.
+        ("?x=abc", None, ("query", "/point/x")),
+        ("?x=1&y=2&y=3", None, ("query", "/point/y")),
+        ("?X=abc", None, ("query", "/X")),
+        // Invalid UTF-8 is refused, not replaced.
+        ("?name=%C0%A7", None, ("query", "/name")),
+        // Cookies are checked as decoded, and one differing only in case is refused.
+        ("", Some("sid=%3Cscript%3E"), ("cookie", "/sid")),
+        ("", Some("sid=%C0%A7"), ("cookie", "/sid")),
+        ("", Some("sid=ok; SID=%3Cscript%3E"), ("cookie", "/SID")),
+    ];
+    for (query, cookie, (location, pointer)) in cases {
+        let response = search(query, cookie).await.unwrap();
+        assert_eq!(
+            errors_of(response).await,
+            [(location.to_owned(), pointer.to_owned())],
+            "{query} {cookie:?}"
+        );
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "no refused request went upstream"
+    );
+
+    // Simple style headers: objects as `x,1,y,2` or (exploded) `x=1,y=2`, arrays as lists.
+    let with_header = |name: &'static str, value: &'static str| {
+        client.get(url("/api/search")).header(name, value).send()
+    };
+    for (name, value) in [
+        ("x-point", "x,1,y,2"),
+        ("x-pt", "x=1,y=2"),
+        ("x-ids", "1,2"),
+    ] {
+        let response = with_header(name, value).await.unwrap();
+        assert_eq!(response.status(), 200, "{name}: {value}");
+    }
+    for (name, value, pointer) in [
+        ("x-point", "x,abc", "/x-point/x"),
+        ("x-point", "x,1,y", "/x-point"),
+        ("x-pt", "x=a", "/x-pt/x"),
+        ("x-pt", "x", "/x-pt"),
+        ("x-ids", "1,x", "/x-ids/1"),
+    ] {
+        let response = with_header(name, value).await.unwrap();
+        assert_eq!(
+            errors_of(response).await,
+            [("header".to_owned(), pointer.to_owned())],
+            "{name}: {value}"
+        );
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        4,
+        "no refused header went upstream"
+    );
+
+    // A form is checked like a JSON body (values typed by the schema's properties) and
+    // forwarded as the pairs that were validated.
+    let form = |body: &'static [u8], content_type: &str| {
+        client
+            .post(url("/api/profile"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let urlencoded = "application/x-www-form-urlencoded";
+    let response = form(b"role=user&age=3&tags=a&tags=b%20c", urlencoded)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let forwarded = upstream.last().unwrap();
+    assert_eq!(forwarded.body_str(), "role=user&age=3&tags=a&tags=b+c");
+    // (form, the errors expected: in, pointer)
+    type Refused<'a> = (&'a [u8], &'a [(&'a str, &'a str)]);
+    let refused: [Refused<'_>; 5] = [
+        (
+            b"role=admin&isAdmin=1",
+            &[("body", "/role"), ("body", "/isAdmin")],
+        ),
+        (b"role=user&role=user", &[("body", "/role")]),
+        (b"role=user&age=x", &[("body", "/age")]),
+        (b"age=1", &[("body", "/role")]),
+        (b"role=%FF", &[("body", "/role")]),
+    ];
+    for (body, expected) in refused {
+        let expected: Vec<(String, String)> = (expected.iter())
+            .map(|(l, p)| (l.to_string(), p.to_string()))
+            .collect();
+        let response = form(body, urlencoded).await.unwrap();
+        assert_eq!(
+            errors_of(response).await,
+            expected,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let utf16 = form(
+        b"role=admin",
+        "application/x-www-form-urlencoded; charset=utf-16",
+    );
+    assert_eq!(utf16.await.unwrap().status(), 415);
+
+    // `*/*` with a schema: JSON is validated; any other media type cannot be, so it is 415.
+    let any = |content_type: &str, body: &'static str| {
+        client
+            .post(url("/api/any"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let admin = r#"{"role":"admin"}"#;
+    let plain = any("text/plain", admin).await.unwrap();
+    assert_eq!(plain.status(), 415);
+    assert_eq!(plain.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        any("multipart/form-data; boundary=x", admin)
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    assert_eq!(
+        errors_of(any("application/json", admin).await.unwrap()).await,
+        [("body".to_owned(), "/role".to_owned())]
+    );
+    assert_eq!(
+        any("application/json", r#"{"role":"user"}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        6,
+        "only the valid bodies went upstream"
+    );
+}
+
+#[test]
+fn parameter_styles_the_gateway_cannot_read_do_not_load() {
+    let spec = |parameter: &str| {
+        format!(
+            "openapi: 3.1.0\ninfo: {{ title: t, version: \"1\" }}\npaths:\n  /api/items/{{id}}:\n    get:\n      x-palisade: {{ auth: public }}\n      parameters:\n        - {{ name: id, in: path, required: true, schema: {{ type: string }} }}\n        - {parameter}\n      responses: {{ \"200\": {{ description: ok }} }}\n"
+        )
+    };
+    let cases = [
+        (
+            "{ name: tags, in: query, style: spaceDelimited, schema: { type: string } }",
+            "parameter `tags` (in query): style `spaceDelimited` does not fit its schema's type",
+        ),
+        (
+            "{ name: f, in: query, style: deepObject, schema: { type: array } }",
+            "parameter `f` (in query): style `deepObject` does not fit its schema's type",
+        ),
+        (
+            "{ name: h, in: header, style: form, schema: { type: string } }",
+            "parameter `h` (in header): style `form` is not supported there; use simple",
+        ),
+        (
+            "{ name: o, in: query, schema: { type: object } }",
+            "parameter `o` (in query): an exploded form object must list its `properties`",
+        ),
+        (
+            "{ name: c, in: cookie, schema: { type: object } }",
+            "parameter `c` (in cookie): style `form` does not fit its schema's type; object cookies are not supported",
+        ),
+    ];
+    for (parameter, message) in cases {
+        let stderr = load_failure("http://127.0.0.1:9", "openapi.yaml", &spec(parameter), "");
+        assert!(stderr.contains(message), "{parameter}: {stderr}");
+    }
+    let matrix = spec("{ name: q, in: query, schema: { type: string } }").replace(
+        "in: path, required: true,",
+        "in: path, required: true, style: matrix,",
+    );
+    let stderr = load_failure("http://127.0.0.1:9", "openapi.yaml", &matrix, "");
+    assert!(
+        stderr.contains(
+            "parameter `id` (in path): style `matrix` is not supported there; use simple"
+        ),
+        "{stderr}"
+    );
+}
+
+/// An upstream that answers `/api/leaky` with text where the spec declares JSON, and
+/// `?status=418` with a status the spec does not list.
+async fn text_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer: &[u8] = if head.starts_with(b"GET /api/leaky?status=418 ") {
+                    b"HTTP/1.1 418 I'm a teapot\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecret"
+                };
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_outside_the_declared_media_types_are_refused_when_enforcing() {
+    let url = text_upstream().await;
+    // The usual config, pointed at the text upstream instead.
+    let recording = RecordingUpstream::start().await;
+    let start = |mode: &str| {
+        let extra = format!("validate_responses = \"{mode}\"\n");
+        GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+            .config(config(&recording, "openapi.yaml", &extra).replace(&recording.url(), &url))
+            .file("openapi.yaml", SPEC_31)
+            .env("PALISADE_ADMIN_TOKEN", TOKEN)
+            .env("PALISADE_KEY_PEPPER", PEPPER)
+            .start()
+    };
+    let (enforcing, logging) = (start("enforce"), start("log"));
+    let get = |gw: &GatewayProcess, path: &str| reqwest::get(format!("{}{path}", gw.http_url()));
+
+    let replaced = get(&enforcing, "/api/leaky").await.unwrap();
+    assert_eq!(replaced.status(), 502);
+    let text = replaced.text().await.unwrap();
+    assert!(!text.contains("secret"), "{text}");
+    let event = tokio::task::block_in_place(|| {
+        enforcing.wait_for_log(|l| l["event"] == "invalid_response", Duration::from_secs(5))
+    })
+    .expect("an invalid_response event");
+    assert_eq!(event["reason"], "undeclared_media_type", "{event}");
+
+    let passed = get(&logging, "/api/leaky").await.unwrap();
+    assert_eq!(passed.status(), 200);
+    assert_eq!(passed.text().await.unwrap(), "secret", "log mode passes it");
+    let event = tokio::task::block_in_place(|| {
+        logging.wait_for_log(|l| l["event"] == "invalid_response", Duration::from_secs(5))
+    })
+    .expect("an invalid_response event");
+    assert_eq!(event["reason"], "undeclared_media_type", "{event}");
+
+    // A status the spec does not list is logged, and passed in either mode.
+    let teapot = get(&enforcing, "/api/leaky?status=418").await.unwrap();
+    assert_eq!(teapot.status(), 418);
+    let event = tokio::task::block_in_place(|| {
+        enforcing.wait_for_log(
+            |l| l["event"] == "invalid_response" && l["reason"] == "undeclared_status",
+            Duration::from_secs(5),
+        )
+    })
+    .expect("an undeclared_status event");
+    assert_eq!(event["status"], 418, "{event}");
+}

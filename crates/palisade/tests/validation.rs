@@ -21,6 +21,11 @@ const ORDER_SCHEMA: &str = r#"{
     "shipping": {
       "type": "object",
       "properties": { "street": { "type": "string" } }
+    },
+    "labels": {
+      "type": "object",
+      "propertyNames": { "maxLength": 3 },
+      "additionalProperties": { "type": "string" }
     }
   }
 }"#;
@@ -30,6 +35,16 @@ const QUERY_SCHEMA: &str = r#"{
   "properties": {
     "limit": { "type": "integer", "minimum": 1, "maximum": 100 },
     "tag": { "type": "array", "items": { "type": "string", "enum": ["new", "old"] } }
+  }
+}"#;
+
+/// Header names as a team writes them: compared case-insensitively, as HTTP does.
+const HEADERS_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["X-Tenant"],
+  "properties": {
+    "X-Tenant": { "type": "string", "pattern": "^[a-z]{2,8}$" },
+    "X-Count": { "type": "integer", "minimum": 1 }
   }
 }"#;
 
@@ -54,6 +69,14 @@ methods = ["GET", "POST"]
 upstream = "app"
 auth = "public"
 validate = {{ body = "schemas/order.json", query = "schemas/query.json" }}
+
+[[route]]
+name = "tenants"
+path = "/api/tenants"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+validate = {{ headers = "schemas/headers.json" }}
 "#,
         url = upstream.url()
     );
@@ -61,6 +84,7 @@ validate = {{ body = "schemas/order.json", query = "schemas/query.json" }}
         .config(config)
         .file("schemas/order.json", ORDER_SCHEMA)
         .file("schemas/query.json", QUERY_SCHEMA)
+        .file("schemas/headers.json", HEADERS_SCHEMA)
         .start()
 }
 
@@ -314,5 +338,74 @@ validate = { body = "order.json" }
         stderr.contains("remote $ref `https://evil.example/s.json` is refused")
             && stderr.contains("route[0].validate.body"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_headers_schema_checks_the_headers_it_names_and_only_those() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream);
+    let get = |headers: &[(&str, &str)]| {
+        let mut request = reqwest::Client::new().get(format!("{}/api/tenants", gw.http_url()));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    // Every request carries headers the schema does not name (Host, Accept, …): not an
+    // error, whatever strictness says about unknown members.
+    let ok = get(&[("x-tenant", "acme"), ("X-Count", "2"), ("x-other", "1")]);
+    assert_eq!(ok.await.unwrap().status(), 200);
+    assert_eq!(upstream.requests().len(), 1);
+    // (headers sent, the one error expected: pointer, part of its detail)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case<'_>; 4] = [
+        (&[], "/x-tenant", "is required"),
+        (&[("X-Tenant", "ACME!")], "/x-tenant", ""),
+        (&[("x-tenant", "acme"), ("x-count", "0")], "/x-count", ""),
+        (
+            &[("x-tenant", "acme"), ("x-tenant", "corp")],
+            "/x-tenant",
+            "is given more than once",
+        ),
+    ];
+    for (headers, pointer, detail) in cases {
+        let errors = errors_of(get(headers).await.unwrap()).await;
+        assert_eq!(errors.len(), 1, "{headers:?}: {errors:?}");
+        let (location, at, said) = &errors[0];
+        assert_eq!(
+            (location.as_str(), at.as_str()),
+            ("header", pointer),
+            "{headers:?}"
+        );
+        assert!(said.contains(detail), "{headers:?}: {said}");
+        assert!(!said.contains("ACME!"), "the value is never echoed: {said}");
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "no refused request went upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_name_that_breaks_property_names_is_not_echoed() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream);
+    let ok = json!({"item": "book", "quantity": 1, "labels": {"abc": "x"}});
+    assert_eq!(
+        post(&gw, "application/json", ok.to_string()).await.status(),
+        200
+    );
+    let secret = json!({"item": "book", "quantity": 1, "labels": {"SECRETKEY": "x"}});
+    let errors = errors_of(post(&gw, "application/json", secret.to_string()).await).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (location, pointer, detail) = &errors[0];
+    assert_eq!((location.as_str(), pointer.as_str()), ("body", "/labels"));
+    assert!(detail.contains("propertyNames"), "{detail}");
+    assert!(detail.contains("longer than 3 characters"), "{detail}");
+    assert!(
+        !detail.contains("SECRETKEY"),
+        "the name is never echoed: {detail}"
     );
 }

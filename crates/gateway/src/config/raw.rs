@@ -603,7 +603,8 @@ pub(crate) struct RawValidate {
     /// the property's `type` says; a repeated parameter is an array, and only allowed when
     /// the property is one).
     pub query: Option<String>,
-    /// Schema of the request headers as one object with lower-case names.
+    /// Schema of the headers it names, as one object (names compared case-insensitively;
+    /// headers it does not name are not checked).
     pub headers: Option<String>,
 }
 

@@ -58,6 +58,24 @@ enum Kind {
     Number,
     Boolean,
     Array(Box<Kind>),
+    /// An object, with its named properties' kinds.
+    Object(HashMap<String, Kind>),
+}
+
+/// The OpenAPI serialization styles the gateway reads; any other is refused at load, since
+/// a value read another way than the upstream reads it is a value never checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Query and cookie: `a=1&a=2` (exploded) or `a=1,2`; objects as `x=1&y=2` or `p=x,1,y,2`.
+    Form,
+    /// Path and header: `1,2`; objects as `x,1,y,2` or (exploded) `x=1,y=2`.
+    Simple,
+    /// Query arrays: `a=1%202`.
+    SpaceDelimited,
+    /// Query arrays: `a=1|2`.
+    PipeDelimited,
+    /// Query objects: `p[x]=1&p[y]=2`.
+    DeepObject,
 }
 
 struct Param {
@@ -65,7 +83,9 @@ struct Param {
     location: ParamLocation,
     required: bool,
     kind: Kind,
-    /// Arrays as repeated parameters (`a=1&a=2`), not comma lists (`a=1,2`).
+    style: Style,
+    /// Arrays as repeated parameters (`a=1&a=2`), not delimited lists (`a=1,2`); objects as
+    /// one parameter per property.
     exploded: bool,
     schema: Option<Schema>,
 }
@@ -79,10 +99,16 @@ struct ObjectRule {
 /// Media ranges and their compiled schemas.
 type CompiledMedia = Vec<(String, Option<Schema>)>;
 
+/// A request body schema, with its properties' kinds for reading a form's text values.
+struct BodySchema {
+    schema: Schema,
+    kinds: HashMap<String, Kind>,
+}
+
 struct BodyRule {
     /// `None`: the operation takes no body at all.
     required: Option<Required>,
-    media: CompiledMedia,
+    media: Vec<(String, Option<BodySchema>)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,37 +182,72 @@ impl Validation {
             return Ok(());
         };
         let mut errors = Vec::new();
-        let query_pairs: Vec<(String, String)> =
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+        // Decoded strictly: a value that is not UTF-8 is refused, not replaced, since the
+        // upstream would read the original bytes and the gateway would have checked others.
+        let query_pairs = decode_pairs(query.unwrap_or("").as_bytes(), "query", &mut errors);
+        // An exploded object's properties are query names of their own (`?x=1&y=2`).
+        let declared: Vec<&str> = (rules.params.iter())
+            .filter(|p| p.location == ParamLocation::Query)
+            .flat_map(|p| {
+                let own = std::iter::once(p.name.as_str());
+                let members = match (&p.kind, p.style, p.exploded) {
+                    (Kind::Object(kinds), Style::Form, true) => {
+                        kinds.keys().map(String::as_str).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                own.chain(members)
+            })
+            .collect();
         // `?LIMIT=1000`, `?limit[]=1000` or `?li.mit` beside a declared `limit`: upstreams
         // that fold case, strip `[]` (PHP, Rails, qs) or map `.` and spaces to `_` (PHP)
         // would act on a value the gateway never checked.
         for (name, _) in &query_pairs {
             let folded = folded_name(name);
-            let shadows = (rules.params.iter()).any(|p| {
-                p.location == ParamLocation::Query
-                    && p.name != *name
-                    && folded_name(&p.name) == folded
+            let shadows = declared.iter().any(|declared| {
+                declared != name
+                    && folded_name(declared) == folded
+                    && !(rules.params.iter()).any(|p| {
+                        p.name == *declared
+                            && p.style == Style::DeepObject
+                            && deep_member(name, &p.name).is_some()
+                    })
             });
             if shadows {
-                let pointer = format!("/{}", name.replace('~', "~0").replace('/', "~1"));
                 let detail =
                     "differs from a declared parameter only in case, brackets or punctuation";
-                capped(&mut errors, error("query", &pointer, detail));
+                capped(&mut errors, error("query", &pointer_to(name), detail));
+            }
+        }
+        let cookies = cookies(headers);
+        // `SID=…` beside a declared `sid`: an upstream that folds cookie names would read
+        // the unchecked one.
+        for (name, _) in &cookies {
+            let shadows = (rules.params.iter()).any(|p| {
+                p.location == ParamLocation::Cookie
+                    && p.name != *name
+                    && p.name.eq_ignore_ascii_case(name)
+            });
+            if shadows {
+                let detail = "differs from a declared cookie only in case";
+                capped(&mut errors, error("cookie", &pointer_to(name), detail));
             }
         }
         for param in &rules.params {
+            let location = param.location.as_str();
             let raw: Vec<String> = match param.location {
                 // The router's values are still percent-encoded; the upstream decodes them.
                 ParamLocation::Path => (path_params.iter())
                     .filter(|(name, _)| *name == param.name)
-                    .map(|(_, v)| {
-                        percent_encoding::percent_decode_str(v)
-                            .decode_utf8()
-                            .map(|d| d.into_owned())
-                            .unwrap_or_else(|_| "\u{fffd}".to_owned())
+                    .filter_map(|(_, v)| {
+                        let decoded = percent_encoding::percent_decode_str(v).decode_utf8();
+                        if decoded.is_err() {
+                            capped(
+                                &mut errors,
+                                error(location, &pointer_to(&param.name), NOT_UTF8),
+                            );
+                        }
+                        decoded.ok().map(|d| d.into_owned())
                     })
                     .collect(),
                 ParamLocation::Query => (query_pairs.iter())
@@ -196,19 +257,30 @@ impl Validation {
                 ParamLocation::Header => (headers.get_all(param.name.as_str()).iter())
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                     .collect(),
-                ParamLocation::Cookie => (cookies(headers).into_iter())
+                ParamLocation::Cookie => (cookies.iter())
                     .filter(|(name, _)| *name == param.name)
-                    .map(|(_, v)| v)
+                    .filter_map(|(_, v)| {
+                        if v.is_err() {
+                            capped(
+                                &mut errors,
+                                error(location, &pointer_to(&param.name), NOT_UTF8),
+                            );
+                        }
+                        v.clone().ok()
+                    })
                     .collect(),
             };
-            check_param(param, raw, &mut errors);
+            check_param(param, raw, &query_pairs, &mut errors);
         }
         if let Some(rule) = &rules.query {
-            let object = object_of(&query_pairs, &rule.kinds, "query", &mut errors);
+            let object = object_of(&query_pairs, &rule.kinds, "query", "", &mut errors);
             rule.schema.errors(&object, "query", "", &mut errors);
         }
         if let Some(rule) = &rules.headers {
+            // Only the headers the schema names: every request carries others (Host,
+            // Accept, …) that the schema has no say about.
             let pairs: Vec<(String, String)> = (headers.iter())
+                .filter(|(n, _)| rule.kinds.contains_key(n.as_str()))
                 .map(|(n, v)| {
                     (
                         n.as_str().to_owned(),
@@ -216,13 +288,15 @@ impl Validation {
                     )
                 })
                 .collect();
-            let object = object_of(&pairs, &rule.kinds, "header", &mut errors);
+            let object = object_of(&pairs, &rule.kinds, "header", "", &mut errors);
             rule.schema.errors(&object, "header", "", &mut errors);
         }
         reject_if_any(ctx, errors)
     }
 
-    /// Checks the body of `route` and returns the body to forward.
+    /// Checks the body of `route` and returns the body to forward: JSON and
+    /// `application/x-www-form-urlencoded` bodies are validated; any other media type the
+    /// operation gives a schema for is 415, never passed unchecked.
     pub async fn check_body(
         &self,
         ctx: &RequestCtx,
@@ -263,21 +337,32 @@ impl Validation {
             return reject_if_any(ctx, refused).map(|()| body::empty());
         }
         let essence = media_essence(headers);
-        if essence.as_deref().is_some_and(is_json) && !utf8_charset(headers) {
+        let form = essence.as_deref() == Some(FORM);
+        if (form || essence.as_deref().is_some_and(is_json)) && !utf8_charset(headers) {
             // The bytes are validated as UTF-8; an upstream that honours another charset
             // would decode something else.
             event(ctx, "media_type", &[]);
             return Err(Rejection::UnsupportedMediaType);
         }
-        let Some(schema) = most_specific(&rule.media, essence.as_deref()) else {
+        let Some(media) = most_specific(&rule.media, essence.as_deref()) else {
             event(ctx, "media_type", &[]);
             return Err(Rejection::UnsupportedMediaType);
         };
+        if form && let Some(media) = media {
+            return check_form(ctx, &bytes, media);
+        }
         if !essence.as_deref().is_some_and(is_json) {
-            // A schema for a non-JSON body (a form, an upload) is not checked here; the
-            // bytes pass as they are.
+            if media.is_some() {
+                // A schema the gateway cannot apply (a `*/*`, `text/plain` or multipart
+                // schema read as such): passing the body unchecked would make the schema a
+                // comment, so the media type is refused instead.
+                event(ctx, "unchecked_media_type", &[]);
+                return Err(Rejection::UnsupportedMediaType);
+            }
+            // No schema for this media type: the bytes pass as they are.
             return Ok(body::full(bytes));
         }
+        let schema = media.as_ref().map(|m| &m.schema);
         if depth::exceeds(&bytes, self.max_depth) {
             let detail = format!("nests deeper than {} levels", self.max_depth);
             return reject_if_any(ctx, vec![error("body", "", &detail)]).map(|()| body::empty());
@@ -347,11 +432,7 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
                 .as_ref()
                 .map(|s| kind_of(s, document))
                 .unwrap_or(Kind::Text);
-            // OpenAPI defaults: `form` style explodes, `simple` (path, header) does not.
-            let form = p.style.as_deref().unwrap_or(match p.location {
-                ParamLocation::Query | ParamLocation::Cookie => "form",
-                ParamLocation::Path | ParamLocation::Header => "simple",
-            }) == "form";
+            let style = param_style(p, &kind)?;
             Ok(Param {
                 name: if p.location == ParamLocation::Header {
                     p.name.to_ascii_lowercase()
@@ -361,7 +442,9 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
                 location: p.location,
                 required: p.required || p.location == ParamLocation::Path,
                 kind,
-                exploded: p.explode.unwrap_or(form),
+                style,
+                // OpenAPI defaults: `form` style explodes, the others do not.
+                exploded: p.explode.unwrap_or(style == Style::Form),
                 schema,
             })
         })
@@ -370,23 +453,17 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
         let Some(schema) = schema else {
             return Ok(None);
         };
-        let kinds = (schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten())
-        .map(|(name, s)| {
-            let name = if lower {
-                name.to_ascii_lowercase()
-            } else {
-                name.clone()
-            };
-            (name, kind_of(s, document))
-        })
-        .collect();
+        if lower {
+            // Header names are compared lower-case; so are the schema's.
+            let schema = lower_case_members(schema);
+            return Ok(Some(ObjectRule {
+                kinds: property_kinds(&schema, document, 0),
+                schema: compile(&schema)?,
+            }));
+        }
         Ok(Some(ObjectRule {
             schema: compile(schema)?,
-            kinds,
+            kinds: property_kinds(schema, document, 0),
         }))
     };
     let body = match &v.body {
@@ -405,10 +482,14 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
             }),
             media: (b.content.iter())
                 .map(|(media, schema)| {
-                    Ok((
-                        media.to_ascii_lowercase(),
-                        schema.as_ref().map(&compile).transpose()?,
-                    ))
+                    let compiled = match schema {
+                        None => None,
+                        Some(schema) => Some(BodySchema {
+                            schema: compile(schema)?,
+                            kinds: property_kinds(schema, document, 0),
+                        }),
+                    };
+                    Ok((media.to_ascii_lowercase(), compiled))
                 })
                 .collect::<Result<Vec<_>, String>>()?,
         }),
@@ -442,13 +523,17 @@ fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
 
 /// The kind a schema's `type` asks for (following one local `$ref` into the document).
 fn kind_of(schema: &Value, document: Option<&Value>) -> Kind {
-    let schema = match (schema.get("$ref").and_then(Value::as_str), document) {
-        (Some(reference), Some(document)) => reference
-            .strip_prefix('#')
-            .and_then(|pointer| document.pointer(pointer))
-            .unwrap_or(schema),
-        _ => schema,
-    };
+    kind_at(schema, document, 0)
+}
+
+/// Nesting deeper than this is read as text (a `$ref` cycle must not recurse forever).
+const MAX_KIND_DEPTH: usize = 8;
+
+fn kind_at(schema: &Value, document: Option<&Value>, depth: usize) -> Kind {
+    if depth > MAX_KIND_DEPTH {
+        return Kind::Text;
+    }
+    let schema = resolved(schema, document);
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
@@ -462,11 +547,113 @@ fn kind_of(schema: &Value, document: Option<&Value>) -> Kind {
         "array" => Kind::Array(Box::new(
             schema
                 .get("items")
-                .map(|items| kind_of(items, document))
+                .map(|items| kind_at(items, document, depth + 1))
                 .unwrap_or(Kind::Text),
         )),
+        "object" => Kind::Object(property_kinds(schema, document, depth + 1)),
         _ => Kind::Text,
     }
+}
+
+/// `schema`, or the schema its local `$ref` points to in `document`.
+fn resolved<'s>(schema: &'s Value, document: Option<&'s Value>) -> &'s Value {
+    match (schema.get("$ref").and_then(Value::as_str), document) {
+        (Some(reference), Some(document)) => reference
+            .strip_prefix('#')
+            .and_then(|pointer| document.pointer(pointer))
+            .unwrap_or(schema),
+        _ => schema,
+    }
+}
+
+/// The kinds of the `properties` an object schema names.
+fn property_kinds(schema: &Value, document: Option<&Value>, depth: usize) -> HashMap<String, Kind> {
+    if depth > MAX_KIND_DEPTH {
+        return HashMap::new();
+    }
+    (resolved(schema, document)
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten())
+    .map(|(name, s)| (name.clone(), kind_at(s, document, depth + 1)))
+    .collect()
+}
+
+/// A headers schema with its `properties` names and `required` entries lower-cased, as
+/// header names are compared.
+fn lower_case_members(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        *properties = std::mem::take(properties)
+            .into_iter()
+            .map(|(name, s)| (name.to_ascii_lowercase(), s))
+            .collect();
+    }
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        for name in required.iter_mut() {
+            if let Value::String(name) = name {
+                *name = name.to_ascii_lowercase();
+            }
+        }
+    }
+    schema
+}
+
+/// The style of parameter `p`, refused at load where the gateway would read the value
+/// differently than the spec says it is sent.
+fn param_style(p: &Parameter, kind: &Kind) -> Result<Style, String> {
+    let style = match (p.location, p.style.as_deref()) {
+        (ParamLocation::Query | ParamLocation::Cookie, None | Some("form")) => Style::Form,
+        (ParamLocation::Path | ParamLocation::Header, None | Some("simple")) => Style::Simple,
+        (ParamLocation::Query, Some("spaceDelimited")) => Style::SpaceDelimited,
+        (ParamLocation::Query, Some("pipeDelimited")) => Style::PipeDelimited,
+        (ParamLocation::Query, Some("deepObject")) => Style::DeepObject,
+        (location, Some(other)) => {
+            return Err(format!(
+                "parameter `{}` (in {}): style `{other}` is not supported there; use {}",
+                p.name,
+                location.as_str(),
+                match location {
+                    ParamLocation::Query => "form, spaceDelimited, pipeDelimited or deepObject",
+                    ParamLocation::Cookie => "form",
+                    ParamLocation::Path | ParamLocation::Header => "simple",
+                }
+            ));
+        }
+    };
+    let fits = match style {
+        Style::SpaceDelimited | Style::PipeDelimited => matches!(kind, Kind::Array(_)),
+        Style::DeepObject => matches!(kind, Kind::Object(_)),
+        // Object cookies would be read one cookie per property, which nothing sends.
+        Style::Form if p.location == ParamLocation::Cookie => !matches!(kind, Kind::Object(_)),
+        Style::Form | Style::Simple => true,
+    };
+    if !fits {
+        return Err(format!(
+            "parameter `{}` (in {}): style `{}` does not fit its schema's type; {}",
+            p.name,
+            p.location.as_str(),
+            p.style.as_deref().unwrap_or("form"),
+            match style {
+                Style::DeepObject => "deepObject describes objects",
+                Style::Form => "object cookies are not supported",
+                _ => "spaceDelimited and pipeDelimited describe arrays",
+            }
+        ));
+    }
+    if let (Style::Form, ParamLocation::Query, Kind::Object(kinds)) = (style, p.location, kind)
+        && kinds.is_empty()
+        && p.explode != Some(false)
+    {
+        // Its members would be every query name, which the gateway cannot tell apart from
+        // the other parameters.
+        return Err(format!(
+            "parameter `{}` (in query): an exploded form object must list its `properties`",
+            p.name
+        ));
+    }
+    Ok(style)
 }
 
 /// A textual value read as `kind`; left as text when it is not one (the schema then says
@@ -488,34 +675,111 @@ fn typed(text: &str, kind: &Kind) -> Value {
             "false" => Value::Bool(false),
             _ => Value::String(text.to_owned()),
         },
-        Kind::Text | Kind::Array(_) => Value::String(text.to_owned()),
+        Kind::Text | Kind::Array(_) | Kind::Object(_) => Value::String(text.to_owned()),
     }
 }
 
-fn check_param(param: &Param, raw: Vec<String>, errors: &mut Vec<FieldError>) {
+/// Checks one parameter: `raw` is its values as sent under its own name (decoded);
+/// `query` the whole query, where exploded and deepObject objects keep their members.
+fn check_param(
+    param: &Param,
+    raw: Vec<String>,
+    query: &[(String, String)],
+    errors: &mut Vec<FieldError>,
+) {
     let location = param.location.as_str();
-    let pointer = format!("/{}", param.name.replace('~', "~0").replace('/', "~1"));
+    let pointer = pointer_to(&param.name);
+    let once = |errors: &mut Vec<FieldError>| {
+        capped(errors, error(location, &pointer, "is given more than once"));
+    };
     let value = match (&param.kind, raw.as_slice()) {
+        (Kind::Object(kinds), raw) if param.location == ParamLocation::Query && param.exploded => {
+            if !raw.is_empty() && !kinds.contains_key(&param.name) {
+                // `?filter=open` beside a deepObject `filter`: a value under the object's own
+                // name is not one of its members, and an upstream might still read it.
+                let detail = "is an object: send its properties, not one value";
+                capped(errors, error(location, &pointer, detail));
+                return;
+            }
+            // deepObject `p[x]=1`, or exploded form: each property its own query name.
+            let members: Vec<(String, String)> = if param.style == Style::DeepObject {
+                (query.iter())
+                    .filter_map(|(name, v)| {
+                        deep_member(name, &param.name).map(|m| (m.to_owned(), v.clone()))
+                    })
+                    .collect()
+            } else {
+                (query.iter())
+                    .filter(|(name, _)| kinds.contains_key(name))
+                    .cloned()
+                    .collect()
+            };
+            if members.is_empty() {
+                if param.required {
+                    capped(errors, error(location, &pointer, "is required"));
+                }
+                return;
+            }
+            if let Some((nested, _)) = members.iter().find(|(m, _)| m.contains(['[', ']'])) {
+                // `p[a][b]`: nesting that some parsers build and others keep as a name.
+                let at = format!("{pointer}{}", pointer_to(nested));
+                capped(errors, error(location, &at, "nests deeper than one level"));
+                return;
+            }
+            object_of(&members, kinds, location, &pointer, errors)
+        }
         (_, []) => {
             if param.required {
                 capped(errors, error(location, &pointer, "is required"));
             }
             return;
         }
+        (Kind::Object(kinds), [one]) => {
+            // `x,1,y,2`, or exploded simple `x=1,y=2`.
+            let parts: Vec<&str> = one.split(',').collect();
+            let members: Option<Vec<(String, String)>> = if param.exploded {
+                (parts.iter())
+                    .map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+                    .collect()
+            } else {
+                parts.len().is_multiple_of(2).then(|| {
+                    (parts.chunks(2))
+                        .map(|kv| (kv[0].to_owned(), kv[1].to_owned()))
+                        .collect()
+                })
+            };
+            let Some(members) = members else {
+                let detail = "is not a comma-separated list of names and values";
+                capped(errors, error(location, &pointer, detail));
+                return;
+            };
+            object_of(&members, kinds, location, &pointer, errors)
+        }
+        (Kind::Array(item), values) if param.style == Style::Simple => {
+            // Simple arrays are comma lists whatever `explode` says; header lines given
+            // twice are one list, as HTTP joins them.
+            let joined = values.join(",");
+            Value::Array(joined.split(',').map(|v| typed(v, item)).collect())
+        }
         (Kind::Array(item), values) => {
             let items: Vec<Value> = if param.exploded {
                 values.iter().map(|v| typed(v, item)).collect()
             } else if let [one] = values {
-                one.split(',').map(|v| typed(v, item)).collect()
+                let delimiter = match param.style {
+                    Style::SpaceDelimited => ' ',
+                    Style::PipeDelimited => '|',
+                    _ => ',',
+                };
+                one.split(delimiter).map(|v| typed(v, item)).collect()
             } else {
-                capped(errors, error(location, &pointer, "is given more than once"));
+                once(errors);
                 return;
             };
             Value::Array(items)
         }
         (kind, [one]) => typed(one, kind),
         (_, _) => {
-            capped(errors, error(location, &pointer, "is given more than once"));
+            once(errors);
             return;
         }
     };
@@ -524,12 +788,76 @@ fn check_param(param: &Param, raw: Vec<String>, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// The member name of a deepObject query name: `filter[status]` of `filter` → `status`.
+fn deep_member<'n>(name: &'n str, param: &str) -> Option<&'n str> {
+    name.strip_prefix(param)?
+        .strip_prefix('[')?
+        .strip_suffix(']')
+}
+
+/// `name` as a JSON pointer of one token.
+fn pointer_to(name: &str) -> String {
+    format!("/{}", name.replace('~', "~0").replace('/', "~1"))
+}
+
+const NOT_UTF8: &str = "is not valid UTF-8 once percent-decoded";
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// `name=value` pairs of a query string or form body, `+` read as a space and percent
+/// escapes decoded (as `form_urlencoded` does), except that a name or value that is not
+/// UTF-8 is an error in `location`, never replaced.
+fn decode_pairs(
+    text: &[u8],
+    location: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String)> {
+    let decode = |bytes: &[u8]| {
+        let plus: Vec<u8> = (bytes.iter())
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect();
+        String::from_utf8(percent_encoding::percent_decode(&plus).collect()).ok()
+    };
+    let mut pairs = Vec::new();
+    for part in text.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match part.iter().position(|b| *b == b'=') {
+            Some(at) => (&part[..at], &part[at + 1..]),
+            None => (part, &b""[..]),
+        };
+        match (decode(name), decode(value)) {
+            (Some(name), Some(value)) => pairs.push((name, value)),
+            (Some(name), None) => capped(errors, error(location, &pointer_to(&name), NOT_UTF8)),
+            (None, _) => {
+                let detail = "has a name that is not valid UTF-8 once percent-decoded";
+                capped(errors, error(location, "", detail));
+            }
+        }
+    }
+    pairs
+}
+
+/// Checks a form body against `media` and returns the form to forward, re-encoded from
+/// the pairs that were validated.
+fn check_form(ctx: &RequestCtx, bytes: &[u8], media: &BodySchema) -> Result<Body, Rejection> {
+    let mut errors = Vec::new();
+    let pairs = decode_pairs(bytes, "body", &mut errors);
+    reject_if_any(ctx, errors)?;
+    let mut errors = Vec::new();
+    let object = object_of(&pairs, &media.kinds, "body", "", &mut errors);
+    media.schema.errors(&object, "body", "", &mut errors);
+    reject_if_any(ctx, errors)?;
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(&pairs);
+    Ok(body::full(form.finish().into_bytes()))
+}
+
 /// Name/value pairs as one object, values typed by `kinds`; a name given twice is an error
-/// unless its kind is an array.
+/// unless its kind is an array. Errors' pointers start with `prefix`.
 fn object_of(
     pairs: &[(String, String)],
     kinds: &HashMap<String, Kind>,
     location: &'static str,
+    prefix: &str,
     errors: &mut Vec<FieldError>,
 ) -> Value {
     let mut object = Map::new();
@@ -541,7 +869,7 @@ fn object_of(
                 object.insert(name.clone(), Value::Array(vec![typed(value, item)]));
             }
             (_, Some(_)) => {
-                let pointer = format!("/{}", name.replace('~', "~0").replace('/', "~1"));
+                let pointer = format!("{prefix}{}", pointer_to(name));
                 if !errors
                     .iter()
                     .any(|e| e.pointer == pointer && e.location == location)
@@ -575,16 +903,22 @@ fn folded_name(name: &str) -> String {
         .collect()
 }
 
-/// Every `name=value` of the `Cookie` headers. Bytes that are not UTF-8 are replaced, never
-/// a reason to skip the header (which would skip the cookie parameters' checks).
-fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+/// Every `name=value` of the `Cookie` headers, values percent-decoded (as cookie
+/// libraries read them); `Err` for a value that is not UTF-8 once decoded. Bytes elsewhere
+/// in the header that are not UTF-8 are never a reason to skip it (which would skip the
+/// cookie parameters' checks).
+fn cookies(headers: &HeaderMap) -> Vec<(String, Result<String, ()>)> {
     (headers.get_all(COOKIE).iter())
         .flat_map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .split(';')
+            (v.as_bytes().split(|b| *b == b';'))
                 .filter_map(|pair| {
-                    let (name, value) = pair.split_once('=')?;
-                    Some((name.trim().to_owned(), value.trim().to_owned()))
+                    let at = pair.iter().position(|b| *b == b'=')?;
+                    let name = String::from_utf8_lossy(&pair[..at]).trim().to_owned();
+                    let value = pair[at + 1..].trim_ascii();
+                    let decoded =
+                        String::from_utf8(percent_encoding::percent_decode(value).collect())
+                            .map_err(|_| ());
+                    Some((name, decoded))
                 })
                 .collect::<Vec<_>>()
         })
@@ -713,17 +1047,37 @@ impl Validation {
         {
             return Ok(response);
         }
-        let essence = media_essence(response.headers());
-        let schema = response_media(&rules.responses, status)
-            .and_then(|media| most_specific(media, essence.as_deref()))
-            .and_then(Option::as_ref);
-        let Some(schema) = schema.filter(|_| essence.as_deref().is_some_and(is_json)) else {
-            return Ok(response);
-        };
         let enforce = rules.response_mode == ResponseMode::Enforce;
         let declared = (response.headers().get(http::header::CONTENT_LENGTH))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let Some(media) = response_media(&rules.responses, status) else {
+            // A status the spec does not list: the spec may be incomplete, so it is only
+            // logged, in either mode.
+            response_event(ctx, upstream, status, "undeclared_status", &[]);
+            return Ok(response);
+        };
+        let essence = media_essence(response.headers());
+        if media.is_empty() || (essence.is_none() && declared == Some(0)) {
+            // Declared without content, or nothing sent: nothing to check.
+            return Ok(response);
+        }
+        let schema = match most_specific(media, essence.as_deref()) {
+            // Not one of the declared media types (text/plain where only JSON is): a
+            // response the spec does not describe cannot have been checked.
+            None => {
+                response_event(ctx, upstream, status, "undeclared_media_type", &[]);
+                return unchecked(enforce, upstream, response);
+            }
+            Some(None) => return Ok(response),
+            Some(Some(schema)) if essence.as_deref().is_some_and(is_json) => schema,
+            Some(Some(_)) => {
+                // A schema for a media type the gateway does not read (`*/*` answered
+                // with HTML, say).
+                response_event(ctx, upstream, status, "unchecked_media_type", &[]);
+                return unchecked(enforce, upstream, response);
+            }
+        };
         if !enforce && declared.is_none_or(|length| length > max_inspect) {
             // Only logging: a response that cannot be read whole is passed untouched.
             response_event(ctx, upstream, response.status(), "unchecked_size", &[]);
@@ -752,6 +1106,20 @@ impl Validation {
         }
         Ok(http::Response::from_parts(parts, body::full(bytes)))
     }
+}
+
+/// A response that could not be checked: passed when only logging, 502 when enforcing.
+fn unchecked(
+    enforce: bool,
+    upstream: &str,
+    response: http::Response<Body>,
+) -> Result<http::Response<Body>, Rejection> {
+    if enforce {
+        return Err(Rejection::InvalidResponse {
+            upstream: upstream.to_owned(),
+        });
+    }
+    Ok(response)
 }
 
 fn response_event(

@@ -71,7 +71,7 @@ impl Schema {
             .should_validate_formats(true)
             .with_pattern_options(PatternOptions::regex())
             .build(&schema)
-            .map_err(|e| format!("invalid schema: {}", e.masked()))?;
+            .map_err(|e| compile_error(&e))?;
         Ok(Schema { validator })
     }
 
@@ -107,7 +107,16 @@ impl Schema {
                 _ => (Vec::new(), ""),
             };
             if members.is_empty() {
-                push(out, location, at.clone(), error.masked().to_string());
+                let detail = match error.kind() {
+                    // The engine's own text for these quotes the member name sent, which may
+                    // be the secret or payload; the name is masked like any value.
+                    ValidationErrorKind::PropertyNames { error } => format!(
+                        "has a member name that breaks propertyNames: {}",
+                        error.masked_with("the name")
+                    ),
+                    _ => error.masked().to_string(),
+                };
+                push(out, location, at.clone(), detail);
             }
             for member in members {
                 let escaped = member.replace('~', "~0").replace('/', "~1");
@@ -115,6 +124,26 @@ impl Schema {
             }
         }
     }
+}
+
+/// Why a schema does not compile, with the JSON pointer of the place in it; a pattern the
+/// linear-time engine cannot run says so rather than calling it invalid.
+fn compile_error(error: &jsonschema::ValidationError<'_>) -> String {
+    if let ValidationErrorKind::Format { format } = error.kind()
+        && format == "regex"
+    {
+        return format!(
+            "invalid schema: the pattern at {} cannot be used: patterns run on a linear-time \
+             engine, and lookaround and backreferences are not supported",
+            error.schema_path()
+        );
+    }
+    let at = error.instance_path().to_string();
+    format!(
+        "invalid schema at {}: {}",
+        if at.is_empty() { "/" } else { &at },
+        error.masked()
+    )
 }
 
 /// OpenAPI's `int32` and `int64` formats describe numbers, which JSON Schema's `format`
@@ -421,6 +450,13 @@ mod tests {
     #[test]
     fn backtracking_patterns_are_refused_at_load() {
         let lookahead = json!({"type": "string", "pattern": "^(?=a)a+$"});
-        assert!(Schema::compile(&lookahead, Dialect::Draft202012, true).is_err());
+        let refused = Schema::compile(&lookahead, Dialect::Draft202012, true).unwrap_err();
+        assert!(refused.contains("the pattern at /pattern"), "{refused}");
+        assert!(refused.contains("lookaround and backreferences are not supported"));
+        let backreference = json!({"properties": {"a": {"pattern": "^(a)\\1$"}}});
+        let refused = Schema::compile(&backreference, Dialect::Draft202012, true).unwrap_err();
+        assert!(refused.contains("/properties/a/pattern"), "{refused}");
+        let wrong = Schema::compile(&json!({"type": 5}), Dialect::Draft202012, true).unwrap_err();
+        assert!(wrong.starts_with("invalid schema at /type: "), "{wrong}");
     }
 }
