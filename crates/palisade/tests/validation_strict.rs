@@ -1,7 +1,8 @@
 //! Strict by default, end to end (issue 6): unknown body members are refused wherever the
 //! schema does not admit them, and members a combination adds are accepted: `allOf` over a
 //! `$defs`/`definitions` schema, 2020-12's `$ref` beside `properties`, `if`/`then`, and
-//! draft 7 (which has no `unevaluatedProperties`). Also: a spec of 300 operations loads.
+//! draft 7 (which has no `unevaluatedProperties`). Also: a spec of 300 operations loads, and
+//! the JSON depth limit reaches as deep as the parser reads.
 
 mod common;
 
@@ -328,4 +329,55 @@ async fn a_spec_of_300_operations_loads_and_validates_each() {
             json!([{"in": "body", "pointer": "/owner/isAdmin", "detail": "is not allowed here"}])
         );
     }
+}
+
+fn depth_config(upstream: &RecordingUpstream, depth: usize) -> String {
+    format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\n\n[limits]\nmax_json_depth = {depth}\n\n\
+         [[upstream]]\nname = \"app\"\nurl = \"{}\"\n\n[[route]]\nname = \"any\"\n\
+         path = \"/any\"\nmethods = [\"POST\"]\nupstream = \"app\"\nauth = \"public\"\n\
+         validate = {{ body = \"any.json\" }}\n",
+        upstream.url()
+    )
+}
+
+/// `limits.max_json_depth` goes no higher than the parser reads (127), so a body past the
+/// limit is told why: its nesting, not "not valid JSON".
+#[tokio::test(flavor = "multi_thread")]
+async fn the_depth_limit_goes_as_deep_as_the_parser_and_names_the_problem() {
+    let upstream = RecordingUpstream::start().await;
+    let (code, _, stderr) = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(depth_config(&upstream, 128))
+        .file("any.json", r#"{"type": "array"}"#)
+        .run_to_exit(std::time::Duration::from_secs(20));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("limits.max_json_depth") && stderr.contains("must be between 1 and 127"),
+        "{stderr}"
+    );
+
+    let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
+        .config(depth_config(&upstream, 127))
+        .file("any.json", r#"{"type": "array"}"#)
+        .start();
+    let send = |depth: usize| {
+        reqwest::Client::new()
+            .post(format!("{}/any", gw.http_url()))
+            .header("content-type", "application/json")
+            .body("[".repeat(depth) + &"]".repeat(depth))
+            .send()
+    };
+    let deepest = send(127).await.unwrap();
+    assert_eq!(deepest.status(), 200);
+    assert_eq!(
+        upstream.last().unwrap().body_str(),
+        "[".repeat(127) + &"]".repeat(127)
+    );
+    let deeper = send(128).await.unwrap();
+    assert_eq!(deeper.status(), 400);
+    let problem: Value = deeper.json().await.unwrap();
+    assert_eq!(
+        problem["errors"],
+        json!([{"in": "body", "pointer": "", "detail": "nests deeper than 127 levels"}])
+    );
 }
