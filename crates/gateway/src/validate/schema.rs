@@ -121,9 +121,13 @@ impl Schema {
         let mut schema = schema.clone();
         bound_integer_formats(&mut schema);
         if let Some(closing) = &document.closing {
-            close_objects(&mut schema, None, false, closing);
+            // Pointers from this schema's root: `#/$defs/…` refers to its own (see
+            // `rebase_refs`), and the document's `#/components/…` do not occur in it.
+            let mut own = Closing::of(&schema, Draft::Draft202012);
+            own.open.extend(closing.open.iter().cloned());
+            close_objects(&mut schema, Some(String::new()), false, &own);
         }
-        rebase_refs(&mut schema, DOCUMENT_URI, true);
+        rebase_refs(&mut schema, DOCUMENT_URI);
         build(&schema, Draft::Draft202012, Some(&document.registry))
     }
 
@@ -639,27 +643,44 @@ fn close_draft7(map: &mut Map<String, Value>, closing: &Closing) {
     map.insert("additionalProperties".into(), Value::Bool(false));
 }
 
-/// Makes `schema`'s same-document references point into the shared document at `base`
-/// (not below a nested `$id`, where `#` means that resource; not inside data: `const`,
-/// `enum`, examples, defaults).
-fn rebase_refs(schema: &mut Value, base: &str, top: bool) {
-    match schema {
-        Value::Object(map) => {
-            if !top && map.contains_key("$id") {
-                return;
-            }
-            for (key, value) in map.iter_mut() {
-                match (key.as_str(), value) {
-                    ("$ref", Value::String(target)) if target.starts_with('#') => {
-                        *target = format!("{base}{target}");
-                    }
-                    ("const" | "enum" | "examples" | "example" | "default", _) => {}
-                    (_, value) => rebase_refs(value, base, false),
+/// Makes `schema`'s same-document references point into the shared document at `base`,
+/// except those that resolve in `schema` itself (its own `$defs`, as when it was compiled
+/// as the root of a copy of the spec); not below a nested `$id` (where `#` means that
+/// resource), nor inside data (`const`, `enum`, examples, defaults).
+fn rebase_refs(schema: &mut Value, base: &str) {
+    let own = schema.clone();
+    rebase(schema, &own, base, true);
+}
+
+fn rebase(schema: &mut Value, own: &Value, base: &str, top: bool) {
+    let Value::Object(map) = schema else {
+        if let Value::Array(items) = schema {
+            items.iter_mut().for_each(|v| rebase(v, own, base, false));
+        }
+        return;
+    };
+    if !top && map.contains_key("$id") {
+        return;
+    }
+    for (key, value) in map.iter_mut() {
+        match (key.as_str(), value) {
+            ("$ref", Value::String(target)) if target.starts_with('#') => {
+                let resolves_here = local_target(target).is_some_and(|t| own.pointer(&t).is_some());
+                if !resolves_here {
+                    *target = format!("{base}{target}");
                 }
             }
+            ("const" | "enum" | "examples" | "example" | "default", _) => {}
+            // Members named by the schema, each a schema (whatever its name).
+            (
+                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas"
+                | "dependencies",
+                Value::Object(members),
+            ) => members
+                .values_mut()
+                .for_each(|v| rebase(v, own, base, false)),
+            (_, value) => rebase(value, own, base, false),
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| rebase_refs(v, base, false)),
-        _ => {}
     }
 }
 
@@ -1044,6 +1065,37 @@ mod tests {
         let open = SharedDocument::new(&spec, false).unwrap();
         assert!(body("Child", &open).is_valid(&json!({"id": 1, "isAdmin": true})));
         assert!(body("Base", &open).is_valid(&json!({"id": 1, "isAdmin": true})));
+    }
+
+    /// An operation's inline schema: its own `$defs` resolve in it (and stay open for its
+    /// combinations), a member named like a keyword (`default`) is still a schema whose
+    /// reference resolves in the document, and `const` data is not a reference.
+    #[test]
+    fn inline_schemas_keep_their_own_definitions() {
+        let spec = json!({
+            "openapi": "3.1.0",
+            "components": {"schemas": {"Owner": {"type": "object", "properties": {"name": {"type": "string"}}}}}
+        });
+        let inline = json!({
+            "allOf": [{"$ref": "#/$defs/Base"}, {"properties": {
+                "default": {"$ref": "#/components/schemas/Owner"},
+                "marker": {"const": {"$ref": "#/x"}}
+            }}],
+            "$defs": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+        });
+        let document = SharedDocument::new(&spec, true).unwrap();
+        let schema = Schema::compile_in(&inline, &document).unwrap();
+        assert!(
+            schema.is_valid(&json!({"id": 1, "default": {"name": "a"}, "marker": {"$ref": "#/x"}}))
+        );
+        assert_eq!(
+            pointers(&schema, json!({"id": 1, "isAdmin": true})),
+            ["/isAdmin"]
+        );
+        assert_eq!(
+            pointers(&schema, json!({"default": {"name": "a", "isAdmin": true}})),
+            ["/default/isAdmin"]
+        );
     }
 
     #[test]
