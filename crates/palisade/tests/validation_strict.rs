@@ -381,3 +381,36 @@ async fn the_depth_limit_goes_as_deep_as_the_parser_and_names_the_problem() {
         json!([{"in": "body", "pointer": "", "detail": "nests deeper than 127 levels"}])
     );
 }
+
+/// OpenAPI 3.0 (its schemas read as JSON Schema 2020-12 once converted): `allOf` over a
+/// component, with `nullable`, closed the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openapi_30_spec_is_closed_the_same_way() {
+    let spec = r##"{
+      "openapi": "3.0.3",
+      "info": {"title": "Users", "version": "1"},
+      "paths": {"/users": {"post": {
+        "operationId": "createUser",
+        "x-palisade": {"auth": "public"},
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+          "allOf": [
+            {"$ref": "#/components/schemas/Named"},
+            {"type": "object", "properties": {"email": {"type": "string", "nullable": true}}}
+          ]
+        }}}},
+        "responses": {"201": {"description": "created"}}
+      }}},
+      "components": {"schemas": {
+        "Named": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+      }}
+    }"##;
+    let upstream = RecordingUpstream::start().await;
+    let gw = start_spec(&upstream, spec, true);
+    let post = |body: Value| post(&gw, &upstream, "/users", body);
+    assert_eq!(post(json!({"name": "a", "email": null})).await, Ok(()));
+    assert_eq!(
+        post(json!({"name": "a", "isAdmin": true})).await,
+        refused(&["/isAdmin"])
+    );
+    assert_eq!(post(json!({"email": "a@b"})).await, refused(&["/name"]));
+}
