@@ -495,7 +495,7 @@ pub(crate) struct RawLimits {
     /// non-JSON) response on such a route fails closed with 502.
     pub max_inspect_body: ByteSize,
     /// Deepest nesting of arrays and objects accepted in a validated JSON body (400
-    /// beyond), checked before parsing.
+    /// beyond), checked before parsing; at most 127, the JSON parser's own limit.
     pub max_json_depth: u32,
 }
 

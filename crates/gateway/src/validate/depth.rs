@@ -4,6 +4,11 @@
 //! level, so `[[[[…` ten thousand deep could exhaust the stack; this scan is a loop over the
 //! bytes with one counter, and stops at the first byte past the limit.
 
+/// The deepest nesting `limits.max_json_depth` may allow: the JSON parser (serde_json,
+/// whose recursion limit is 128) refuses a 128th level itself, and a body it refuses would
+/// be told "not valid JSON" instead of what is wrong with it.
+pub const MAX_SUPPORTED: usize = 127;
+
 /// Whether `text` nests arrays and objects deeper than `max` levels. Brackets inside
 /// strings do not count; the text need not be valid JSON (the parser judges that).
 pub fn exceeds(text: &[u8], max: usize) -> bool {
@@ -37,7 +42,28 @@ pub fn exceeds(text: &[u8], max: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::exceeds;
+    use super::{MAX_SUPPORTED, exceeds};
+    use crate::authz::json::parse_strict;
+
+    /// Issue 6: every depth the config accepts is one the parser reads, so a body past the
+    /// configured limit is refused by this check (and its message), never by the parser.
+    #[test]
+    fn the_deepest_allowed_nesting_is_one_the_parser_reads() {
+        let nested = |depth: usize| {
+            let arrays = "[".repeat(depth) + &"]".repeat(depth);
+            let objects = "{\"a\":".repeat(depth) + "1" + &"}".repeat(depth);
+            [arrays, objects]
+        };
+        for text in nested(MAX_SUPPORTED) {
+            assert!(!exceeds(text.as_bytes(), MAX_SUPPORTED));
+            assert!(parse_strict(text.as_bytes()).is_ok());
+        }
+        for text in nested(MAX_SUPPORTED + 1) {
+            assert!(exceeds(text.as_bytes(), MAX_SUPPORTED));
+            // Why the bound is not higher: the parser gives up here.
+            assert!(parse_strict(text.as_bytes()).is_err());
+        }
+    }
 
     #[test]
     fn counts_only_structure_outside_strings() {

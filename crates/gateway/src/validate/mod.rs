@@ -148,10 +148,11 @@ impl std::fmt::Debug for Validation {
 impl Validation {
     /// Compiles every route's schemas; an invalid schema is a config error at its route.
     pub fn build(config: &Config) -> Result<Validation, ConfigError> {
+        let mut shared = SharedDocuments::default();
         let routes = (config.routes.iter().enumerate())
             .map(|(i, route)| match &route.validation {
                 None => Ok(None),
-                Some(v) => compile_route(v).map(Some).map_err(|message| {
+                Some(v) => compile_route(v, &mut shared).map(Some).map_err(|message| {
                     config.error_at(
                         &format!("route[{i}].validate"),
                         format!("{}: {message}", v.source),
@@ -407,21 +408,41 @@ fn response_media(
         })
 }
 
-fn compile_route(v: &RouteValidation) -> Result<RouteRules, String> {
+/// The shared documents of one build, one per spec document and strictness (a route can
+/// turn `strict` off): each is prepared once, whatever the number of its operations.
+#[derive(Default)]
+struct SharedDocuments(Vec<(Arc<Value>, bool, Arc<schema::SharedDocument>)>);
+
+impl SharedDocuments {
+    fn get(
+        &mut self,
+        document: &Arc<Value>,
+        strict: bool,
+    ) -> Result<Arc<schema::SharedDocument>, String> {
+        if let Some((_, _, shared)) =
+            (self.0.iter()).find(|(d, s, _)| Arc::ptr_eq(d, document) && *s == strict)
+        {
+            return Ok(shared.clone());
+        }
+        let shared = Arc::new(schema::SharedDocument::new(document, strict)?);
+        self.0.push((document.clone(), strict, shared.clone()));
+        Ok(shared)
+    }
+}
+
+fn compile_route(v: &RouteValidation, shared: &mut SharedDocuments) -> Result<RouteRules, String> {
     let document = v.document.as_deref();
+    // A spec's schemas are compiled against the one prepared document their local
+    // references (`#/components/schemas/…`) resolve in.
+    let in_document = v
+        .document
+        .as_ref()
+        .map(|d| shared.get(d, v.strict))
+        .transpose()?;
     let compile = |schema: &Value| -> Result<Schema, String> {
-        match (document, schema) {
-            // The schema becomes the root of a copy of the spec, so local references
-            // (`#/components/schemas/…`) resolve; the spec's own top-level keys (`paths`,
-            // `info`, …) are not JSON Schema keywords and do nothing there.
-            (Some(Value::Object(spec)), Value::Object(own)) => {
-                let mut root = own.clone();
-                for (key, value) in spec {
-                    root.entry(key.clone()).or_insert_with(|| value.clone());
-                }
-                Schema::compile(&Value::Object(root), Dialect::Draft202012, v.strict)
-            }
-            _ => Schema::compile(schema, Dialect::Draft202012, v.strict),
+        match &in_document {
+            Some(document) => Schema::compile_in(schema, document),
+            None => Schema::compile(schema, Dialect::Draft202012, v.strict),
         }
     };
     let params = (v.params.iter())
@@ -1220,6 +1241,62 @@ mod tests {
         assert_eq!(most_specific(&media, Some("text/plain")), Some(&"any"));
         assert_eq!(most_specific(&media[3..], Some("text/plain")), None);
         assert_eq!(most_specific(&media, None), None);
+    }
+
+    /// Issue 6: a spec's operations share one prepared document (per strictness), however
+    /// many there are, instead of each compiling its schemas in a copy of the spec.
+    #[test]
+    fn operations_of_one_spec_share_one_prepared_document() {
+        let schemas: Map<String, Value> = (0..300)
+            .map(|i| {
+                let schema = serde_json::json!({
+                    "type": "object",
+                    "properties": {"title": {"type": "string", "maxLength": 5}}
+                });
+                (format!("Item{i}"), schema)
+            })
+            .collect();
+        let document = Arc::new(serde_json::json!({
+            "openapi": "3.1.0",
+            "components": {"schemas": schemas}
+        }));
+        let route = |i: usize, strict: bool| RouteValidation {
+            source: format!("spec#/paths/{i}"),
+            document: Some(document.clone()),
+            params: Vec::new(),
+            query: None,
+            headers: None,
+            body: Some(BodySpec {
+                required: true,
+                writes_only: false,
+                content: vec![(
+                    "application/json".to_owned(),
+                    Some(serde_json::json!({"$ref": format!("#/components/schemas/Item{i}")})),
+                )],
+            }),
+            responses: Vec::new(),
+            response_mode: ResponseMode::Off,
+            strict,
+        };
+        let mut shared = SharedDocuments::default();
+        let rules: Vec<RouteRules> = (0..300)
+            .map(|i| compile_route(&route(i, i % 2 == 0), &mut shared).unwrap())
+            .collect();
+        // One closed document for the strict routes, one as written for the others.
+        assert_eq!(shared.0.len(), 2);
+        let body = |r: &RouteRules| {
+            let media = &r.body.as_ref().unwrap().media;
+            let mut out = Vec::new();
+            let instance = serde_json::json!({"title": "too long", "isAdmin": true});
+            media[0]
+                .1
+                .as_ref()
+                .unwrap()
+                .errors(&instance, "body", "", &mut out);
+            out.into_iter().map(|e| e.pointer).collect::<Vec<_>>()
+        };
+        assert_eq!(body(&rules[298]), ["/title", "/isAdmin"]);
+        assert_eq!(body(&rules[299]), ["/title"]);
     }
 
     #[test]

@@ -11,8 +11,8 @@
 use std::collections::HashSet;
 
 use jsonschema::error::ValidationErrorKind;
-use jsonschema::{Draft, PatternOptions, Validator};
-use serde_json::Value;
+use jsonschema::{Draft, PatternOptions, Registry, Validator};
+use serde_json::{Map, Value};
 
 /// One thing wrong with the input: where (`in`: `body`, `query`, `path`, `header`,
 /// `cookie`; `pointer`: RFC 6901 within it) and which rule, never the value.
@@ -45,16 +45,51 @@ pub enum Dialect {
     Draft202012,
 }
 
+/// Where a shared document is registered: references into it are rebased onto this URI.
+const DOCUMENT_URI: &str = "urn:palisade:openapi";
+
+/// A document (an OpenAPI spec) that many schemas' local `$ref`s resolve in, prepared once:
+/// integer formats bounded, closed when strict, and registered for every schema compiled
+/// in it. Why: compiling each schema as the root of its own copy of the spec made loading
+/// quadratic in time and memory; here each schema is compiled on its own, its `#/…`
+/// references pointing into the one registered document.
+pub struct SharedDocument {
+    registry: Registry<'static>,
+    /// How the document was closed (`None`: not strict), for the schemas compiled in it.
+    closing: Option<Closing>,
+}
+
+impl std::fmt::Debug for SharedDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedDocument")
+    }
+}
+
+impl SharedDocument {
+    /// Prepares `document` (JSON Schema 2020-12 throughout, as OpenAPI specs are loaded).
+    pub fn new(document: &Value, strict: bool) -> Result<SharedDocument, String> {
+        let mut document = document.clone();
+        bound_integer_formats(&mut document);
+        let closing = strict.then(|| {
+            let closing = Closing::of(&document, Draft::Draft202012);
+            close_document(&mut document, &closing);
+            closing
+        });
+        let registry = Registry::new()
+            .draft(Draft::Draft202012)
+            .retrieve_known_draft_meta_schemas(false)
+            .add(DOCUMENT_URI, document)
+            .and_then(|builder| builder.prepare())
+            .map_err(|e| format!("invalid document: {e}"))?;
+        Ok(SharedDocument { registry, closing })
+    }
+}
+
 impl Schema {
-    /// Compiles `schema`. With `strict`, every object schema that lists `properties` and
-    /// says nothing about other members gets `additionalProperties: false` (see
-    /// `close_objects`), so unknown fields are refused (mass assignment).
+    /// Compiles `schema`, a document of its own. With `strict`, unknown members are
+    /// refused wherever the schema does not say otherwise (see `close_objects`).
     pub fn compile(schema: &Value, dialect: Dialect, strict: bool) -> Result<Schema, String> {
         let mut schema = schema.clone();
-        bound_integer_formats(&mut schema);
-        if strict {
-            close(&mut schema);
-        }
         let draft = match (schema.get("$schema").and_then(Value::as_str), dialect) {
             (Some(uri), _) if uri.contains("draft-07") => Draft::Draft7,
             (Some(uri), _) if uri.contains("2020-12") => Draft::Draft202012,
@@ -66,13 +101,34 @@ impl Schema {
             (None, Dialect::Draft7) => Draft::Draft7,
             (None, Dialect::Draft202012) => Draft::Draft202012,
         };
-        let validator = jsonschema::options()
-            .with_draft(draft)
-            .should_validate_formats(true)
-            .with_pattern_options(PatternOptions::regex())
-            .build(&schema)
-            .map_err(|e| compile_error(&e))?;
-        Ok(Schema { validator })
+        bound_integer_formats(&mut schema);
+        if strict {
+            close(&mut schema, draft);
+        }
+        build(&schema, draft, None)
+    }
+
+    /// Compiles `schema`, one of `document`'s (a parameter, body or response schema of a
+    /// spec): closed as the document was, its local references resolved in it.
+    pub fn compile_in(schema: &Value, document: &SharedDocument) -> Result<Schema, String> {
+        if let Some(uri) = schema.get("$schema").and_then(Value::as_str)
+            && !uri.contains("2020-12")
+        {
+            return Err(format!(
+                "unsupported $schema `{uri}`: schemas in an OpenAPI document are JSON Schema 2020-12"
+            ));
+        }
+        let mut schema = schema.clone();
+        bound_integer_formats(&mut schema);
+        if let Some(closing) = &document.closing {
+            // Pointers from this schema's root: `#/$defs/…` refers to its own (see
+            // `rebase_refs`), and the document's `#/components/…` do not occur in it.
+            let mut own = Closing::of(&schema, Draft::Draft202012);
+            own.open.extend(closing.open.iter().cloned());
+            close_objects(&mut schema, Some(String::new()), false, &own);
+        }
+        rebase_refs(&mut schema, DOCUMENT_URI);
+        build(&schema, Draft::Draft202012, Some(&document.registry))
     }
 
     pub fn is_valid(&self, instance: &Value) -> bool {
@@ -92,12 +148,18 @@ impl Schema {
         if self.validator.is_valid(instance) {
             return;
         }
+        // A member a failing part described counts as unevaluated too (the part's
+        // annotations are dropped): reported as unknown only when nothing else is wrong there.
+        let mut unevaluated = Vec::new();
         for error in self.validator.iter_errors(instance) {
             let at = format!("{prefix}{}", error.instance_path());
             // Unknown and missing members are reported at the member, not at its object.
             let (members, detail) = match error.kind() {
-                ValidationErrorKind::AdditionalProperties { unexpected }
-                | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                    unevaluated.extend(unexpected.iter().map(|m| format!("{at}/{}", escape(m))));
+                    continue;
+                }
+                ValidationErrorKind::AdditionalProperties { unexpected } => {
                     (unexpected.clone(), "is not allowed here")
                 }
                 ValidationErrorKind::Required { property } => (
@@ -119,8 +181,21 @@ impl Schema {
                 push(out, location, at.clone(), detail);
             }
             for member in members {
-                let escaped = member.replace('~', "~0").replace('/', "~1");
-                push(out, location, format!("{at}/{escaped}"), detail.to_owned());
+                push(
+                    out,
+                    location,
+                    format!("{at}/{}", escape(&member)),
+                    detail.to_owned(),
+                );
+            }
+        }
+        for member in unevaluated {
+            let explained = out.iter().any(|e| {
+                e.location == location
+                    && (e.pointer == member || e.pointer.starts_with(&format!("{member}/")))
+            });
+            if !explained {
+                push(out, location, member, "is not allowed here".to_owned());
             }
         }
     }
@@ -187,6 +262,24 @@ fn bound_integer_formats(root: &mut Value) {
     }
 }
 
+/// Why these options: see the module comment. A shared document's registry (if any) is
+/// where rebased references resolve.
+fn build(
+    schema: &Value,
+    draft: Draft,
+    registry: Option<&Registry<'static>>,
+) -> Result<Schema, String> {
+    let mut options = jsonschema::options()
+        .with_draft(draft)
+        .should_validate_formats(true)
+        .with_pattern_options(PatternOptions::regex());
+    if let Some(registry) = registry {
+        options = options.with_registry(registry);
+    }
+    let validator = options.build(schema).map_err(|e| compile_error(&e))?;
+    Ok(Schema { validator })
+}
+
 fn push(out: &mut Vec<FieldError>, location: &'static str, pointer: String, detail: String) {
     if out.len() < MAX_ERRORS {
         out.push(FieldError {
@@ -197,110 +290,436 @@ fn push(out: &mut Vec<FieldError>, location: &'static str, pointer: String, deta
     }
 }
 
-/// Adds `additionalProperties: false` to object schemas that list `properties` and leave
-/// other members open. Schemas combined by `allOf`/`anyOf`/`oneOf` are left open (closing
-/// each part would refuse the other parts' members); the combining schema gets
-/// `unevaluatedProperties: false` instead, which sees every part's members (2020-12). The
-/// same holds for a component schema that some combination refers to by `$ref`.
-fn close(root: &mut Value) {
-    let mut combined = HashSet::new();
-    combined_refs(root, &mut combined);
-    if let Some(Value::Object(schemas)) = root.pointer_mut("/components/schemas") {
-        for (name, schema) in schemas.iter_mut() {
-            let target = format!(
-                "#/components/schemas/{}",
-                name.replace('~', "~0").replace('/', "~1")
-            );
-            close_objects(schema, combined.contains(&target), &combined);
-        }
-    }
-    close_objects(root, false, &combined);
+/// What strict closing needs to know about a whole document (a schema file, or an OpenAPI
+/// spec): its dialect, and which local `$ref` targets combinations use.
+///
+/// Why targets matter: a schema that `allOf` (or a `$ref` with sibling `properties`, or
+/// `if`/`then`, …) combines with others must stay open, or it would refuse the members the
+/// other parts add; the schema that combines it is closed instead. Where it is closed
+/// depends on the dialect: 2020-12 has `unevaluatedProperties`, which sees the members every
+/// part evaluated; draft 7 has no such keyword (it ignores it), so the combining schema gets
+/// `additionalProperties: false` over the union of its parts' member names.
+pub(crate) struct Closing {
+    draft: Draft,
+    /// Targets (decoded JSON pointers) that stay open at their top level.
+    open: HashSet<String>,
+    /// The document as written, to read parts' member names through `$ref`s (draft 7 only).
+    root: Value,
 }
 
-/// Every `$ref` that is directly one of the parts of an `allOf`/`anyOf`/`oneOf`.
-fn combined_refs(value: &Value, found: &mut HashSet<String>) {
-    let mut stack = vec![value];
+/// Keywords whose subschemas apply to the same object as the schema that holds them: a
+/// member one of them describes belongs to that object, so none is closed on its own.
+const COMBINING: [&str; 9] = [
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "if",
+    "then",
+    "else",
+    "not",
+    "dependentSchemas",
+    "dependencies",
+];
+
+/// Keywords beside a 2020-12 `$ref` that add or admit members, so its target must not
+/// refuse them (`Child: {$ref: Base, properties: {extra: …}}`).
+const MEMBER_SIBLINGS: [&str; 11] = [
+    "properties",
+    "patternProperties",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "if",
+    "then",
+    "else",
+    "dependentSchemas",
+];
+
+impl Closing {
+    pub(crate) fn of(root: &Value, draft: Draft) -> Closing {
+        let mut open = HashSet::new();
+        let mut stack = vec![root];
+        while let Some(node) = stack.pop() {
+            match node {
+                Value::Object(map) => {
+                    for part in parts(map, true) {
+                        open.extend(
+                            part.get("$ref")
+                                .and_then(Value::as_str)
+                                .and_then(local_target),
+                        );
+                    }
+                    // Draft 7 ignores a `$ref`'s siblings: nothing is combined there.
+                    if draft != Draft::Draft7
+                        && MEMBER_SIBLINGS.iter().any(|k| map.contains_key(*k))
+                    {
+                        open.extend(
+                            map.get("$ref")
+                                .and_then(Value::as_str)
+                                .and_then(local_target),
+                        );
+                    }
+                    stack.extend(map.values());
+                }
+                Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        // An open target that is only a reference leaves what it refers to open too.
+        let mut pending: Vec<String> = open.iter().cloned().collect();
+        while let Some(target) = pending.pop() {
+            let next = (root.pointer(&target))
+                .and_then(|node| node.get("$ref"))
+                .and_then(Value::as_str)
+                .and_then(local_target);
+            if let Some(next) = next
+                && open.insert(next.clone())
+            {
+                pending.push(next);
+            }
+        }
+        Closing {
+            draft,
+            open,
+            root: if draft == Draft::Draft7 {
+                root.clone()
+            } else {
+                Value::Null
+            },
+        }
+    }
+
+    fn is_open(&self, at: Option<&str>) -> bool {
+        // The root is what gets compiled: it is always closed.
+        at.is_some_and(|p| !p.is_empty() && self.open.contains(p))
+    }
+
+    fn is_open_target(&self, reference: Option<&Value>) -> bool {
+        reference
+            .and_then(Value::as_str)
+            .and_then(local_target)
+            .is_some_and(|t| self.is_open(Some(&t)))
+    }
+}
+
+/// The subschemas of `map` that apply to its own object (see `COMBINING`), with or
+/// without `not`.
+fn parts(map: &Map<String, Value>, with_not: bool) -> Vec<&Value> {
+    let mut found = Vec::new();
+    for keyword in COMBINING.iter().filter(|k| with_not || **k != "not") {
+        match map.get(*keyword) {
+            Some(Value::Array(items)) if matches!(*keyword, "allOf" | "anyOf" | "oneOf") => {
+                found.extend(items)
+            }
+            Some(Value::Object(members))
+                if matches!(*keyword, "dependentSchemas" | "dependencies") =>
+            {
+                found.extend(members.values().filter(|v| v.is_object()))
+            }
+            Some(schema @ Value::Object(_))
+                if matches!(*keyword, "if" | "then" | "else" | "not") =>
+            {
+                found.push(schema)
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The JSON pointer (`~`-escaped, percent-decoded) a same-document `$ref` names.
+fn local_target(reference: &str) -> Option<String> {
+    let fragment = reference.strip_prefix('#')?;
+    let bytes = fragment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = fragment
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .ok()
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+}
+
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Closes the schemas of a standalone document (a schema file).
+fn close(root: &mut Value, draft: Draft) {
+    let closing = Closing::of(root, draft);
+    close_objects(root, Some(String::new()), false, &closing);
+}
+
+/// Closes, in an OpenAPI document, every schema a `$ref` can reach (and every component
+/// schema), so the document all of a spec's routes share is the closed one.
+fn close_document(document: &mut Value, closing: &Closing) {
+    let mut targets = std::collections::BTreeSet::new();
+    let mut stack = vec![&*document];
     while let Some(node) = stack.pop() {
         match node {
             Value::Object(map) => {
-                for (key, child) in map {
-                    if let ("allOf" | "anyOf" | "oneOf", Value::Array(parts)) =
-                        (key.as_str(), child)
-                    {
-                        found.extend(
-                            (parts.iter())
-                                .filter_map(|p| p.get("$ref").and_then(Value::as_str))
-                                .map(str::to_owned),
-                        );
-                    }
-                    stack.push(child);
-                }
+                targets.extend(
+                    map.get("$ref")
+                        .and_then(Value::as_str)
+                        .and_then(local_target),
+                );
+                stack.extend(map.values());
             }
             Value::Array(items) => stack.extend(items),
             _ => {}
         }
     }
+    if let Some(Value::Object(schemas)) = document.pointer("/components/schemas") {
+        targets.extend(
+            schemas
+                .keys()
+                .map(|name| format!("/components/schemas/{}", escape(name))),
+        );
+    }
+    for target in targets.into_iter().filter(|t| !t.is_empty()) {
+        if let Some(node) = document.pointer_mut(&target) {
+            close_objects(node, Some(target), false, closing);
+        }
+    }
 }
 
-fn close_objects(schema: &mut Value, in_combination: bool, combined_components: &HashSet<String>) {
+/// Closes `schema` (at JSON pointer `at` in its document, when known) and the schemas in
+/// it. A schema that is a `part` of a combination, or an open target, stays open at its top
+/// level; one that says anything about other members (`additionalProperties`,
+/// `unevaluatedProperties`) is left as written; otherwise an object schema that lists its
+/// members is closed.
+fn close_objects(schema: &mut Value, at: Option<String>, part: bool, closing: &Closing) {
     let Value::Object(map) = schema else {
         return;
     };
-    let combined = ["allOf", "anyOf", "oneOf"]
-        .iter()
-        .any(|k| map.contains_key(*k));
-    let open =
-        !map.contains_key("additionalProperties") && !map.contains_key("unevaluatedProperties");
-    // A direct use of a component that combinations keep open: closed here instead, with
-    // `unevaluatedProperties`, which sees the members the `$ref` evaluated.
-    let open_component = (map.get("$ref").and_then(Value::as_str))
-        .is_some_and(|target| combined_components.contains(target));
-    if open && !in_combination {
-        if combined || open_component {
-            map.insert("unevaluatedProperties".into(), Value::Bool(false));
-        } else if map.contains_key("properties") {
-            map.insert("additionalProperties".into(), Value::Bool(false));
+    let declared =
+        map.contains_key("additionalProperties") || map.contains_key("unevaluatedProperties");
+    if !part && !declared && !closing.is_open(at.as_deref()) {
+        match closing.draft {
+            Draft::Draft7 => close_draft7(map, closing),
+            _ => {
+                let combined = [
+                    "allOf",
+                    "anyOf",
+                    "oneOf",
+                    "if",
+                    "then",
+                    "else",
+                    "dependentSchemas",
+                ]
+                .iter()
+                .any(|k| map.contains_key(*k))
+                    || closing.is_open_target(map.get("$ref"));
+                if combined {
+                    map.insert("unevaluatedProperties".into(), Value::Bool(false));
+                } else if map.contains_key("properties") || map.contains_key("patternProperties") {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+            }
         }
     }
+    let child = |suffix: &str| at.as_ref().map(|p| format!("{p}/{suffix}"));
     for (keyword, value) in map.iter_mut() {
-        match keyword.as_str() {
-            "allOf" | "anyOf" | "oneOf" => {
-                each_item(value, |s| close_objects(s, true, combined_components))
-            }
-            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
-                each_member(value, |s| close_objects(s, false, combined_components))
+        let kw = keyword.as_str();
+        match kw {
+            "allOf" | "anyOf" | "oneOf" => each_item(value, |i, s| {
+                close_objects(s, child(&format!("{kw}/{i}")), true, closing)
+            }),
+            "if" | "then" | "else" | "not" => close_objects(value, child(kw), true, closing),
+            "dependentSchemas" | "dependencies" => each_member(value, |name, s| {
+                close_objects(s, child(&format!("{kw}/{}", escape(name))), true, closing)
+            }),
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                each_member(value, |name, s| {
+                    close_objects(s, child(&format!("{kw}/{}", escape(name))), false, closing)
+                })
             }
             "items"
+            | "additionalItems"
+            | "prefixItems"
             | "additionalProperties"
-            | "not"
-            | "if"
-            | "then"
-            | "else"
             | "contains"
             | "propertyNames"
             | "unevaluatedItems"
             | "unevaluatedProperties" => {
                 if value.is_array() {
-                    each_item(value, |s| close_objects(s, false, combined_components));
+                    each_item(value, |i, s| {
+                        close_objects(s, child(&format!("{kw}/{i}")), false, closing)
+                    });
                 } else {
-                    close_objects(value, false, combined_components);
+                    close_objects(value, child(kw), false, closing);
                 }
             }
-            "prefixItems" => each_item(value, |s| close_objects(s, false, combined_components)),
             _ => {}
         }
     }
 }
 
-fn each_item(value: &mut Value, mut f: impl FnMut(&mut Value)) {
-    if let Value::Array(items) = value {
-        items.iter_mut().for_each(&mut f);
+/// Member names a draft-7 combination's parts describe, and whether one of them admits
+/// any other member (then the combination is left open, as its author wrote it).
+#[derive(Default)]
+struct Members {
+    names: std::collections::BTreeSet<String>,
+    patterns: std::collections::BTreeSet<String>,
+    unbounded: bool,
+}
+
+impl Members {
+    fn collect(&mut self, schema: &Value, closing: &Closing, seen: &mut HashSet<String>) {
+        let Value::Object(map) = schema else {
+            return;
+        };
+        // Draft 7: a `$ref` replaces its siblings.
+        if let Some(reference) = map.get("$ref") {
+            match reference.as_str().and_then(local_target) {
+                Some(target) => {
+                    if seen.insert(target.clone()) {
+                        match closing.root.pointer(&target) {
+                            Some(node) => self.collect(node, closing, seen),
+                            None => self.unbounded = true,
+                        }
+                    }
+                }
+                None => self.unbounded = true,
+            }
+            return;
+        }
+        if !matches!(
+            map.get("additionalProperties"),
+            None | Some(Value::Bool(false))
+        ) {
+            self.unbounded = true;
+        }
+        let keys = |k: &str| {
+            (map.get(k).and_then(Value::as_object).into_iter())
+                .flat_map(|m| m.keys().cloned())
+                .collect::<Vec<_>>()
+        };
+        self.names.extend(keys("properties"));
+        self.patterns.extend(keys("patternProperties"));
+        // `not` describes what must not match: its members are not the object's.
+        for part in parts(map, false) {
+            self.collect(part, closing, seen);
+        }
     }
 }
 
-fn each_member(value: &mut Value, mut f: impl FnMut(&mut Value)) {
+/// Draft 7 has no `unevaluatedProperties`: a combination is closed by listing every part's
+/// members in its own `properties` (as `true`: the parts check them) beside
+/// `additionalProperties: false`. A `$ref` to an open target is wrapped in an `allOf` first,
+/// since draft 7 ignores a `$ref`'s siblings.
+fn close_draft7(map: &mut Map<String, Value>, closing: &Closing) {
+    let via_ref = closing.is_open_target(map.get("$ref"));
+    let combined = via_ref
+        || (!map.contains_key("$ref")
+            && COMBINING
+                .iter()
+                .any(|k| *k != "not" && map.contains_key(*k)));
+    if !combined {
+        if !map.contains_key("$ref")
+            && (map.contains_key("properties") || map.contains_key("patternProperties"))
+        {
+            map.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        return;
+    }
+    let mut members = Members::default();
+    members.collect(&Value::Object(map.clone()), closing, &mut HashSet::new());
+    if members.unbounded {
+        return;
+    }
+    if via_ref {
+        // What draft 7 ignored beside the `$ref` moves with it, still ignored there; the
+        // containers of definitions stay where references find them.
+        let mut reference = Map::new();
+        for key in map.keys().cloned().collect::<Vec<_>>() {
+            if !matches!(key.as_str(), "definitions" | "$defs" | "$schema" | "$id") {
+                reference.extend(map.remove_entry(&key));
+            }
+        }
+        map.insert("allOf".into(), Value::Array(vec![Value::Object(reference)]));
+    }
+    for (keyword, found) in [
+        ("properties", members.names),
+        ("patternProperties", members.patterns),
+    ] {
+        if found.is_empty() {
+            continue;
+        }
+        let listed = map
+            .entry(keyword)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(listed) = listed {
+            for name in found {
+                listed.entry(name).or_insert(Value::Bool(true));
+            }
+        }
+    }
+    map.insert("additionalProperties".into(), Value::Bool(false));
+}
+
+/// Makes `schema`'s same-document references point into the shared document at `base`,
+/// except those that resolve in `schema` itself (its own `$defs`, as when it was compiled
+/// as the root of a copy of the spec); not below a nested `$id` (where `#` means that
+/// resource), nor inside data (`const`, `enum`, examples, defaults).
+fn rebase_refs(schema: &mut Value, base: &str) {
+    let own = schema.clone();
+    rebase(schema, &own, base, true);
+}
+
+fn rebase(schema: &mut Value, own: &Value, base: &str, top: bool) {
+    let Value::Object(map) = schema else {
+        if let Value::Array(items) = schema {
+            items.iter_mut().for_each(|v| rebase(v, own, base, false));
+        }
+        return;
+    };
+    if !top && map.contains_key("$id") {
+        return;
+    }
+    for (key, value) in map.iter_mut() {
+        match (key.as_str(), value) {
+            ("$ref", Value::String(target)) if target.starts_with('#') => {
+                let resolves_here = local_target(target).is_some_and(|t| own.pointer(&t).is_some());
+                if !resolves_here {
+                    *target = format!("{base}{target}");
+                }
+            }
+            ("const" | "enum" | "examples" | "example" | "default", _) => {}
+            // Members named by the schema, each a schema (whatever its name).
+            (
+                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas"
+                | "dependencies",
+                Value::Object(members),
+            ) => members
+                .values_mut()
+                .for_each(|v| rebase(v, own, base, false)),
+            (_, value) => rebase(value, own, base, false),
+        }
+    }
+}
+
+fn each_item(value: &mut Value, mut f: impl FnMut(usize, &mut Value)) {
+    if let Value::Array(items) = value {
+        items.iter_mut().enumerate().for_each(|(i, v)| f(i, v));
+    }
+}
+
+fn each_member(value: &mut Value, mut f: impl FnMut(&str, &mut Value)) {
     if let Value::Object(members) = value {
-        members.values_mut().for_each(&mut f);
+        members.iter_mut().for_each(|(k, v)| f(k, v));
     }
 }
 
@@ -444,6 +863,265 @@ mod tests {
         assert_eq!(
             errors(&schema, json!({"id": 1, "role": "admin"}))[0].pointer,
             "/role"
+        );
+    }
+
+    /// `errors` of `instance`, as pointers.
+    fn pointers(schema: &Schema, instance: Value) -> Vec<String> {
+        errors(schema, instance)
+            .into_iter()
+            .map(|e| e.pointer)
+            .collect()
+    }
+
+    /// Issue 6 (a): a schema in `$defs` or `definitions` that a combination uses stays open
+    /// to the other parts' members; unknown members are still refused, at their place.
+    #[test]
+    fn combined_definitions_stay_open_and_the_combination_is_closed() {
+        for container in ["$defs", "definitions"] {
+            let root = json!({
+                "allOf": [
+                    {"$ref": format!("#/{container}/Base")},
+                    {"properties": {"extra": {"type": "string"}}}
+                ],
+                container: {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+            });
+            let schema = Schema::compile(&root, Dialect::Draft202012, true).unwrap();
+            assert!(
+                schema.is_valid(&json!({"id": 1, "extra": "x"})),
+                "{container}"
+            );
+            assert_eq!(
+                pointers(&schema, json!({"id": 1, "role": "admin"})),
+                ["/role"],
+                "{container}"
+            );
+            assert_eq!(
+                pointers(&schema, json!({"id": "1"})),
+                ["/id"],
+                "{container}"
+            );
+        }
+    }
+
+    /// Issue 6 (b): 2020-12's `$ref` with sibling `properties` extends the target.
+    #[test]
+    fn a_ref_with_sibling_properties_extends_its_target() {
+        let root = json!({
+            "$ref": "#/$defs/Child",
+            "$defs": {
+                "Base": {"type": "object", "properties": {"id": {"type": "integer"}}},
+                "Child": {"$ref": "#/$defs/Alias", "properties": {"extra": {"type": "string"}}},
+                // A target that is itself a reference: what it refers to stays open too.
+                "Alias": {"$ref": "#/$defs/Base"}
+            }
+        });
+        let schema = Schema::compile(&root, Dialect::Draft202012, true).unwrap();
+        assert!(schema.is_valid(&json!({"id": 1, "extra": "x"})));
+        assert_eq!(
+            pointers(&schema, json!({"id": 1, "extra": "x", "isAdmin": true})),
+            ["/isAdmin"]
+        );
+        assert_eq!(pointers(&schema, json!({"id": 1, "extra": 2})), ["/extra"]);
+    }
+
+    /// Issue 6 (c): a member that `then` adds is allowed when the condition holds, and only
+    /// then; `if` itself is not closed (closing a condition would change what it tests).
+    #[test]
+    fn if_then_adds_members_under_its_condition() {
+        for draft in [
+            "https://json-schema.org/draft/2020-12/schema",
+            "http://json-schema.org/draft-07/schema#",
+        ] {
+            let root = json!({
+                "$schema": draft,
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"enum": ["card", "cash"]}},
+                "if": {"properties": {"kind": {"const": "card"}}},
+                "then": {"required": ["number"], "properties": {"number": {"type": "string"}}},
+                "else": {"properties": {"change": {"type": "boolean"}}}
+            });
+            let schema = Schema::compile(&root, Dialect::Draft202012, true).unwrap();
+            assert!(
+                schema.is_valid(&json!({"kind": "card", "number": "4111"})),
+                "{draft}"
+            );
+            assert!(
+                schema.is_valid(&json!({"kind": "cash", "change": true})),
+                "{draft}"
+            );
+            assert_eq!(
+                pointers(
+                    &schema,
+                    json!({"kind": "card", "number": "4111", "isAdmin": true})
+                ),
+                ["/isAdmin"],
+                "{draft}"
+            );
+            assert_eq!(
+                pointers(&schema, json!({"kind": "card"})),
+                ["/number"],
+                "{draft}"
+            );
+        }
+        // 2020-12 is exact: a member of the branch not taken is unknown.
+        let root = json!({
+            "type": "object",
+            "properties": {"kind": {"enum": ["card", "cash"]}},
+            "if": {"properties": {"kind": {"const": "card"}}},
+            "then": {"properties": {"number": {"type": "string"}}}
+        });
+        let schema = Schema::compile(&root, Dialect::Draft202012, true).unwrap();
+        assert_eq!(
+            pointers(&schema, json!({"kind": "cash", "number": "4111"})),
+            ["/number"]
+        );
+    }
+
+    /// Issue 6 (d): draft 7 ignores `unevaluatedProperties`, so a draft-7 combination is
+    /// closed with `additionalProperties: false` over its parts' members.
+    #[test]
+    fn draft7_combinations_refuse_unknown_members() {
+        let root = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "allOf": [
+                {"$ref": "#/definitions/Base"},
+                {"properties": {"extra": {"type": "string"}}, "patternProperties": {"^x-": {}}}
+            ],
+            "definitions": {"Base": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}}
+        });
+        let schema = Schema::compile(&root, Dialect::Draft202012, true).unwrap();
+        assert!(schema.is_valid(&json!({"id": 1, "extra": "x", "x-trace": 1})));
+        assert_eq!(
+            pointers(&schema, json!({"id": 1, "isAdmin": true})),
+            ["/isAdmin"]
+        );
+        assert_eq!(pointers(&schema, json!({"extra": "x"})), ["/id"]);
+        // The same when it is the file's own default dialect.
+        let mut unmarked = root.clone();
+        unmarked.as_object_mut().unwrap().remove("$schema");
+        let schema = Schema::compile(&unmarked, Dialect::Draft7, true).unwrap();
+        assert_eq!(
+            pointers(&schema, json!({"id": 1, "isAdmin": true})),
+            ["/isAdmin"]
+        );
+        // Not strict: left open.
+        let schema = Schema::compile(&root, Dialect::Draft202012, false).unwrap();
+        assert!(schema.is_valid(&json!({"id": 1, "isAdmin": true})));
+    }
+
+    /// Draft 7: a definition that a combination keeps open is closed where it is used on
+    /// its own (`$ref` wrapped, since draft 7 ignores a `$ref`'s siblings); a part that
+    /// admits any member leaves its combination as written.
+    #[test]
+    fn draft7_open_definitions_are_closed_where_used() {
+        let root = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "base": {"$ref": "#/definitions/Base"},
+                "child": {"$ref": "#/definitions/Child"},
+                "loose": {"allOf": [{"$ref": "#/definitions/Base"}, {"additionalProperties": true}]}
+            },
+            "definitions": {
+                "Base": {"type": "object", "properties": {"id": {"type": "integer"}}},
+                "Child": {"allOf": [{"$ref": "#/definitions/Base"}, {"properties": {"extra": {}}}]}
+            }
+        });
+        let schema = Schema::compile(&root, Dialect::Draft7, true).unwrap();
+        assert!(schema.is_valid(&json!({"base": {"id": 1}, "child": {"id": 1, "extra": 2}})));
+        assert_eq!(
+            pointers(&schema, json!({"base": {"id": 1, "x": 1}})),
+            ["/base/x"]
+        );
+        assert_eq!(
+            pointers(&schema, json!({"child": {"id": 1, "x": 1}})),
+            ["/child/x"]
+        );
+        assert_eq!(pointers(&schema, json!({"isAdmin": true})), ["/isAdmin"]);
+        assert!(schema.is_valid(&json!({"loose": {"id": 1, "anything": 1}})));
+    }
+
+    /// A spec's schemas compiled in the shared document: closed the same way, errors
+    /// pointing into the instance (not into the spec).
+    #[test]
+    fn schemas_in_a_shared_document_are_closed_like_the_document() {
+        let spec = json!({
+            "openapi": "3.1.0",
+            "components": {"schemas": {
+                "Base": {"type": "object", "properties": {"id": {"type": "integer", "format": "int32"}}},
+                "Child": {"$ref": "#/components/schemas/Base", "properties": {"extra": {"type": "string"}}},
+                "Mixed": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"$ref": "#/$defs/Tag"}]},
+                "Title": {"type": "object", "properties": {"title": {"type": "string", "maxLength": 3}}}
+            }},
+            "$defs": {"Tag": {"properties": {"tag": {"type": "string"}}}}
+        });
+        let strict = SharedDocument::new(&spec, true).unwrap();
+        let body = |name: &str, document: &SharedDocument| {
+            let reference = format!("#/components/schemas/{name}");
+            Schema::compile_in(&json!({"$ref": reference}), document).unwrap()
+        };
+        let child = body("Child", &strict);
+        assert!(child.is_valid(&json!({"id": 1, "extra": "x"})));
+        assert_eq!(
+            pointers(&child, json!({"id": 1, "isAdmin": true})),
+            ["/isAdmin"]
+        );
+        assert_eq!(pointers(&child, json!({"id": 2_147_483_648_i64})), ["/id"]);
+        let mixed = body("Mixed", &strict);
+        assert!(mixed.is_valid(&json!({"id": 1, "tag": "x"})));
+        assert_eq!(
+            pointers(&mixed, json!({"tag": "x", "extra": 1})),
+            ["/extra"]
+        );
+        // Base is kept open for its combinations, and closed where used directly.
+        let base = body("Base", &strict);
+        assert_eq!(pointers(&base, json!({"id": 1, "extra": "x"})), ["/extra"]);
+        let title = body("Title", &strict);
+        assert_eq!(pointers(&title, json!({"title": "long"})), ["/title"]);
+        // An inline schema (a path's) referring into the document is closed too.
+        let inline = json!({"type": "object", "properties": {"base": {"$ref": "#/components/schemas/Base"}}});
+        let inline = Schema::compile_in(&inline, &strict).unwrap();
+        assert_eq!(
+            pointers(&inline, json!({"base": {"id": 1}, "x": 1})),
+            ["/x"]
+        );
+        assert_eq!(pointers(&inline, json!({"base": {"x": 1}})), ["/base/x"]);
+        // Not strict: nothing closed.
+        let open = SharedDocument::new(&spec, false).unwrap();
+        assert!(body("Child", &open).is_valid(&json!({"id": 1, "isAdmin": true})));
+        assert!(body("Base", &open).is_valid(&json!({"id": 1, "isAdmin": true})));
+    }
+
+    /// An operation's inline schema: its own `$defs` resolve in it (and stay open for its
+    /// combinations), a member named like a keyword (`default`) is still a schema whose
+    /// reference resolves in the document, and `const` data is not a reference.
+    #[test]
+    fn inline_schemas_keep_their_own_definitions() {
+        let spec = json!({
+            "openapi": "3.1.0",
+            "components": {"schemas": {"Owner": {"type": "object", "properties": {"name": {"type": "string"}}}}}
+        });
+        let inline = json!({
+            "allOf": [{"$ref": "#/$defs/Base"}, {"properties": {
+                "default": {"$ref": "#/components/schemas/Owner"},
+                "marker": {"const": {"$ref": "#/x"}}
+            }}],
+            "$defs": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+        });
+        let document = SharedDocument::new(&spec, true).unwrap();
+        let schema = Schema::compile_in(&inline, &document).unwrap();
+        assert!(
+            schema.is_valid(&json!({"id": 1, "default": {"name": "a"}, "marker": {"$ref": "#/x"}}))
+        );
+        assert_eq!(
+            pointers(&schema, json!({"id": 1, "isAdmin": true})),
+            ["/isAdmin"]
+        );
+        assert_eq!(
+            pointers(&schema, json!({"default": {"name": "a", "isAdmin": true}})),
+            ["/default/isAdmin"]
         );
     }
 
