@@ -1292,6 +1292,7 @@ mod tests {
                 .1
                 .as_ref()
                 .unwrap()
+                .schema
                 .errors(&instance, "body", "", &mut out);
             out.into_iter().map(|e| e.pointer).collect::<Vec<_>>()
         };
