@@ -803,6 +803,44 @@ mod tests {
         }
     }
 
+    /// The node owning the slot dies: calls fail fast (no hang, the store rests), and once
+    /// it is back the same store decides again, with no new connection made by us: the
+    /// cluster client reconnects by itself.
+    #[tokio::test]
+    async fn a_cluster_store_recovers_when_the_slot_owner_comes_back() {
+        let cluster = RedisCluster::start(3);
+        let owner = cluster.owner_of(CLUSTER_TAG);
+        let seed = (cluster.nodes().iter())
+            .find(|n| n.port() != owner.port())
+            .unwrap();
+        let store = RedisStore::connect(&seed.url()).unwrap();
+        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
+        let take = [Check::take("k", quota)];
+        assert!(store.check_all(&take, TIMEOUT).await.is_ok());
+        owner.stop();
+        let started = Instant::now();
+        let error = store.check_all(&take, TIMEOUT).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Failed(_) | StoreError::Timeout),
+            "{error:?}"
+        );
+        assert!(started.elapsed() <= TIMEOUT + Duration::from_millis(100));
+        owner.restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(RETRY_INTERVAL).await;
+            match store.check_all(&take, TIMEOUT).await {
+                Ok(decisions) => {
+                    assert_eq!(admitted(&decisions), [true]);
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "no recovery: {e:?}"),
+            }
+        }
+        // The restarted owner came back empty and holds the new state.
+        assert_eq!(owner.keys("palisade:rl:{palisade}:*").len(), 1);
+    }
+
     /// A cluster discovered only on the first call (it was down at load) is used as one.
     #[tokio::test]
     async fn a_cluster_found_on_the_first_call_is_used_as_one() {
