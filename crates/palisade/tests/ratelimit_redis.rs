@@ -766,9 +766,14 @@ async fn two_instances_share_a_redis_cluster_and_hold_the_combined_limit() {
     // Every decision came from the cluster: no call failed, nothing fell back.
     for (g, gw) in gateways.iter().enumerate() {
         let samples = scrape(gw).await;
+        // A request makes one call per phase it reaches (plus a refund if the second
+        // refuses): an admitted one two, a refused one at least one.
+        let admitted = (answers.iter())
+            .filter(|(i, _, r)| *i == g && r.status == 200)
+            .count();
         assert!(
-            metric(&samples, CALLS, &[("outcome", "ok")]) >= REQUESTS as f64,
-            "gateway {g}: fewer cluster decisions than two per request: {:?}",
+            metric(&samples, CALLS, &[("outcome", "ok")]) >= (REQUESTS / 2 + admitted) as f64,
+            "gateway {g}: fewer cluster decisions than requests and phases: {:?}",
             rate_samples(&samples)
         );
         for outcome in ["timeout", "error", "resting"] {
