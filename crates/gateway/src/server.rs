@@ -291,7 +291,8 @@ impl Server {
             redis: std::sync::Mutex::new(None),
         };
         let rate_store = rate_stores.for_config(&config, &metrics)?;
-        // A Redis Cluster node is refused here, not by every request later.
+        // A Redis Cluster is detected here, and a cluster URL it cannot use is refused
+        // here, not by every request later.
         rate_store
             .check_supported()
             .await

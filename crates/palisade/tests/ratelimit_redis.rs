@@ -2,6 +2,7 @@
 //! `redis-server` hold the combined limit under concurrent load, and when Redis dies each
 //! `on_store_error` mode does what it says (`deny` 503, `allow` uncounted, `local` this
 //! instance's memory) without a request hanging, then Redis decides again once it is back.
+//! The same holds against a Redis Cluster (three primaries), the keys all in one slot.
 //!
 //! Requests go through reqwest with a client timeout ([`LIVENESS`]): a request that hangs
 //! on a dead store fails the test. Nothing here asserts on durations.
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palisade_testkit::gateway::{log_event, log_field};
-use palisade_testkit::{GatewayProcess, RawResponse, RecordingUpstream, RedisServer};
+use palisade_testkit::{GatewayProcess, RawResponse, RecordingUpstream, RedisCluster, RedisServer};
 use serde_json::Value;
 
 use common::{assert_gateway_headers, assert_problem, log_line};
@@ -683,11 +684,142 @@ async fn a_stalled_redis_times_out_fast_and_its_late_scripts_charge_nothing() {
     assert_eq!(fallback_of(&gw, &id), None);
 }
 
-/// A Redis Cluster node (even one owning every slot) cannot take a request's keys in one
-/// script (`CROSSSLOT`): the config is refused at load, naming the key, instead of every
-/// request failing later.
+/// Two gateways seeded with ONE node of a 3-primary Redis Cluster (not the node owning the
+/// limiter's slot) hold a per-client limit together under concurrent load, with a per-ip
+/// policy decided in the phase before it (so every request makes two script calls and a
+/// refused one a refund): every key shares the hash tag `{palisade}`, so each call stays
+/// one atomic script on the node that owns that slot, and no call fails or falls back.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_share_a_redis_cluster_and_hold_the_combined_limit() {
+    const PER_CLIENT: u32 = 20;
+    const REQUESTS: usize = 160;
+    let cluster = RedisCluster::start(3);
+    let owner = cluster.owner_of("{palisade}");
+    let seed = (cluster.nodes().iter())
+        .find(|n| n.port() != owner.port())
+        .unwrap();
+    let upstream = RecordingUpstream::start().await;
+    // `client` on a public route is the address, counted after authentication; the per-ip
+    // budget (before it) is the looser one, as requests refused later give it back.
+    let policy = format!(
+        r#"[
+    {{ limit = {}, window = "1h", per = "ip", name = "cluster-ip" }},
+    {{ limit = {PER_CLIENT}, window = "1h", per = "client", name = "cluster-client" }},
+]"#,
+        PER_CLIENT * 2
+    );
+    let gateways = [
+        start_gateway(&upstream, &seed.url(), "local", &policy),
+        start_gateway(&upstream, &seed.url(), "local", &policy),
+    ];
+    let ips = ["198.51.100.1", "198.51.100.2"];
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(REQUESTS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..REQUESTS {
+        // Gateway alternates every request, the address every two: each address is sent
+        // to both gateways.
+        let (client, base, ip) = (client(), gateways[i % 2].http_url(), ips[(i / 2) % 2]);
+        let barrier = barrier.clone();
+        tasks.spawn(async move {
+            barrier.wait().await;
+            (i % 2, ip, get(&client, &base, ip).await)
+        });
+    }
+    let answers = tasks.join_all().await;
+
+    let other: Vec<_> = (answers.iter())
+        .filter(|(_, _, r)| r.status != 200 && r.status != 429)
+        .map(|(g, ip, r)| (g, ip, r.status, r.body_str()))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "answers other than 200/429 (no 503): {other:?}"
+    );
+    for ip in ips {
+        let passed = (answers.iter())
+            .filter(|(_, i, r)| *i == ip && r.status == 200)
+            .count();
+        assert!(
+            (PER_CLIENT as usize - 1..=PER_CLIENT as usize + 1).contains(&passed),
+            "{ip}: {passed} passed through two instances sharing a limit of {PER_CLIENT}"
+        );
+    }
+    for (g, ip, rsp) in &answers {
+        let what = format!("{ip} at gateway {g}");
+        if rsp.status == 200 {
+            assert_passed(rsp, &what);
+        } else if rsp
+            .header("ratelimit-policy")
+            .is_some_and(|p| p.contains("cluster-ip"))
+        {
+            // While concurrent requests hold ip quota that the client phase then gives
+            // back, the ip policy may be the one that refuses.
+            assert_limited(rsp, "cluster-ip", PER_CLIENT * 2, 3600, &what);
+        } else {
+            assert_limited(rsp, "cluster-client", PER_CLIENT, 3600, &what);
+        }
+    }
+    let passed = answers.iter().filter(|(_, _, r)| r.status == 200).count();
+    assert_eq!(upstream.requests().len(), passed);
+
+    // Every decision came from the cluster: no call failed, nothing fell back.
+    for (g, gw) in gateways.iter().enumerate() {
+        let samples = scrape(gw).await;
+        // A request makes one call per phase it reaches (plus a refund if the second
+        // refuses): an admitted one two, a refused one at least one.
+        let admitted = (answers.iter())
+            .filter(|(i, _, r)| *i == g && r.status == 200)
+            .count();
+        assert!(
+            metric(&samples, CALLS, &[("outcome", "ok")]) >= (REQUESTS / 2 + admitted) as f64,
+            "gateway {g}: fewer cluster decisions than requests and phases: {:?}",
+            rate_samples(&samples)
+        );
+        for outcome in ["timeout", "error", "resting"] {
+            assert_eq!(
+                metric(&samples, CALLS, &[("outcome", outcome)]),
+                0.0,
+                "gateway {g}: store calls {outcome}\n{}",
+                gw.stdout()
+            );
+        }
+        assert_eq!(metric(&samples, FALLBACKS, &[]), 0.0, "gateway {g}");
+        assert!(events(gw, "rate_limit_store_unavailable").is_empty());
+        assert_eq!(
+            events(gw, "rate_limit_store_cluster").len(),
+            1,
+            "gateway {g}"
+        );
+    }
+
+    // A per-ip and a per-client bucket per address, all on the node owning `{palisade}`,
+    // all expiring by themselves; the other nodes hold nothing.
+    for (node, keys) in cluster.nodes().iter().zip(cluster.keys_by_node("*")) {
+        if node.port() != owner.port() {
+            assert!(keys.is_empty(), "node {}: {keys:?}", node.port());
+            continue;
+        }
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        for key in &keys {
+            assert!(
+                key.len() == 55
+                    && key.starts_with("palisade:rl:{palisade}:")
+                    && key[23..].bytes().all(|b| b.is_ascii_hexdigit()),
+                "unexpected key name {key:?}"
+            );
+            assert!(ips.iter().all(|ip| !key.contains(ip)), "{key}");
+            let ttl = node.ttl_ms(key);
+            assert!(ttl > 0 && ttl <= 3_600_001, "{key}: PTTL {ttl}");
+        }
+    }
+}
+
+/// A Redis Cluster has only database 0: a cluster URL naming another one stops the load
+/// with a message saying so and naming the key, instead of every request failing later.
 #[test]
-fn a_redis_cluster_node_is_refused_at_load() {
+fn a_redis_cluster_url_with_a_database_number_is_refused_at_load() {
+    // A one-node cluster (it owns every slot) is still a cluster.
     let redis = RedisServer::start_with(&["--cluster-enabled", "yes"]);
     let added = redis
         .command(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"])
@@ -699,7 +831,7 @@ fn a_redis_cluster_node_is_refused_at_load() {
     let (code, stdout, stderr) = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
         .config(config(
             &upstream,
-            &redis.url(),
+            &format!("redis://127.0.0.1:{}/2", redis.port()),
             "local",
             "{ limit = 3, window = \"1h\", per = \"ip\" }",
         ))
@@ -707,6 +839,6 @@ fn a_redis_cluster_node_is_refused_at_load() {
     assert_ne!(code, 0, "{stdout}\n{stderr}");
     let output = format!("{stdout}\n{stderr}");
     assert!(output.contains("rate_limit.store"), "{output}");
-    assert!(output.contains("cluster mode"), "{output}");
+    assert!(output.contains("only database 0"), "{output}");
     assert!(redis.keys("*").is_empty(), "nothing was written");
 }

@@ -7,7 +7,8 @@
 //! - [`upstream`]: [`RecordingUpstream`], which records exactly what reached it;
 //! - [`raw`]: byte-exact HTTP/1.1 and TLS probes for path, smuggling and slowloris tests;
 //! - [`gateway`]: [`GatewayProcess`], which launches `palisade serve` and reads its logs;
-//! - [`redis`]: [`RedisServer`], a throw-away `redis-server` with a minimal RESP client;
+//! - [`redis`]: [`RedisServer`], a throw-away `redis-server` with a minimal RESP client, and
+//!   [`RedisCluster`], several of them joined into a Redis Cluster;
 //! - [`secrets`]: the secrets tests hand to palisade, searched for in all it writes.
 
 pub mod gateway;
@@ -23,5 +24,5 @@ pub use gateway::{GatewayBuilder, GatewayProcess};
 pub use pki::TestPki;
 pub use postgres::PostgresServer;
 pub use raw::{HandshakeOutcome, RawConnection, RawResponse};
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisServer};
 pub use upstream::{Recorded, RecordingUpstream};

@@ -17,8 +17,12 @@
 //! fresh [`TcpStream`] to send one command and parse one reply ([`RespValue`]), so a test can
 //! check what the gateway stored without a Redis client library.
 //!
+//! [`RedisCluster::start`] runs several such servers with `--cluster-enabled yes`, joins
+//! them with `redis-cli --cluster create` (`/usr/bin/redis-cli`, or `PALISADE_REDIS_CLI`),
+//! all primaries, no replicas, and waits until every node reports `cluster_state:ok`.
+//!
 //! Only std is used, so this works from sync tests and from inside tokio tests alike
-//! (starting blocks for a few tens of milliseconds).
+//! (starting blocks for a few tens of milliseconds; a cluster takes a few seconds).
 
 use std::{
     fs,
@@ -213,6 +217,14 @@ impl RedisServer {
             .unwrap_or_else(|| panic!("PTTL {key} answered {reply:?}"))
     }
 
+    /// `INFO section`, as text. Panics on failure.
+    pub fn info(&self, section: &str) -> String {
+        let reply = self.expect_reply(&["INFO", section]);
+        reply
+            .as_string()
+            .unwrap_or_else(|| panic!("INFO {section} answered {reply:?}"))
+    }
+
     fn expect_reply(&self, args: &[&str]) -> RespValue {
         match self.command(args) {
             Ok(RespValue::Error(e)) => panic!("{args:?} failed: {e}"),
@@ -312,6 +324,100 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
         // `dir` is removed when it drops, right after this.
+    }
+}
+
+/// How long [`RedisCluster::start`] waits for `cluster_state:ok` on every node.
+pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running Redis Cluster of primaries (no replicas), each node a [`RedisServer`].
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `primaries` (at least 3, as `redis-cli --cluster create` requires) cluster-mode
+    /// servers, spreads the 16384 slots over them and waits until the cluster is ready.
+    /// Panics (with the tool's output or the node's log) if it cannot.
+    pub fn start(primaries: usize) -> RedisCluster {
+        assert!(primaries >= 3, "a Redis Cluster needs at least 3 primaries");
+        let nodes: Vec<RedisServer> = (0..primaries)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+            })
+            .collect();
+        let cli = std::env::var_os("PALISADE_REDIS_CLI")
+            .map_or_else(|| PathBuf::from("/usr/bin/redis-cli"), PathBuf::from);
+        let output = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", cli.display()));
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+        for node in &cluster.nodes {
+            while !(node.expect_reply(&["CLUSTER", "INFO"]).as_string())
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} never reported cluster_state:ok\n{}",
+                    node.port(),
+                    node.log()
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// The cluster's nodes, in start order.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The node (primary) that owns `key`'s slot: `CLUSTER KEYSLOT`, then each node's own
+    /// slot ranges (its `myself` line of `CLUSTER NODES`).
+    pub fn owner_of(&self, key: &str) -> &RedisServer {
+        let slot = self.nodes[0]
+            .expect_reply(&["CLUSTER", "KEYSLOT", key])
+            .as_integer()
+            .unwrap_or_else(|| panic!("CLUSTER KEYSLOT {key} gave no integer"));
+        (self.nodes.iter())
+            .find(|node| {
+                let nodes = node.expect_reply(&["CLUSTER", "NODES"]);
+                let text = nodes.as_string().unwrap_or_default();
+                let myself = text.lines().find(|l| l.contains("myself")).unwrap_or("");
+                // Slot ranges follow the 8 fixed fields: `0-5460`, or a single `42`.
+                myself.split(' ').skip(8).any(|range| {
+                    let (low, high) = range.split_once('-').unwrap_or((range, range));
+                    match (low.parse::<i64>(), high.parse::<i64>()) {
+                        (Ok(low), Ok(high)) => (low..=high).contains(&slot),
+                        _ => false,
+                    }
+                })
+            })
+            .unwrap_or_else(|| panic!("no node owns slot {slot}"))
+    }
+
+    /// Per node (in start order), the keys it holds matching `pattern`, sorted.
+    pub fn keys_by_node(&self, pattern: &str) -> Vec<Vec<String>> {
+        self.nodes.iter().map(|n| n.keys(pattern)).collect()
     }
 }
 

@@ -128,7 +128,8 @@ pub(crate) struct RawRateLimit {
     /// are evicted first. Bounds its memory (see the README).
     pub max_keys: u64,
     /// Where counts live: `memory` (this instance) or `redis://[:PASSWORD@]HOST:PORT/DB`,
-    /// shared by every instance (use `${env:…}` for a URL with a password).
+    /// shared by every instance (use `${env:…}` for a URL with a password); any node of a
+    /// Redis Cluster works too (detected, database 0; see the README).
     pub store: String,
     /// When the Redis store fails or is slower than `store_timeout`: `local` counts in this
     /// instance's memory meanwhile, `deny` answers 503, `allow` lets requests through.

@@ -16,9 +16,15 @@
 //!
 //! Key names are `palisade:rl:{<32 hex>}`: a digest of the bucket, so no client address,
 //! header value or account name is stored in the clear and key length is fixed. Works with
-//! Redis 6+ (scripts replicate their effects, so `TIME` before a write is allowed). Redis
-//! Cluster is refused (at config load, and by the first call on each connection): a call's
-//! keys hash to different slots, which a cluster answers with `CROSSSLOT`.
+//! Redis 6+ (scripts replicate their effects, so `TIME` before a write is allowed).
+//!
+//! Redis Cluster: detected, not configured (`INFO cluster` answers `cluster_enabled:1`, at
+//! config load and on each connection's first call). A script may only touch keys of one
+//! slot, and splitting a call per slot would lose its all-or-nothing decision, so in a
+//! cluster every key shares ONE hash tag, `palisade:rl:{palisade}:<32 hex>`: all limiter
+//! state lives on the shard owning that slot, and each call stays one atomic script. The
+//! cluster client routes the script (and `TIME`) to that slot's primary and follows
+//! `MOVED`/`ASK` after a failover or resharding.
 //!
 //! Failure is reported, never hidden or waited out: `check_all` returns an error on a
 //! timeout or a broken connection, and after a failure the store is skipped for
@@ -30,6 +36,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 
 use super::gcra::Decision;
 use super::memory::{Check, Op};
@@ -117,11 +126,22 @@ pub struct RedisStore {
     url: String,
     /// The URL without credentials, for logs.
     display: String,
-    /// For one-off connections (`check_supported`), apart from the workers' own.
-    client: redis::Client,
+    /// For one-off connections (`check_supported`), apart from the workers' own. It selects
+    /// no database (a cluster node refuses any but 0), so it can tell a cluster node apart.
+    probe: redis::Client,
     /// One connection per worker (`workers`): a decision is sent and answered on the thread
     /// that serves the request, never handed to another worker's connection.
     managers: Box<[ConnectionManager]>,
+    /// Set once the server was seen to be a Redis Cluster node: from then on decisions go
+    /// through `clusters`, with cluster key names.
+    cluster: AtomicBool,
+    /// The same URL as a cluster seed (parsed up front; no connection until needed), or
+    /// why it cannot be one.
+    cluster_client: Result<ClusterClient, String>,
+    /// Per worker, the cluster connection, made on first use (until one is made, each call
+    /// tries again). Once made it is kept: the cluster client reconnects to nodes, refreshes
+    /// its slot map and falls back to the seed node by itself.
+    clusters: Box<[std::sync::Mutex<Option<ClusterConnection>>]>,
     /// Per connection: Redis's clock minus ours, in microseconds (`UNKNOWN` until learned).
     offsets: Box<[AtomicI64]>,
     script: redis::Script,
@@ -147,10 +167,8 @@ struct Health {
     failing: AtomicBool,
 }
 
-/// Why the store refuses to work with a server, whatever the request.
-const CLUSTER_UNSUPPORTED: &str = "the Redis server runs in cluster mode (cluster_enabled:1), \
-     which the rate-limit store does not support: point `rate_limit.store` at a standalone \
-     Redis (or a primary with replicas)";
+/// The one hash tag of every key in a Redis Cluster (see the module doc).
+const CLUSTER_TAG: &str = "{palisade}";
 
 impl RedisStore {
     /// Prepares the store; connects lazily, on the first decision, so a gateway starts
@@ -170,11 +188,18 @@ impl RedisStore {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("cannot set up Redis at {display}: {e}"))?;
+        let cluster_client = cluster_client(url, &display);
         Ok(Arc::new(RedisStore {
             url: url.to_owned(),
-            display,
-            client: client.clone(),
+            probe: probe_client(&client),
             offsets: managers.iter().map(|_| AtomicI64::new(UNKNOWN)).collect(),
+            cluster: AtomicBool::new(false),
+            cluster_client,
+            clusters: managers
+                .iter()
+                .map(|_| std::sync::Mutex::new(None))
+                .collect(),
+            display,
             managers,
             script: redis::Script::new(SCRIPT),
             health: Health {
@@ -189,24 +214,42 @@ impl RedisStore {
         &self.url
     }
 
-    /// At config load: refuses a server the store cannot work with (Redis Cluster), so the
+    /// At config load: learns whether the server is a Redis Cluster node, and refuses a
+    /// cluster URL the cluster client cannot use (e.g. a database other than 0), so the
     /// mistake stops the load instead of failing every request. A server that cannot be
-    /// reached now is accepted: `on_store_error` covers it until it answers.
+    /// reached now is accepted: `on_store_error` covers it until it answers (and the first
+    /// call on each connection detects a cluster then).
     pub async fn check_supported(&self, timeout: Duration) -> Result<(), String> {
         // A connection of its own: the workers' connections live on their own threads.
         let info = async {
-            let mut connection = self.client.get_multiplexed_async_connection().await?;
+            let mut connection = self.probe.get_multiplexed_async_connection().await?;
             redis::cmd("INFO")
                 .arg("cluster")
                 .query_async::<String>(&mut connection)
                 .await
         };
         match tokio::time::timeout(timeout, info).await {
-            Ok(Ok(info)) if cluster_enabled(&info) => {
-                Err(format!("{CLUSTER_UNSUPPORTED} (at {})", self.display))
-            }
+            Ok(Ok(info)) if cluster_enabled(&info) => self.use_cluster().map_err(|e| e.to_string()),
             _ => Ok(()),
         }
+    }
+
+    /// Whether decisions go to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.load(Ordering::Relaxed)
+    }
+
+    /// Switches to cluster mode (for good), unless the URL cannot seed a cluster client.
+    fn use_cluster(&self) -> Result<(), &str> {
+        self.cluster_client.as_ref().map_err(String::as_str)?;
+        if !self.cluster.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                event = "rate_limit_store_cluster",
+                store = %self.display,
+                "the rate-limit store is a Redis Cluster: every key shares the hash tag {CLUSTER_TAG}"
+            );
+        }
+        Ok(())
     }
 
     /// Decides every check of one call (one pipeline phase) in one script, within `timeout`.
@@ -235,29 +278,18 @@ impl RedisStore {
         let timeout_us = i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
         let exchange = async {
             let mut known = offset.load(Ordering::Relaxed);
-            if known == UNKNOWN {
+            if known == UNKNOWN && !self.is_cluster() {
                 known = self.learn_offset(&mut connection).await?;
                 offset.store(known, Ordering::Relaxed);
             }
+            if self.is_cluster() {
+                return self
+                    .cluster_exchange(worker, checks, started, timeout_us)
+                    .await;
+            }
             // Our give-up time on Redis's clock: a script Redis runs after it writes nothing.
             let deadline = started.saturating_add(timeout_us).saturating_add(known);
-            let mut invocation = self.script.prepare_invoke();
-            invocation.arg(deadline.to_string());
-            for check in checks {
-                let interval = check.quota.emission_interval().as_nanos();
-                let tau = interval.saturating_mul(u128::from(check.quota.burst));
-                let op = match check.op {
-                    Op::Take => "0",
-                    Op::Peek => "1",
-                    Op::Charge => "2",
-                    Op::Refund => "3",
-                };
-                invocation
-                    .key(bucket_key(check.key))
-                    .arg(interval.to_string())
-                    .arg(tau.to_string())
-                    .arg(op);
-            }
+            let invocation = self.invocation(checks, deadline, false);
             let sent = self.local_us();
             let values: Vec<i64> = invocation
                 .invoke_async(&mut connection)
@@ -276,8 +308,8 @@ impl RedisStore {
         match &decisions {
             Ok(_) => self.recovered(),
             Err(error) => {
-                // A broken connection is re-established by the manager, maybe to another
-                // server (a failover): learn the clock again.
+                // A broken connection is re-established by the manager (or the cluster
+                // client), maybe to another server (a failover): learn the clock again.
                 if matches!(error, StoreError::Failed(_)) {
                     offset.store(UNKNOWN, Ordering::Relaxed);
                 }
@@ -287,9 +319,102 @@ impl RedisStore {
         decisions
     }
 
+    /// One call to a Redis Cluster, on this worker's cluster connection: the script and
+    /// `TIME` both go to the primary owning the slot of `CLUSTER_TAG`, so the deadline is
+    /// placed on the clock of the node that runs the script.
+    async fn cluster_exchange(
+        &self,
+        worker: usize,
+        checks: &[Check<'_>],
+        started: i64,
+        timeout_us: i64,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let offset = &self.offsets[worker];
+        let existing = lock(&self.clusters[worker]).clone();
+        let mut connection = match existing {
+            Some(connection) => connection,
+            None => {
+                let client = self
+                    .cluster_client
+                    .as_ref()
+                    .map_err(|e| StoreError::Failed(e.clone()))?;
+                let connection = client.get_async_connection().await.map_err(|e| {
+                    StoreError::Failed(format!("cannot connect to the Redis Cluster: {e}"))
+                })?;
+                *lock(&self.clusters[worker]) = Some(connection.clone());
+                connection
+            }
+        };
+        let mut known = offset.load(Ordering::Relaxed);
+        if known == UNKNOWN {
+            let sent = self.local_us();
+            let route =
+                SingleNodeRoutingInfo::SpecificNode(Route::with_key(CLUSTER_TAG, SlotAddr::Master));
+            let values = connection
+                .route_pipeline(redis::pipe().cmd("TIME").clone(), 0, 1, route)
+                .await
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            let received = self.local_us();
+            let time: (i64, i64) = values
+                .first()
+                .ok_or_else(|| StoreError::Failed("TIME answered nothing".to_owned()))
+                .and_then(|v| {
+                    redis::from_redis_value_ref(v).map_err(|e| StoreError::Failed(e.to_string()))
+                })?;
+            let redis_now = time.0.saturating_mul(1_000_000).saturating_add(time.1);
+            known = redis_now - midpoint(sent, received);
+            offset.store(known, Ordering::Relaxed);
+        }
+        let deadline = started.saturating_add(timeout_us).saturating_add(known);
+        let invocation = self.invocation(checks, deadline, true);
+        let sent = self.local_us();
+        let values: Vec<i64> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let received = self.local_us();
+        if let Some(&redis_now) = values.get(1) {
+            offset.store(redis_now - midpoint(sent, received), Ordering::Relaxed);
+        }
+        parse_answer(&values, checks.len())
+    }
+
+    /// The script call for `checks`, with cluster or standalone key names.
+    fn invocation<'s>(
+        &'s self,
+        checks: &[Check<'_>],
+        deadline: i64,
+        cluster: bool,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(deadline.to_string());
+        for check in checks {
+            let interval = check.quota.emission_interval().as_nanos();
+            let tau = interval.saturating_mul(u128::from(check.quota.burst));
+            let op = match check.op {
+                Op::Take => "0",
+                Op::Peek => "1",
+                Op::Charge => "2",
+                Op::Refund => "3",
+            };
+            let key = if cluster {
+                cluster_key(check.key)
+            } else {
+                bucket_key(check.key)
+            };
+            invocation
+                .key(key)
+                .arg(interval.to_string())
+                .arg(tau.to_string())
+                .arg(op);
+        }
+        invocation
+    }
+
     /// The first call on a connection (or after it failed): Redis's `TIME`, to place the
     /// script's deadline on Redis's clock (to within half this round trip), and
-    /// `INFO cluster`, to refuse a cluster node, in one round trip.
+    /// `INFO cluster`, to detect a cluster node, in one round trip. On a cluster node the
+    /// store switches to cluster mode and the offset is learned again from the slot's owner.
     async fn learn_offset(&self, connection: &mut ConnectionManager) -> Result<i64, StoreError> {
         let sent = self.local_us();
         let (time, info): ((i64, i64), String) = redis::pipe()
@@ -301,7 +426,9 @@ impl RedisStore {
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         let received = self.local_us();
         if cluster_enabled(&info) {
-            return Err(StoreError::Failed(CLUSTER_UNSUPPORTED.to_owned()));
+            self.use_cluster()
+                .map_err(|e| StoreError::Failed(e.to_owned()))?;
+            return Ok(UNKNOWN);
         }
         let redis_now = time.0.saturating_mul(1_000_000).saturating_add(time.1);
         Ok(redis_now - midpoint(sent, received))
@@ -403,7 +530,46 @@ fn bucket_key(bucket: &str) -> String {
     key
 }
 
+/// `palisade:rl:{palisade}:<first 16 bytes of SHA-256, hex>`: in a cluster every key of
+/// the limiter hashes to the same slot (see the module doc).
+fn cluster_key(bucket: &str) -> String {
+    let standalone = bucket_key(bucket);
+    let digest = &standalone["palisade:rl:{".len()..standalone.len() - 1];
+    format!("palisade:rl:{CLUSTER_TAG}:{digest}")
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A cluster client seeded with the configured node. Its own timeouts and retries are
+/// short: the gateway's `store_timeout` and circuit decide how long a request waits.
+fn cluster_client(url: &str, display: &str) -> Result<ClusterClient, String> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url)
+        .map_err(|e| format!("invalid Redis URL {display}: {e}"))?;
+    if info.redis_settings().db() != 0 {
+        return Err(format!(
+            "{display} is a Redis Cluster node, and a cluster has only database 0: \
+             drop the database number from `rate_limit.store`"
+        ));
+    }
+    ClusterClient::builder([url])
+        .retries(3)
+        .max_retry_wait(100)
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(1))
+        .build()
+        .map_err(|e| format!("cannot use {display} as a Redis Cluster seed: {e}"))
+}
+
+/// `client`'s server and credentials, database 0.
+fn probe_client(client: &redis::Client) -> redis::Client {
+    let info = client.get_connection_info().clone();
+    let settings = info.redis_settings().clone().set_db(0);
+    redis::Client::open(info.set_redis_settings(settings)).unwrap_or_else(|_| client.clone())
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// `redis://user:secret@host:6379/0` → `redis://***@host:6379/0`.
 pub fn without_credentials(url: &str) -> String {
@@ -420,7 +586,7 @@ mod tests {
     use super::*;
     use crate::ratelimit::gcra::Quota;
     use crate::ratelimit::memory::MemoryStore;
-    use palisade_testkit::RedisServer;
+    use palisade_testkit::{RedisCluster, RedisServer};
 
     const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -582,25 +748,153 @@ mod tests {
         );
     }
 
+    /// Pointed at one node of a 3-primary cluster, the store detects the cluster, keeps
+    /// every key in the one slot of `{palisade}` (on the node owning it, whichever node the
+    /// URL names), and decides all-or-nothing across keys exactly as with one server.
     #[tokio::test]
-    async fn a_cluster_node_is_refused() {
-        let redis = RedisServer::start_with(&["--cluster-enabled", "yes"]);
-        let store = RedisStore::connect(&redis.url()).unwrap();
-        let error = store.check_supported(TIMEOUT).await.unwrap_err();
-        assert!(error.contains("cluster mode"), "{error}");
-        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
-        let Err(StoreError::Failed(message)) =
-            store.call(&[Check::take("k", quota)], TIMEOUT).await
-        else {
-            panic!("a cluster node decided");
+    async fn a_cluster_keeps_every_key_in_one_slot_and_decides_atomically() {
+        let cluster = RedisCluster::start(3);
+        let owner = cluster.owner_of(CLUSTER_TAG);
+        // Seed with a node that does NOT own the slot: the client must follow the map.
+        let seed = (cluster.nodes().iter())
+            .find(|n| n.port() != owner.port())
+            .unwrap();
+        let store = RedisStore::connect(&seed.url()).unwrap();
+        assert_eq!(store.check_supported(TIMEOUT).await, Ok(()));
+        assert!(store.is_cluster(), "INFO cluster was not detected at load");
+        let two = Quota::new(2, Duration::from_secs(60), None).unwrap();
+        let take = |key| Check::take(key, two);
+        let peek = |key| Check {
+            key,
+            quota: two,
+            op: Op::Peek,
         };
-        assert!(message.contains("cluster mode"), "{message}");
-        // A standalone server passes, and so does one that cannot be reached (yet).
+        for _ in 0..2 {
+            let d = store
+                .check_all(&[take("a"), take("b")], TIMEOUT)
+                .await
+                .unwrap();
+            assert_eq!(admitted(&d), [true, true]);
+        }
+        // `a` is exhausted: a call taking `a` and `c` admits neither (nothing written).
+        let d = store
+            .check_all(&[take("c"), take("a")], TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(admitted(&d), [true, false]);
+        let d = store.check_all(&[peek("c")], TIMEOUT).await.unwrap();
+        let Decision::Allow { remaining, .. } = d[0] else {
+            panic!("{d:?}");
+        };
+        assert_eq!(remaining, 1, "the refused call charged `c`");
+        let keys = cluster.keys_by_node("palisade:rl:*");
+        for (node, keys) in cluster.nodes().iter().zip(&keys) {
+            if node.port() == owner.port() {
+                assert_eq!(keys.len(), 2, "{keys:?}");
+                assert!(
+                    keys.iter()
+                        .all(|k| k.starts_with("palisade:rl:{palisade}:"))
+                );
+                assert!(keys.iter().all(|k| k.len() == 55), "{keys:?}");
+                assert!(owner.ttl_ms(&keys[0]) > 0, "the key expires by itself");
+            } else {
+                assert!(keys.is_empty(), "keys outside the slot owner: {keys:?}");
+            }
+        }
+    }
+
+    /// The node owning the slot dies: calls fail fast (no hang, the store rests), and once
+    /// it is back the same store decides again, with no new connection made by us: the
+    /// cluster client reconnects by itself.
+    #[tokio::test]
+    async fn a_cluster_store_recovers_when_the_slot_owner_comes_back() {
+        let cluster = RedisCluster::start(3);
+        let owner = cluster.owner_of(CLUSTER_TAG);
+        let seed = (cluster.nodes().iter())
+            .find(|n| n.port() != owner.port())
+            .unwrap();
+        let store = RedisStore::connect(&seed.url()).unwrap();
+        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
+        let take = [Check::take("k", quota)];
+        assert!(store.check_all(&take, TIMEOUT).await.is_ok());
+        owner.stop();
+        let started = Instant::now();
+        let error = store.check_all(&take, TIMEOUT).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Failed(_) | StoreError::Timeout),
+            "{error:?}"
+        );
+        assert!(started.elapsed() <= TIMEOUT + Duration::from_millis(100));
+        owner.restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(RETRY_INTERVAL).await;
+            match store.check_all(&take, TIMEOUT).await {
+                Ok(decisions) => {
+                    assert_eq!(admitted(&decisions), [true]);
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "no recovery: {e:?}"),
+            }
+        }
+        // The restarted owner came back empty and holds the new state.
+        assert_eq!(owner.keys("palisade:rl:{palisade}:*").len(), 1);
+    }
+
+    /// A cluster discovered only on the first call (it was down at load) is used as one.
+    #[tokio::test]
+    async fn a_cluster_found_on_the_first_call_is_used_as_one() {
+        let cluster = RedisCluster::start(3);
+        let store = RedisStore::connect(&cluster.nodes()[0].url()).unwrap();
+        assert!(!store.is_cluster());
+        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
+        let decisions = store
+            .check_all(&[Check::take("k", quota), Check::take("l", quota)], TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(admitted(&decisions), [true, true]);
+        assert!(store.is_cluster());
+        let keys: usize = cluster
+            .keys_by_node("palisade:rl:*")
+            .iter()
+            .map(Vec::len)
+            .sum();
+        assert_eq!(keys, 2);
+        let owner = cluster.owner_of(CLUSTER_TAG);
+        assert_eq!(owner.keys("palisade:rl:{palisade}:*").len(), 2);
+    }
+
+    /// A cluster URL naming a database other than 0 (a cluster has only 0) stops the load
+    /// with a message saying so; a standalone server passes, and so does one that cannot
+    /// be reached (yet).
+    #[tokio::test]
+    async fn load_checks_say_what_is_wrong_with_a_cluster_url() {
+        let cluster = RedisCluster::start(3);
+        let url = format!("redis://127.0.0.1:{}/2", cluster.nodes()[0].port());
+        let store = RedisStore::connect(&url).unwrap();
+        let error = store.check_supported(TIMEOUT).await.unwrap_err();
+        assert!(error.contains("only database 0"), "{error}");
+        assert!(!store.is_cluster());
         let plain = RedisServer::start();
         let store = RedisStore::connect(&plain.url()).unwrap();
         assert_eq!(store.check_supported(TIMEOUT).await, Ok(()));
+        assert!(!store.is_cluster());
         plain.stop();
         assert_eq!(store.check_supported(TIMEOUT).await, Ok(()));
+    }
+
+    #[test]
+    fn cluster_keys_share_one_hash_tag() {
+        let key = cluster_key("login|login-ip|ip|203.0.113.7");
+        let standalone = bucket_key("login|login-ip|ip|203.0.113.7");
+        assert_eq!(
+            key,
+            format!("palisade:rl:{{palisade}}:{}", &standalone[13..45])
+        );
+        assert_eq!(
+            redis::cluster_routing::Slot::for_key(&key),
+            redis::cluster_routing::Slot::for_key(cluster_key("other"))
+        );
     }
 
     #[test]
