@@ -99,6 +99,39 @@ pub fn mask_line(line: &str) -> Cow<'_, str> {
     }
 }
 
+/// Masks credentials in one plain string (not JSON): the same rules as [`mask_line`], for
+/// client-supplied text that leaves the process by another way than the log, such as a
+/// span's `url.path` sent to an OpenTelemetry collector.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut masked: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_word = i == 0 || !is_word(bytes[i - 1]);
+        // Only an ASCII byte can start a secret, so `i` is at a character boundary then.
+        if starts_word
+            && matches!(bytes[i], b'p' | b'e' | b'0'..=b'9')
+            && let Some((len, replacement)) = secret_at(&text[i..])
+        {
+            let out = masked.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..i]);
+            out.push_str(&replacement);
+            i += len;
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    match masked {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
 /// The bytes `mask_line` stops at inside a string: the end of it, an escape, and the
 /// first characters of the secrets it knows (`pal_`, `eyJ`, a digit).
 static MATTERS_IN_STRING: [bool; 256] = {
@@ -334,6 +367,20 @@ mod tests {
         );
         let value: serde_json::Value = serde_json::from_str(&masked).unwrap();
         assert!(value.is_object(), "still one JSON object");
+    }
+
+    #[test]
+    fn plain_text_is_masked_by_the_same_rules() {
+        let path = format!("/api/{KEY}/cards/4111-1111-1111-1111/{JWT}");
+        let masked = mask(&path);
+        assert_eq!(
+            masked.split("jwt:").next().unwrap(),
+            "/api/pal_02eaGUt6L2Ll_***/cards/card:****1111/"
+        );
+        assert!(!masked.contains("c2lnbmF0dXJl"), "{masked}");
+        // Quotes and backslashes are plain characters here; nothing to mask stays borrowed.
+        assert!(matches!(mask(r#"/a/"b\/4111 1111"#), Cow::Borrowed(_)));
+        assert_eq!(mask(&format!("\"{KEY}")), "\"pal_02eaGUt6L2Ll_***");
     }
 
     #[test]
