@@ -25,6 +25,7 @@ fn env(name: &str) -> Result<String, VarError> {
         "SHORT_PEPPER" => Ok("short-pepper".into()),
         "ALERT_WEBHOOK" => Ok("https://hooks.example.com/T0/hunter2-token".into()),
         "PLAIN_WEBHOOK" => Ok("http://hooks.example.com/hunter2-token".into()),
+        "PG_URL" => Ok("postgres://u:hunter2-pg@db/p".into()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -1054,6 +1055,83 @@ fn secrets_written_literally_are_refused_unless_allowed() {
     // A URL without a password is not a secret.
     let no_password = format!("{MINIMAL}\n[rate_limit]\nstore = \"redis://cache:6379/0\"\n");
     assert!(load(&no_password).is_ok());
+}
+
+#[test]
+fn a_secret_partly_written_as_a_reference_is_still_refused() {
+    let pepper = "key_pepper = \"${env:KEY_PEPPER}\"";
+    let cases = [
+        // A reference elsewhere in the URL does not make its password one.
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://palisade:Hunter2LiteralPw@${{env:ORDERS_HOST}}/palisade\"\n{pepper}\n"),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://u@db/p?password=Hunter2LiteralPw\"\n{pepper}\n"),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://u@db/p?sslmode=require&sslpassword=Hunter2LiteralPw\"\n{pepper}\n"),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://u:Hunter2LiteralPw${{env:REDIS_PASSWORD}}@db/p\"\n{pepper}\n"),
+        ),
+        (
+            "rate_limit.store",
+            "[rate_limit]\nstore = \"redis://:Hunter2LiteralPw@${env:ORDERS_HOST}:6379/0\"\n".to_owned(),
+        ),
+        (
+            "alerts.webhook",
+            "[alerts]\nwebhook = \"https://hooks.example.com/Hunter2LiteralPw${env:ORDERS_HOST}\"\n"
+                .to_owned(),
+        ),
+        (
+            "store.key_pepper",
+            "[store]\nurl = \"sqlite://k.db\"\nkey_pepper = \"Hunter2LiteralPw-0123456789abcdef${env:KEY_PEPPER}\"\n".to_owned(),
+        ),
+    ];
+    for (key, extra) in cases {
+        let src = format!("{MINIMAL}\n{extra}");
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{src}\n{err}");
+        assert!(err.message.contains("write it as a reference"), "{err}");
+        assert!(!err.to_string().contains("Hunter2"), "{err}");
+        // Accepted for development, and listed for `palisade check` (control 9 fails).
+        let allowed = format!("allow_literal_secrets = true\n{src}");
+        let config = load(&allowed).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(config.literal_secrets, [key], "{src}");
+    }
+    let admin = |value: &str| {
+        MINIMAL.replace(
+            "http = \"127.0.0.1:8080\"",
+            &format!(
+                "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\nadmin_token = \"{value}\""
+            ),
+        )
+    };
+    let err = load_err(&admin("Hunter2LiteralPw${env:PALISADE_ADMIN_TOKEN}"));
+    assert_eq!(err.key.as_deref(), Some("server.admin_token"), "{err}");
+
+    // The password (or the whole URL) as one reference, or no password at all, is fine.
+    for extra in [
+        "[store]\nurl = \"postgres://palisade:${env:REDIS_PASSWORD}@${env:ORDERS_HOST}/palisade\"",
+        "[store]\nurl = \"postgres://u@db/p?sslmode=require&password=${env:REDIS_PASSWORD}\"",
+        "[store]\nurl = \"postgres://u@${env:ORDERS_HOST}/p?sslmode=require\"",
+        "[store]\nurl = \"${env:PG_URL}\"",
+    ] {
+        let src = format!("{MINIMAL}\n{extra}\n{pepper}\n");
+        let config = load(&src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+        assert!(config.literal_secrets.is_empty(), "{src}");
+    }
+    let src = format!(
+        "{MINIMAL}\n[rate_limit]\nstore = \"redis://:${{file:/dev/null-nope}}@cache:6379/0\"\n"
+    );
+    assert!(
+        load_err(&src).message.contains("cannot be read"),
+        "a password reference is resolved, not refused"
+    );
 }
 
 #[test]
