@@ -44,8 +44,8 @@ roles = ["customer"]
 validate = {{ body = "order.json" }}
 
 [[route]]
-name = "admin"
-path = "/api/admin"
+name = "staff"
+path = "/api/staff"
 methods = ["GET"]
 upstream = "app"
 roles = ["admin"]
@@ -89,14 +89,14 @@ auth = "public"
     // Each request below causes one event; its request id ties the line to it.
     let mut expected: Vec<(&str, String, u16)> = Vec::new();
     let r = client
-        .get(url("/api/admin"))
+        .get(url("/api/staff"))
         .header("x-api-key", format!("{key}x"))
         .send()
         .await
         .unwrap();
     expected.push(("auth_failed", request_id(&r), r.status().as_u16()));
     let r = client
-        .get(url("/api/admin"))
+        .get(url("/api/staff"))
         .header("x-api-key", &key)
         .send()
         .await
@@ -138,6 +138,18 @@ auth = "public"
         .unwrap();
     assert_eq!(revoke.status(), 204);
 
+    // A wrong or missing admin token: `auth_failed` on route `admin`, as loud as the gateway's.
+    let mut admin_failures = Vec::new();
+    for (token, reason) in [(None, "missing_credentials"), (Some("x"), "wrong_secret")] {
+        let mut request = client.post(format!("{}/reload", gw.admin_url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(format!("{TOKEN}{token}"));
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        admin_failures.push((reason, request_id(&r)));
+    }
+
     let find = |event: &str, pred: &dyn Fn(&Value) -> bool| {
         tokio::task::block_in_place(|| {
             gw.wait_for_log(
@@ -173,7 +185,7 @@ auth = "public"
     }
     // The route and the principal are named where they are known.
     let forbidden = find("forbidden", &|_| true);
-    assert_eq!(forbidden["route"], "admin");
+    assert_eq!(forbidden["route"], "staff");
     assert_eq!(forbidden["subject"], "shop-1");
     assert_eq!(forbidden["key_id"], key_id.as_str());
     assert_eq!(forbidden["reason"], "missing_role");
@@ -199,15 +211,30 @@ auth = "public"
     assert_eq!(find("key_created", &|_| true)["subject"], "shop-1");
     assert_eq!(find("key_revoked", &|_| true)["key_id"], key_id.as_str());
 
+    for (reason, id) in &admin_failures {
+        let line = find("auth_failed", &|l| l["request_id"] == id.as_str());
+        has_schema(&line);
+        assert_eq!(line["route"], "admin", "{line}");
+        assert_eq!(line["reason"], *reason, "{line}");
+        assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+        assert_eq!(line["key_id"], "-", "{line}");
+    }
+    assert!(
+        !gw.stdout().contains(&format!("{TOKEN}x")),
+        "the guess is not logged"
+    );
+
     // The access line names the principal too, so a request can be traced to a key.
     let access = find("request", &|l| l["route"] == "orders");
     assert_eq!(access["key_id"], key_id.as_str());
     // The metrics count every event by event, reason and route.
     let metrics = common::metrics(&gw).await;
     for series in [
-        r#"palisade_security_events_total{event="forbidden",reason="missing_role",route="admin"} 1"#,
+        r#"palisade_security_events_total{event="forbidden",reason="missing_role",route="staff"} 1"#,
         r#"palisade_security_events_total{event="key_created",reason="created",route="-"} 1"#,
         r#"palisade_security_events_total{event="rate_limited",reason="limit",route="ping"} 1"#,
+        r#"palisade_security_events_total{event="auth_failed",reason="missing_credentials",route="admin"} 1"#,
+        r#"palisade_security_events_total{event="auth_failed",reason="wrong_secret",route="admin"} 1"#,
     ] {
         assert!(metrics.contains(series), "{series} not in\n{metrics}");
     }
