@@ -228,7 +228,8 @@ async fn revoke_key(
                 info,
                 Scope::outside().key_id(Some(&id)),
                 "key_revoked",
-                "admin_api"
+                "admin_api",
+                actor = "admin_api",
             );
             StatusCode::NO_CONTENT.into_response()
         }
@@ -296,6 +297,7 @@ fn issued_response(issued: &IssuedKey, reason: &'static str, replaces: Option<&s
         "key_created",
         reason,
         replaces,
+        actor = "admin_api",
     );
     let mut response = json(
         StatusCode::CREATED,

@@ -104,7 +104,10 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Demo(args) => run(demo::run(args)),
-        Command::Keys(args) => run_quiet(keys::run(args)),
+        Command::Keys(args) => {
+            palisade_gateway::observe::init_stderr_logging();
+            run_quiet(keys::run(args))
+        }
         Command::SampleApi { listen } => run(sample_api(listen)),
     }
 }

@@ -329,6 +329,13 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     assert!(key.starts_with("pal_"), "stdout is the key alone: {key:?}");
     let stderr = String::from_utf8(created.stderr).unwrap();
     assert!(stderr.contains("shown only now"), "{stderr}");
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    // The change is a security event on stderr, in the gateway's schema, made by `cli`.
+    let event = event_line(&stderr, "key_created");
+    assert_eq!(event["key_id"], id.as_str(), "{event}");
+    assert_eq!(event["subject"], "ci-bot", "{event}");
+    assert_eq!(event["reason"], "created", "{event}");
+    assert_eq!(event["actor"], "cli", "{event}");
 
     // The running gateway verifies a key it has never seen by reading the store.
     upstream.clear();
@@ -350,9 +357,8 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     let listed = cli(&["list"]);
     assert!(listed.status.success());
     let table = String::from_utf8(listed.stdout).unwrap();
-    let id = key.split('_').nth(1).unwrap();
     assert!(
-        table.contains(id) && table.contains("ci-bot") && table.contains("active"),
+        table.contains(&id) && table.contains("ci-bot") && table.contains("active"),
         "{table}"
     );
     assert!(
@@ -360,11 +366,64 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
         "a secret in the list"
     );
 
-    let revoked = cli(&["revoke", id]);
+    let revoked = cli(&["revoke", &id]);
     assert!(revoked.status.success());
+    let event = event_line(&String::from_utf8(revoked.stderr).unwrap(), "key_revoked");
+    assert_eq!(event["key_id"], id.as_str(), "{event}");
+    assert_eq!(event["reason"], "cli", "{event}");
+    assert_eq!(event["actor"], "cli", "{event}");
     let unknown = cli(&["revoke", "doesnotexist"]);
     assert_eq!(unknown.status.code(), Some(2));
     let listed = cli(&["list", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(list[0]["state"], "revoked");
+
+    // A rotation: the new key alone on stdout, `key_created` (rotated) naming the old one.
+    let created = cli(&["create", "--name", "ci2"]);
+    let old_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let old_id = old_key.split('_').nth(1).unwrap();
+    let rotated = cli(&["rotate", old_id]);
+    assert!(rotated.status.success());
+    let new_key = String::from_utf8(rotated.stdout).unwrap().trim().to_owned();
+    assert!(
+        new_key.starts_with("pal_") && !new_key.contains('\n'),
+        "{new_key:?}"
+    );
+    let event = event_line(&String::from_utf8(rotated.stderr).unwrap(), "key_created");
+    assert_eq!(
+        event["key_id"],
+        new_key.split('_').nth(1).unwrap(),
+        "{event}"
+    );
+    assert_eq!(event["reason"], "rotated", "{event}");
+    assert_eq!(event["replaces"], old_id, "{event}");
+    assert_eq!(event["actor"], "cli", "{event}");
+}
+
+/// The one JSON line of `event` in a command's stderr, with the shared security-event fields.
+fn event_line(stderr: &str, event: &str) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|l: &serde_json::Value| l["event"] == event)
+        .collect();
+    assert_eq!(lines.len(), 1, "one {event} line in:\n{stderr}");
+    let line = lines.into_iter().next().unwrap();
+    for field in [
+        "timestamp",
+        "level",
+        "request_id",
+        "client_ip",
+        "route",
+        "subject",
+        "key_id",
+        "reason",
+    ] {
+        assert!(
+            line[field].as_str().is_some_and(|v| !v.is_empty()),
+            "`{field}` missing in {line}"
+        );
+    }
+    line
 }

@@ -285,6 +285,23 @@ impl Write for MaskedLine {
     }
 }
 
+/// A log writer straight to stderr, each line masked (for short commands, no writer thread).
+pub struct MaskedStderr;
+
+impl Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(line) => io::stderr().write_all(mask_line(line).as_bytes())?,
+            Err(_) => io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
