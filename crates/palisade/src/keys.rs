@@ -85,7 +85,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
     };
     let peppers = KeyPeppers::new(&store.key_peppers)
         .map_err(|e| Failure::Config(format!("store.key_pepper: {e}")))?;
-    let keys = KeyService::open(&store.url, peppers, store.rotation_overlap)
+    let keys = KeyService::open(store.url.expose_secret(), peppers, store.rotation_overlap)
         .await
         .map_err(|e| Failure::Config(format!("cannot open the key store: {e}")))?;
     match args.command {

@@ -714,7 +714,7 @@ fn store_section_is_validated() {
     let c = load(&store("sqlite://keys.db", "${env:KEY_PEPPER}")).unwrap();
     let s = c.store.as_ref().unwrap();
     // Relative database files sit beside the config file.
-    assert_eq!(s.url, "sqlite:///etc/palisade/keys.db");
+    assert_eq!(s.url.expose_secret(), "sqlite:///etc/palisade/keys.db");
     assert_eq!(s.rotation_overlap, Duration::from_secs(24 * 3600));
     assert_eq!(s.key_peppers.len(), 1);
     assert_eq!(s.key_peppers[0].expose_secret(), pepper);
@@ -871,7 +871,7 @@ fn rate_limit_stores_and_the_lockout_are_validated() {
     let limits = &c.rate_limit;
     assert_eq!(
         limits.store,
-        RateStoreKind::Redis("redis://:s3cret@cache:6379/2".to_owned()),
+        RateStoreKind::Redis(SecretUrl::new("redis://:s3cret@cache:6379/2")),
         "references resolve inside the URL"
     );
     assert_eq!(limits.on_store_error, OnStoreError::Deny);
@@ -1131,6 +1131,36 @@ fn a_secret_partly_written_as_a_reference_is_still_refused() {
     assert!(
         load_err(&src).message.contains("cannot be read"),
         "a password reference is resolved, not refused"
+    );
+}
+
+#[test]
+fn store_url_passwords_never_print() {
+    let c = load(&format!(
+        "{MINIMAL}\n[rate_limit]\nstore = \"redis://:${{env:REDIS_PASSWORD}}@cache:6379/2\"\n\
+         [store]\nurl = \"postgres://palisade:${{env:REDIS_PASSWORD}}@db/p?sslmode=require&sslpassword=${{env:REDIS_PASSWORD}}\"\n\
+         key_pepper = \"${{env:KEY_PEPPER}}\"\n"
+    ))
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(debug.contains("redis://***@cache:6379/2"), "{debug}");
+    let store = c.store.as_ref().unwrap();
+    assert_eq!(
+        store.url.to_string(),
+        "postgres://***@db/p?sslmode=require&sslpassword=***"
+    );
+    assert!(
+        store.url.expose_secret().contains("s3cret"),
+        "still there to connect with"
+    );
+    assert_eq!(
+        SecretUrl::new("postgres://u@db/p?password=x#frag").redacted(),
+        "postgres://***@db/p?password=***"
+    );
+    assert_eq!(
+        SecretUrl::new("redis://cache:6379/0").to_string(),
+        "redis://cache:6379/0"
     );
 }
 

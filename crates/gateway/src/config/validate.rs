@@ -22,7 +22,7 @@ use super::locate::KeyIndex;
 use super::model::{
     AlertRule, AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig,
     JwtKeySource, LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule,
-    OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig,
+    OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig, SecretUrl,
     ServerConfig, StoreConfig, TelemetryConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
@@ -81,7 +81,7 @@ pub(super) fn validate(
                 ctx.url_password_written_as_reference(
                     "rate_limit.store",
                     &raw.rate_limit.store,
-                    url,
+                    url.expose_secret(),
                     false,
                 )?;
             }
@@ -244,7 +244,7 @@ fn rate_store(s: &str) -> Result<RateStoreKind, String> {
     }
     redis::Client::open(s)
         .map_err(|_| "invalid Redis URL: expected `redis://[:PASSWORD@]HOST:PORT/DB`".to_owned())?;
-    Ok(RateStoreKind::Redis(s.to_owned()))
+    Ok(RateStoreKind::Redis(SecretUrl::new(s)))
 }
 
 fn auth_failures(a: &RawAuthFailures, ctx: &LoadCtx<'_>) -> Result<AuthFailures, ConfigError> {
@@ -307,7 +307,7 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
         Ok(())
     })?;
     Ok(StoreConfig {
-        url,
+        url: SecretUrl::new(url),
         key_peppers,
         rotation_overlap: s.rotation_overlap.0,
     })
