@@ -693,6 +693,25 @@ fn jwt_section_is_validated_and_defaulted() {
         assert_eq!(err.key.as_deref(), Some(key), "{err}");
         assert!(err.message.contains(fragment), "{err}");
     }
+    // User info in a key URL is refused, and the error does not echo it (nor would later
+    // fetch errors and log lines, which quote the URL).
+    for (to, key) in [
+        (
+            "jwks_url = \"https://svc:Hunter2LiteralPw@id.example.com/jwks.json\"",
+            "auth.jwt.jwks_url",
+        ),
+        (
+            "discovery_url = \"https://Hunter2LiteralPw@id.example.com/.well-known/openid-configuration\"",
+            "auth.jwt.discovery_url",
+        ),
+    ] {
+        let src =
+            private_minimal(&JWT.replace("jwks_url = \"https://id.example.com/jwks.json\"", to));
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains("credentials"), "{err}");
+        assert!(!err.to_string().contains("Hunter2"), "{err}");
+    }
     // An HMAC secret shorter than the hash is refused, and never quoted.
     let short = JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
         "jwks_url = \"https://id.example.com/jwks.json\"",
