@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, RecordingUpstream, secrets};
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
 const TOKEN: &str = "auth-test-admin-token-0123456789";
@@ -240,7 +240,7 @@ async fn revocation_and_rotation_through_the_admin_api() {
         .unwrap();
     assert_eq!(rotated.status(), 201);
     let rotated: serde_json::Value = rotated.json().await.unwrap();
-    let new = rotated["key"].as_str().unwrap().to_owned();
+    let new = secrets::record_api_key(rotated["key"].as_str().unwrap());
     assert_eq!(rotated["info"]["subject"], "b");
     assert_eq!(get(&orders, &[("x-api-key", &new)]).await.status(), 200);
     assert_eq!(get(&orders, &[("x-api-key", &old)]).await.status(), 200);
@@ -297,15 +297,15 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     let upstream = RecordingUpstream::start().await;
     let gw = start(&upstream);
     let cli = |args: &[&str]| {
-        Command::new(BIN)
-            .arg("keys")
-            .arg("-c")
-            .arg(gw.config_path())
-            .args(args)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
-            .env("PALISADE_KEY_PEPPER", PEPPER)
-            .output()
-            .unwrap()
+        secrets::checked_output(
+            Command::new(BIN)
+                .arg("keys")
+                .arg("-c")
+                .arg(gw.config_path())
+                .args(args)
+                .env("PALISADE_ADMIN_TOKEN", TOKEN)
+                .env("PALISADE_KEY_PEPPER", PEPPER),
+        )
     };
     let created = cli(&[
         "create",
@@ -327,6 +327,8 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     );
     let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("pal_"), "stdout is the key alone: {key:?}");
+    // From now on the key is a secret no output may show.
+    secrets::record_api_key(&key);
     let stderr = String::from_utf8(created.stderr).unwrap();
     assert!(stderr.contains("shown only now"), "{stderr}");
     let id = key.split('_').nth(1).unwrap().to_owned();
@@ -380,11 +382,11 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
 
     // A rotation: the new key alone on stdout, `key_created` (rotated) naming the old one.
     let created = cli(&["create", "--name", "ci2"]);
-    let old_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let old_key = secrets::record_api_key(String::from_utf8(created.stdout).unwrap().trim());
     let old_id = old_key.split('_').nth(1).unwrap();
     let rotated = cli(&["rotate", old_id]);
     assert!(rotated.status.success());
-    let new_key = String::from_utf8(rotated.stdout).unwrap().trim().to_owned();
+    let new_key = secrets::record_api_key(String::from_utf8(rotated.stdout).unwrap().trim());
     assert!(
         new_key.starts_with("pal_") && !new_key.contains('\n'),
         "{new_key:?}"

@@ -24,13 +24,13 @@ fn help_and_schema_never_show_a_secret_from_the_environment() {
         vec!["keys", "--help"],
         vec!["config", "schema"],
     ] {
-        let output = std::process::Command::new(BIN)
-            .args(&args)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
-            .env("PALISADE_KEY_PEPPER", PEPPER)
-            .env("JWT_SECRET", HS_SECRET)
-            .output()
-            .unwrap();
+        let output = secrets::checked_output(
+            std::process::Command::new(BIN)
+                .args(&args)
+                .env("PALISADE_ADMIN_TOKEN", TOKEN)
+                .env("PALISADE_KEY_PEPPER", PEPPER)
+                .env("JWT_SECRET", HS_SECRET),
+        );
         assert!(output.status.success(), "{args:?}");
         let text = format!(
             "{}{}",
@@ -154,6 +154,8 @@ upstream = "app"
 /// (under `allow_literal_secrets`; without it the config does not load).
 #[test]
 fn check_fails_a_secret_written_around_a_reference() {
+    secrets::record("Hunter2LiteralPw");
+    secrets::record("LiteralWebhookToken");
     let config = r#"
 allow_literal_secrets = true
 
