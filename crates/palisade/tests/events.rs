@@ -51,6 +51,19 @@ upstream = "app"
 roles = ["admin"]
 
 [[route]]
+name = "profile"
+path = "/users/{{user_id}}/profile"
+methods = ["GET"]
+upstream = "app"
+owner = {{ param = "user_id", claim = "sub" }}
+
+[[alert]]
+name = "any_forbidden"
+event = "forbidden"
+threshold = 1
+window = "1m"
+
+[[route]]
 name = "ping"
 path = "/api/ping"
 methods = ["GET"]
@@ -103,6 +116,13 @@ auth = "public"
         .unwrap();
     expected.push(("forbidden", request_id(&r), r.status().as_u16()));
     let r = client
+        .get(url("/users/someone-else/profile"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    expected.push(("owner_violation", request_id(&r), r.status().as_u16()));
+    let r = client
         .post(url("/api/orders"))
         .header("x-api-key", &key)
         .json(&json!({ "qty": "three" }))
@@ -117,7 +137,7 @@ auth = "public"
     let r = client.get(url("/api/broken")).send().await.unwrap();
     expected.push(("upstream_error", request_id(&r), r.status().as_u16()));
     let statuses: Vec<u16> = expected.iter().map(|e| e.2).collect();
-    assert_eq!(statuses, [401, 403, 400, 429, 502]);
+    assert_eq!(statuses, [401, 403, 404, 400, 429, 502]);
 
     let admin = |method: reqwest::Method, path: &str| {
         client
@@ -196,13 +216,17 @@ auth = "public"
         "the presented key's public id"
     );
     assert_eq!(failed["subject"], "-", "nobody was authenticated");
+    let owner = find("owner_violation", &|_| true);
+    assert_eq!(owner["route"], "profile", "{owner}");
+    assert_eq!(owner["subject"], "shop-1", "{owner}");
+    assert_eq!(owner["key_id"], key_id.as_str(), "{owner}");
     let invalid = find("invalid_request", &|_| true);
     assert_eq!(invalid["subject"], "shop-1");
     assert_eq!(find("rate_limited", &|_| true)["reason"], "limit");
     assert_eq!(find("upstream_error", &|_| true)["reason"], "unavailable");
 
     // Events outside a request have the same fields, `-` where there is no request.
-    for event in ["key_created", "config_reloaded", "key_revoked"] {
+    for event in ["key_created", "config_reloaded", "key_revoked", "alert"] {
         let line = find(event, &|_| true);
         has_schema(&line);
         assert_eq!(line["request_id"], "-", "{line}");
@@ -210,6 +234,10 @@ auth = "public"
     assert_eq!(find("key_created", &|_| true)["key_id"], key_id.as_str());
     assert_eq!(find("key_created", &|_| true)["subject"], "shop-1");
     assert_eq!(find("key_revoked", &|_| true)["key_id"], key_id.as_str());
+    let alert = find("alert", &|_| true);
+    assert_eq!(alert["alert"], "any_forbidden", "{alert}");
+    assert_eq!(alert["trigger_event"], "forbidden", "{alert}");
+    assert_eq!(alert["reason"], "threshold_crossed", "{alert}");
 
     for (reason, id) in &admin_failures {
         let line = find("auth_failed", &|l| l["request_id"] == id.as_str());
