@@ -77,6 +77,8 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     // One crypto provider for the whole process, installed before anything uses rustls.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // A panic's message may hold a request's secret: written masked, as one JSON line.
+    std::panic::set_hook(Box::new(palisade_gateway::observe::redact::panic_hook));
     let cli = Cli::parse();
     match cli.command {
         Command::Config {

@@ -302,6 +302,40 @@ impl Write for MaskedStderr {
     }
 }
 
+/// The panic hook of the `palisade` binary: a panic's message is whatever the code put in
+/// it (a request value, a token), and the default hook prints it raw. This writes one
+/// masked JSON line instead (`event` `panic`), straight to stderr, where the default hook
+/// wrote: synchronous, so the line survives a panic that ends the process.
+pub fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)");
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    let thread = std::thread::current();
+    let line = panic_line(message, location.as_deref(), thread.name());
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
+/// The masked JSON line of a panic (with its newline).
+fn panic_line(message: &str, location: Option<&str>, thread: Option<&str>) -> String {
+    let line = serde_json::json!({
+        "timestamp": super::clock::rfc3339_micros(std::time::SystemTime::now()),
+        "level": "ERROR",
+        "event": "panic",
+        "thread": thread.unwrap_or("-"),
+        "location": location.unwrap_or("-"),
+        "message": message,
+    });
+    let mut out = mask_line(&line.to_string()).into_owned();
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +418,29 @@ mod tests {
         );
         let value: serde_json::Value = serde_json::from_str(&masked).unwrap();
         assert!(value.is_object(), "still one JSON object");
+    }
+
+    #[test]
+    fn a_panic_is_one_masked_json_line() {
+        let line = panic_line(
+            &format!("bad input {KEY} with card 4111 1111 1111 1111"),
+            Some("src/x.rs:1:2"),
+            Some("worker"),
+        );
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line}"
+        );
+        assert!(!line.contains("aUDtlyH4qgvx"), "{line}");
+        assert!(!line.contains("4111 1111 1111 1111"), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["event"], "panic");
+        assert_eq!(value["level"], "ERROR");
+        assert_eq!(value["location"], "src/x.rs:1:2");
+        assert_eq!(
+            value["message"],
+            "bad input pal_02eaGUt6L2Ll_*** with card card:****1111"
+        );
     }
 
     #[test]
