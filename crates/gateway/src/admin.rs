@@ -6,11 +6,12 @@
 //! constant time; with no token configured, writes are refused. Errors are problem+json
 //! like the gateway's own.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +34,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watc
     let shutdown = async move {
         let _ = stopped.changed().await;
     };
+    // The peer address names the client in the `auth_failed` event of a wrong token.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -99,8 +102,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn reload(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = require_token(&shared, &headers) {
+async fn reload(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(denied) = require_token(&shared, &headers, peer.ip()) {
         return denied;
     }
     match shared.reload().await {
@@ -137,8 +144,12 @@ struct RotateKey {
 
 /// Every `/keys` endpoint needs the admin token and a configured store.
 #[allow(clippy::result_large_err)]
-fn key_service(shared: &Shared, headers: &HeaderMap) -> Result<KeyService, Response> {
-    require_token(shared, headers)?;
+fn key_service(
+    shared: &Shared,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<KeyService, Response> {
+    require_token(shared, headers, client)?;
     shared.current().keys().cloned().ok_or_else(|| {
         problem(
             StatusCode::NOT_FOUND,
@@ -149,8 +160,12 @@ fn key_service(shared: &Shared, headers: &HeaderMap) -> Result<KeyService, Respo
     })
 }
 
-async fn list_keys(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let keys = match key_service(&shared, &headers) {
+async fn list_keys(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let keys = match key_service(&shared, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -162,10 +177,11 @@ async fn list_keys(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
 
 async fn create_key(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let keys = match key_service(&shared, &headers) {
+    let keys = match key_service(&shared, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -198,10 +214,11 @@ async fn create_key(
 
 async fn revoke_key(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let keys = match key_service(&shared, &headers) {
+    let keys = match key_service(&shared, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -211,7 +228,8 @@ async fn revoke_key(
                 info,
                 Scope::outside().key_id(Some(&id)),
                 "key_revoked",
-                "admin_api"
+                "admin_api",
+                actor = "admin_api",
             );
             StatusCode::NO_CONTENT.into_response()
         }
@@ -227,11 +245,12 @@ async fn revoke_key(
 
 async fn rotate_key(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let keys = match key_service(&shared, &headers) {
+    let keys = match key_service(&shared, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -278,6 +297,7 @@ fn issued_response(issued: &IssuedKey, reason: &'static str, replaces: Option<&s
         "key_created",
         reason,
         replaces,
+        actor = "admin_api",
     );
     let mut response = json(
         StatusCode::CREATED,
@@ -323,9 +343,11 @@ async fn not_found() -> Response {
     problem(StatusCode::NOT_FOUND, "not-found", "Not found", None)
 }
 
-/// Checks `Authorization: Bearer <admin_token>` in constant time.
+/// Checks `Authorization: Bearer <admin_token>` in constant time. A failure is an
+/// `auth_failed` event on route `admin` (counted and alerted on like the gateway's): a
+/// guessed admin token must leave a trace.
 #[allow(clippy::result_large_err)]
-fn require_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn require_token(shared: &Shared, headers: &HeaderMap, client: IpAddr) -> Result<(), Response> {
     let gateway = shared.current();
     let Some(expected) = gateway.config.server.admin_token.as_ref() else {
         return Err(problem(
@@ -347,7 +369,25 @@ fn require_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     ) {
         Ok(())
     } else {
-        let mut response = problem(
+        let id = RequestId::next();
+        let reason = if presented.is_empty() {
+            "missing_credentials"
+        } else {
+            "wrong_secret"
+        };
+        security_event!(
+            info,
+            Scope {
+                request_id: id.as_str(),
+                ..Scope::outside()
+            }
+            .client_ip(client)
+            .route(Some("admin")),
+            "auth_failed",
+            reason
+        );
+        let mut response = problem_with_id(
+            id,
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Unauthorized",
@@ -362,7 +402,17 @@ fn require_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 fn problem(status: StatusCode, slug: &str, title: &str, detail: Option<&str>) -> Response {
-    let id = RequestId::next();
+    problem_with_id(RequestId::next(), status, slug, title, detail)
+}
+
+/// A problem response whose request id (body and `X-Request-Id`) is `id`.
+fn problem_with_id(
+    id: RequestId,
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: Option<&str>,
+) -> Response {
     let response = problem_response(status, slug, title, detail, id.as_str());
     let (mut parts, body) = response.into_parts();
     if let Ok(value) = header::HeaderValue::from_str(id.as_str()) {

@@ -186,10 +186,10 @@ impl RateStores {
             return Ok(RateStore::memory(self.memory.clone()));
         };
         let mut open = self.redis.lock().unwrap_or_else(|p| p.into_inner());
-        let redis = match open.as_ref().filter(|r| r.url() == url) {
+        let redis = match open.as_ref().filter(|r| r.url() == url.expose_secret()) {
             Some(redis) => redis.clone(),
             None => {
-                let redis = RedisStore::connect(url)
+                let redis = RedisStore::connect(url.expose_secret())
                     .map_err(|message| config.error_at("rate_limit.store", message))?;
                 *open = Some(redis.clone());
                 redis
@@ -206,7 +206,7 @@ impl RateStores {
 }
 
 struct OpenStore {
-    url: String,
+    url: crate::config::SecretUrl,
     overlap: Duration,
     service: KeyService,
     background: tokio::task::JoinHandle<()>,
@@ -239,7 +239,7 @@ impl OpenStore {
         {
             return Ok((Some(previous), Some(peppers)));
         }
-        let service = KeyService::open(&store.url, peppers, store.rotation_overlap)
+        let service = KeyService::open(store.url.expose_secret(), peppers, store.rotation_overlap)
             .await
             .map_err(|e| config.error_at("store.url", format!("cannot open the key store: {e}")))?;
         let background = service.spawn_background();

@@ -4,6 +4,8 @@
 //! `KEY=$(palisade keys create --name ci)` captures it; everything else goes to stderr.
 //! On SQLite, a revocation made here reaches running gateways at their next cache
 //! revalidation; the admin API (`DELETE /keys/{id}`) or PostgreSQL make it immediate.
+//! Each change is also a `key_created`/`key_revoked` JSON line on stderr, in the gateway's
+//! security-event schema with `actor` `cli`, so no key change escapes the audit trail.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use palisade_gateway::Config;
 use palisade_gateway::config::HumanDuration;
+use palisade_gateway::observe::security::{KeyEvent, key_event};
 use palisade_store::{KeyInfo, KeyPeppers, KeyService, NewKey};
 use secrecy::ExposeSecret;
 
@@ -82,7 +85,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
     };
     let peppers = KeyPeppers::new(&store.key_peppers)
         .map_err(|e| Failure::Config(format!("store.key_pepper: {e}")))?;
-    let keys = KeyService::open(&store.url, peppers, store.rotation_overlap)
+    let keys = KeyService::open(store.url.expose_secret(), peppers, store.rotation_overlap)
         .await
         .map_err(|e| Failure::Config(format!("cannot open the key store: {e}")))?;
     match args.command {
@@ -101,6 +104,13 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 expires_in: expires.map(|d| d.0),
             };
             let issued = keys.create(new).await.map_err(store_failure)?;
+            key_event(
+                KeyEvent::Created { rotated: false },
+                &issued.info.id,
+                Some(&issued.info.subject),
+                None,
+                "cli",
+            );
             eprintln!(
                 "created key {} for {}; it is shown only now, store it safely:",
                 issued.info.id, issued.info.subject
@@ -119,6 +129,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
         }
         KeysCommand::Revoke { id } => {
             if keys.revoke(&id).await.map_err(store_failure)? {
+                key_event(KeyEvent::Revoked, &id, None, None, "cli");
                 eprintln!("revoked key {id}");
             } else {
                 return Err(Failure::Config(format!("no active key with id {id}")));
@@ -129,6 +140,13 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 .rotate(&id, overlap.map(|d| d.0))
                 .await
                 .map_err(store_failure)?;
+            key_event(
+                KeyEvent::Created { rotated: true },
+                &issued.info.id,
+                Some(&issued.info.subject),
+                Some(&id),
+                "cli",
+            );
             let overlap = overlap.map_or(store.rotation_overlap, |d| d.0);
             eprintln!(
                 "rotated key {id} → {}; the old key keeps working for {}; the new one is shown only now:",

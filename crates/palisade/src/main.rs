@@ -77,6 +77,8 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     // One crypto provider for the whole process, installed before anything uses rustls.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // A panic's message may hold a request's secret: written masked, as one JSON line.
+    std::panic::set_hook(Box::new(palisade_gateway::observe::redact::panic_hook));
     let cli = Cli::parse();
     match cli.command {
         Command::Config {
@@ -104,7 +106,10 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Demo(args) => run(demo::run(args)),
-        Command::Keys(args) => run_quiet(keys::run(args)),
+        Command::Keys(args) => {
+            palisade_gateway::observe::init_stderr_logging();
+            run_quiet(keys::run(args))
+        }
         Command::SampleApi { listen } => run(sample_api(listen)),
     }
 }

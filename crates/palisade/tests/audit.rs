@@ -11,12 +11,12 @@ const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/openapi.
 
 /// Runs `palisade audit ARGS --format json` and returns (exit code, report).
 fn audit(args: &[&str]) -> (i32, Value) {
-    let output = Command::new(BIN)
-        .arg("audit")
-        .args(args)
-        .args(["--format", "json", "--rps", "0"])
-        .output()
-        .unwrap();
+    let output = palisade_testkit::secrets::checked_output(
+        Command::new(BIN)
+            .arg("audit")
+            .args(args)
+            .args(["--format", "json", "--rps", "0"]),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -162,7 +162,8 @@ fn bad_usage_exits_2_before_any_request() {
         vec!["http://127.0.0.1:9", "--rps", "-1"],
         vec!["http://127.0.0.1:9", "--rps", "NaN"],
     ] {
-        let output = Command::new(BIN).arg("audit").args(&args).output().unwrap();
+        let output =
+            palisade_testkit::secrets::checked_output(Command::new(BIN).arg("audit").args(&args));
         assert_eq!(
             output.status.code(),
             Some(2),
@@ -180,21 +181,21 @@ async fn sarif_and_junit_go_to_the_out_file() {
         let out = dir.path().join(file);
         let (url, out2) = (url.clone(), out.clone());
         let output = tokio::task::spawn_blocking(move || {
-            Command::new(BIN)
-                .args([
-                    "audit",
-                    &url,
-                    "--openapi",
-                    SPEC,
-                    "--rps",
-                    "0",
-                    "--max-requests",
-                    "60",
-                ])
-                .args(["--format", format, "--out"])
-                .arg(&out2)
-                .output()
-                .unwrap()
+            palisade_testkit::secrets::checked_output(
+                Command::new(BIN)
+                    .args([
+                        "audit",
+                        &url,
+                        "--openapi",
+                        SPEC,
+                        "--rps",
+                        "0",
+                        "--max-requests",
+                        "60",
+                    ])
+                    .args(["--format", format, "--out"])
+                    .arg(&out2),
+            )
         })
         .await
         .unwrap();
@@ -218,15 +219,18 @@ async fn sarif_and_junit_go_to_the_out_file() {
 
 #[test]
 fn a_malformed_identity_is_refused_without_echoing_its_credential() {
+    palisade_testkit::secrets::record("supersecret-credential");
     for identity in [
         "alice=supersecret-credential",
         "alice:Authorization: Bearer supersecret-credential==",
     ] {
         for flag in ["--identity", "--admin-identity"] {
-            let output = Command::new(BIN)
-                .args(["audit", "http://127.0.0.1:9", flag, identity])
-                .output()
-                .unwrap();
+            let output = palisade_testkit::secrets::checked_output(Command::new(BIN).args([
+                "audit",
+                "http://127.0.0.1:9",
+                flag,
+                identity,
+            ]));
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(output.status.code(), Some(2), "{stderr}");
             assert!(!stderr.contains("supersecret"), "{stderr}");

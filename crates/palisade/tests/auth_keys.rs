@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, RecordingUpstream, secrets};
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
 const TOKEN: &str = "auth-test-admin-token-0123456789";
@@ -240,7 +240,7 @@ async fn revocation_and_rotation_through_the_admin_api() {
         .unwrap();
     assert_eq!(rotated.status(), 201);
     let rotated: serde_json::Value = rotated.json().await.unwrap();
-    let new = rotated["key"].as_str().unwrap().to_owned();
+    let new = secrets::record_api_key(rotated["key"].as_str().unwrap());
     assert_eq!(rotated["info"]["subject"], "b");
     assert_eq!(get(&orders, &[("x-api-key", &new)]).await.status(), 200);
     assert_eq!(get(&orders, &[("x-api-key", &old)]).await.status(), 200);
@@ -297,15 +297,15 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     let upstream = RecordingUpstream::start().await;
     let gw = start(&upstream);
     let cli = |args: &[&str]| {
-        Command::new(BIN)
-            .arg("keys")
-            .arg("-c")
-            .arg(gw.config_path())
-            .args(args)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
-            .env("PALISADE_KEY_PEPPER", PEPPER)
-            .output()
-            .unwrap()
+        secrets::checked_output(
+            Command::new(BIN)
+                .arg("keys")
+                .arg("-c")
+                .arg(gw.config_path())
+                .args(args)
+                .env("PALISADE_ADMIN_TOKEN", TOKEN)
+                .env("PALISADE_KEY_PEPPER", PEPPER),
+        )
     };
     let created = cli(&[
         "create",
@@ -327,8 +327,17 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     );
     let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("pal_"), "stdout is the key alone: {key:?}");
+    // From now on the key is a secret no output may show.
+    secrets::record_api_key(&key);
     let stderr = String::from_utf8(created.stderr).unwrap();
     assert!(stderr.contains("shown only now"), "{stderr}");
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    // The change is a security event on stderr, in the gateway's schema, made by `cli`.
+    let event = event_line(&stderr, "key_created");
+    assert_eq!(event["key_id"], id.as_str(), "{event}");
+    assert_eq!(event["subject"], "ci-bot", "{event}");
+    assert_eq!(event["reason"], "created", "{event}");
+    assert_eq!(event["actor"], "cli", "{event}");
 
     // The running gateway verifies a key it has never seen by reading the store.
     upstream.clear();
@@ -350,9 +359,8 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
     let listed = cli(&["list"]);
     assert!(listed.status.success());
     let table = String::from_utf8(listed.stdout).unwrap();
-    let id = key.split('_').nth(1).unwrap();
     assert!(
-        table.contains(id) && table.contains("ci-bot") && table.contains("active"),
+        table.contains(&id) && table.contains("ci-bot") && table.contains("active"),
         "{table}"
     );
     assert!(
@@ -360,11 +368,64 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
         "a secret in the list"
     );
 
-    let revoked = cli(&["revoke", id]);
+    let revoked = cli(&["revoke", &id]);
     assert!(revoked.status.success());
+    let event = event_line(&String::from_utf8(revoked.stderr).unwrap(), "key_revoked");
+    assert_eq!(event["key_id"], id.as_str(), "{event}");
+    assert_eq!(event["reason"], "cli", "{event}");
+    assert_eq!(event["actor"], "cli", "{event}");
     let unknown = cli(&["revoke", "doesnotexist"]);
     assert_eq!(unknown.status.code(), Some(2));
     let listed = cli(&["list", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(list[0]["state"], "revoked");
+
+    // A rotation: the new key alone on stdout, `key_created` (rotated) naming the old one.
+    let created = cli(&["create", "--name", "ci2"]);
+    let old_key = secrets::record_api_key(String::from_utf8(created.stdout).unwrap().trim());
+    let old_id = old_key.split('_').nth(1).unwrap();
+    let rotated = cli(&["rotate", old_id]);
+    assert!(rotated.status.success());
+    let new_key = secrets::record_api_key(String::from_utf8(rotated.stdout).unwrap().trim());
+    assert!(
+        new_key.starts_with("pal_") && !new_key.contains('\n'),
+        "{new_key:?}"
+    );
+    let event = event_line(&String::from_utf8(rotated.stderr).unwrap(), "key_created");
+    assert_eq!(
+        event["key_id"],
+        new_key.split('_').nth(1).unwrap(),
+        "{event}"
+    );
+    assert_eq!(event["reason"], "rotated", "{event}");
+    assert_eq!(event["replaces"], old_id, "{event}");
+    assert_eq!(event["actor"], "cli", "{event}");
+}
+
+/// The one JSON line of `event` in a command's stderr, with the shared security-event fields.
+fn event_line(stderr: &str, event: &str) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|l: &serde_json::Value| l["event"] == event)
+        .collect();
+    assert_eq!(lines.len(), 1, "one {event} line in:\n{stderr}");
+    let line = lines.into_iter().next().unwrap();
+    for field in [
+        "timestamp",
+        "level",
+        "request_id",
+        "client_ip",
+        "route",
+        "subject",
+        "key_id",
+        "reason",
+    ] {
+        assert!(
+            line[field].as_str().is_some_and(|v| !v.is_empty()),
+            "`{field}` missing in {line}"
+        );
+    }
+    line
 }

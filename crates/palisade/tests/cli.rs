@@ -18,7 +18,7 @@ fn serve_expecting_failure(config: &str) -> (i32, String) {
 
 #[test]
 fn help_lists_every_subcommand_and_the_exit_status() {
-    let output = Command::new(BIN).arg("--help").output().unwrap();
+    let output = palisade_testkit::secrets::checked_output(Command::new(BIN).arg("--help"));
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for subcommand in ["serve", "demo", "config", "sample-api"] {
@@ -32,12 +32,12 @@ fn help_lists_every_subcommand_and_the_exit_status() {
 
 #[test]
 fn bad_usage_exits_2() {
-    let output = Command::new(BIN).arg("no-such-command").output().unwrap();
+    let output =
+        palisade_testkit::secrets::checked_output(Command::new(BIN).arg("no-such-command"));
     assert_eq!(output.status.code(), Some(2));
-    let output = Command::new(BIN)
-        .args(["serve", "--no-such-flag"])
-        .output()
-        .unwrap();
+    let output = palisade_testkit::secrets::checked_output(
+        Command::new(BIN).args(["serve", "--no-such-flag"]),
+    );
     assert_eq!(output.status.code(), Some(2));
 }
 
@@ -103,10 +103,8 @@ fn a_missing_config_file_exits_2_naming_it() {
 
 #[test]
 fn config_schema_is_json_schema_of_the_config_types() {
-    let output = Command::new(BIN)
-        .args(["config", "schema"])
-        .output()
-        .unwrap();
+    let output =
+        palisade_testkit::secrets::checked_output(Command::new(BIN).args(["config", "schema"]));
     assert!(output.status.success());
     let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
@@ -135,6 +133,13 @@ admin_token = "${env:ENVFILE_ADMIN_TOKEN}"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn env_file_is_read_when_named_and_reread_on_reload() {
+    // The `.env` values are secrets the leak check must look for.
+    for token in [
+        "first-token-0123456789abcdef",
+        "second-token-0123456789abcdef",
+    ] {
+        palisade_testkit::secrets::record(token);
+    }
     let gw = GatewayProcess::builder(BIN)
         .config(ENV_CONFIG)
         .file(
@@ -187,6 +192,13 @@ async fn env_file_is_read_when_named_and_reread_on_reload() {
 
 #[test]
 fn a_dot_env_is_never_read_unless_named() {
+    for value in [
+        "never-read-0123456789abcdef",
+        "ok-0123456789abcdef",
+        "secret-value-on-line-2",
+    ] {
+        palisade_testkit::secrets::record(value);
+    }
     let (code, _stdout, stderr) = GatewayProcess::builder(BIN)
         .config(ENV_CONFIG)
         .file(".env", "ENVFILE_ADMIN_TOKEN=never-read-0123456789abcdef\n")

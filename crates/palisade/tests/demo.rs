@@ -262,11 +262,9 @@ async fn demo_serves_the_sample_api_through_every_layer_and_prints_a_tour() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn printed_demo_config_is_a_working_config() {
-    let output = Command::new(BIN)
-        .args(FREE_PORTS)
-        .arg("--print-config")
-        .output()
-        .unwrap();
+    let output = palisade_testkit::secrets::checked_output(
+        Command::new(BIN).args(FREE_PORTS).arg("--print-config"),
+    );
     assert!(output.status.success());
     let config = String::from_utf8(output.stdout).unwrap();
     // The printed file holds a reference, never a literal admin token.

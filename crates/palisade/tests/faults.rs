@@ -646,15 +646,15 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
         );
     }
     // The command line fails too, and says why.
-    let cli = std::process::Command::new(BIN)
-        .args(["keys", "-c"])
-        .arg(gw.config_path())
-        .args(["create", "--name", "cli-during-fault", "--subject", "svc-y"])
-        .env("PALISADE_KEY_PEPPER", PEPPER)
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .current_dir(gw.dir())
-        .output()
-        .unwrap();
+    let cli = palisade_testkit::secrets::checked_output(
+        std::process::Command::new(BIN)
+            .args(["keys", "-c"])
+            .arg(gw.config_path())
+            .args(["create", "--name", "cli-during-fault", "--subject", "svc-y"])
+            .env("PALISADE_KEY_PEPPER", PEPPER)
+            .env("PALISADE_ADMIN_TOKEN", TOKEN)
+            .current_dir(gw.dir()),
+    );
     let stderr = String::from_utf8_lossy(&cli.stderr);
     let stdout = String::from_utf8_lossy(&cli.stdout);
     assert_eq!(cli.status.code(), Some(2), "{stdout}{stderr}");

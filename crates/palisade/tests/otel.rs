@@ -235,6 +235,34 @@ otlp_headers = {{ authorization = "${{env:PALISADE_OTLP_TOKEN}}" }}"#,
         assert_eq!(attribute(&span, "palisade.route"), None);
         assert_eq!(attribute(&span, "url.path"), Some("/nowhere".into()));
 
+        // A key and a card number in the path are masked in the span, as in the log: the
+        // collector never receives them.
+        let key_id = &generated()[..12];
+        let key_secret = format!("{}{}{}", generated(), generated(), generated());
+        let key_secret = &key_secret[..43];
+        let key = format!("pal_{key_id}_{key_secret}");
+        let (status, id) = get(&client, &gw, &format!("/orders/{key}")).await;
+        assert_eq!(status, 200);
+        let span = span_of(&collector, &id).await;
+        assert_eq!(
+            attribute(&span, "url.path"),
+            Some(format!("/orders/pal_{key_id}_***").into())
+        );
+        let (status, id) = get(&client, &gw, "/orders/4111111111111111").await;
+        assert_eq!(status, 200);
+        let span = span_of(&collector, &id).await;
+        assert_eq!(
+            attribute(&span, "url.path"),
+            Some("/orders/card:****1111".into())
+        );
+        for export in collector.requests() {
+            let body = String::from_utf8_lossy(&export.body);
+            assert!(
+                !body.contains(key_secret) && !body.contains("4111111111111111"),
+                "{body}"
+            );
+        }
+
         let metrics = client
             .get(format!("{}/metrics", gw.admin_url()))
             .send()
@@ -244,7 +272,7 @@ otlp_headers = {{ authorization = "${{env:PALISADE_OTLP_TOKEN}}" }}"#,
             .await
             .unwrap();
         assert!(
-            metric(&metrics, "palisade_otel_spans_exported_total ") >= 3.0,
+            metric(&metrics, "palisade_otel_spans_exported_total ") >= 5.0,
             "{metrics}"
         );
     }

@@ -137,10 +137,9 @@ fn rows(schema: &Value, table: &Value, prefix: &str, out: &mut Vec<String>) {
 }
 
 fn generated_reference() -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["config", "schema"])
-        .output()
-        .unwrap();
+    let output = palisade_testkit::secrets::checked_output(
+        Command::new(env!("CARGO_BIN_EXE_palisade")).args(["config", "schema"]),
+    );
     let schema: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut out = vec![
         "| key | type | default | meaning |".to_owned(),

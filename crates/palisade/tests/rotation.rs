@@ -191,13 +191,13 @@ async fn wait_for_pepper(gw: &GatewayProcess, admin_token: &str, id: &str, peppe
 
 /// `palisade keys list` (table) against the gateway's config.
 fn cli_list(gw: &GatewayProcess) -> String {
-    let out = Command::new(BIN)
-        .arg("keys")
-        .arg("-c")
-        .arg(gw.config_path())
-        .arg("list")
-        .output()
-        .unwrap();
+    let out = palisade_testkit::secrets::checked_output(
+        Command::new(BIN)
+            .arg("keys")
+            .arg("-c")
+            .arg(gw.config_path())
+            .arg("list"),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -223,9 +223,9 @@ async fn pepper_and_jwt_secret_rotate_across_reloads_without_downtime() {
     let (s1, s2) = (random_secret(), random_secret());
     let gw = GatewayProcess::builder(BIN)
         .config(config(&upstream, &issuer.issuer(), &["pepper"], &["jwt"]))
-        .file("secrets/admin", &admin)
-        .file("secrets/pepper", &pepper_a)
-        .file("secrets/jwt", &s1)
+        .secret_file("secrets/admin", &admin)
+        .secret_file("secrets/pepper", &pepper_a)
+        .secret_file("secrets/jwt", &s1)
         .start();
 
     // Generation 1: pepper A, secret S1.
@@ -239,10 +239,10 @@ async fn pepper_and_jwt_secret_rotate_across_reloads_without_downtime() {
 
     // Rotation window: the files now hold the new secrets, the old ones move beside them,
     // and the config lists both, new first. No restart.
-    gw.write_file("secrets/pepper", &pepper_b);
-    gw.write_file("secrets/pepper-old", &pepper_a);
-    gw.write_file("secrets/jwt", &s2);
-    gw.write_file("secrets/jwt-old", &s1);
+    gw.write_secret_file("secrets/pepper", &pepper_b);
+    gw.write_secret_file("secrets/pepper-old", &pepper_a);
+    gw.write_secret_file("secrets/jwt", &s2);
+    gw.write_secret_file("secrets/jwt-old", &s1);
     gw.write_config(&config(
         &upstream,
         &issuer.issuer(),
@@ -374,13 +374,13 @@ async fn a_bad_pepper_list_never_replaces_a_good_one() {
     let s1 = random_secret();
     let gw = GatewayProcess::builder(BIN)
         .config(config(&upstream, &issuer.issuer(), &["pepper"], &["jwt"]))
-        .file("secrets/admin", &admin)
-        .file("secrets/pepper", &pepper)
-        .file("secrets/jwt", &s1)
+        .secret_file("secrets/admin", &admin)
+        .secret_file("secrets/pepper", &pepper)
+        .secret_file("secrets/jwt", &s1)
         .start();
     let (key, _) = common::create_key(&gw, &admin, json!({"name": "k", "subject": "svc"})).await;
 
-    gw.write_file("secrets/same", &pepper);
+    gw.write_secret_file("secrets/same", &pepper);
     gw.write_config(&config(
         &upstream,
         &issuer.issuer(),
@@ -447,8 +447,8 @@ async fn pepper_rotation_across_instances_on_postgres() {
     let start = || {
         GatewayProcess::builder(BIN)
             .config(pg_config(&upstream, &database, &["pepper"]))
-            .file("secrets/admin", &admin)
-            .file("secrets/pepper", &pepper_a)
+            .secret_file("secrets/admin", &admin)
+            .secret_file("secrets/pepper", &pepper_a)
             .start()
     };
     let (one, two) = (start(), start());
@@ -458,8 +458,8 @@ async fn pepper_rotation_across_instances_on_postgres() {
     assert_ok(&two, &upstream, with_key(&key), "svc", "instance 2, A").await;
 
     for gw in [&one, &two] {
-        gw.write_file("secrets/pepper", &pepper_b);
-        gw.write_file("secrets/pepper-old", &pepper_a);
+        gw.write_secret_file("secrets/pepper", &pepper_b);
+        gw.write_secret_file("secrets/pepper-old", &pepper_a);
         gw.write_config(&pg_config(&upstream, &database, &["pepper", "pepper-old"]));
         reload(gw, &admin).await;
     }

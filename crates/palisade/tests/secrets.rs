@@ -24,13 +24,13 @@ fn help_and_schema_never_show_a_secret_from_the_environment() {
         vec!["keys", "--help"],
         vec!["config", "schema"],
     ] {
-        let output = std::process::Command::new(BIN)
-            .args(&args)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
-            .env("PALISADE_KEY_PEPPER", PEPPER)
-            .env("JWT_SECRET", HS_SECRET)
-            .output()
-            .unwrap();
+        let output = secrets::checked_output(
+            std::process::Command::new(BIN)
+                .args(&args)
+                .env("PALISADE_ADMIN_TOKEN", TOKEN)
+                .env("PALISADE_KEY_PEPPER", PEPPER)
+                .env("JWT_SECRET", HS_SECRET),
+        );
         assert!(output.status.success(), "{args:?}");
         let text = format!(
             "{}{}",
@@ -147,4 +147,77 @@ upstream = "app"
     });
     // The harness checks stdout and stderr for every recorded secret when `gw` drops.
     secrets::record(&key_secret);
+}
+
+/// A secret written around a reference is still written in the file: the store URLs'
+/// passwords and the webhook with a literal part make `palisade check` fail control 9
+/// (under `allow_literal_secrets`; without it the config does not load).
+#[test]
+fn check_fails_a_secret_written_around_a_reference() {
+    secrets::record("Hunter2LiteralPw");
+    secrets::record("LiteralWebhookToken");
+    let config = r#"
+allow_literal_secrets = true
+
+[server]
+http = "127.0.0.1:0"
+
+[store]
+url = "postgres://palisade:Hunter2LiteralPw@${env:DBHOST}/palisade?sslpassword=Hunter2LiteralPw"
+key_pepper = "${env:PALISADE_KEY_PEPPER}"
+
+[rate_limit]
+store = "redis://:Hunter2LiteralPw@${env:DBHOST}:6379/0"
+
+[alerts]
+webhook = "https://hooks.example/LiteralWebhookToken${env:DBHOST}"
+
+[[upstream]]
+name = "app"
+url = "http://127.0.0.1:9"
+
+[[route]]
+name = "items"
+path = "/items"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
+"#;
+    let run = |config: &str| {
+        GatewayProcess::builder(BIN)
+            .config(config)
+            .args(["check", "-c", "{config}", "--format", "json"])
+            .env("DBHOST", "db.internal")
+            .env("PALISADE_KEY_PEPPER", PEPPER)
+            .run_to_exit(Duration::from_secs(20))
+    };
+    let (code, stdout, stderr) = run(config);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let control = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == 9)
+        .unwrap();
+    assert_eq!(control["status"], "FAIL", "{control}");
+    let mut keys: Vec<&str> = control["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["alerts.webhook", "rate_limit.store", "store.url"]);
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains("Hunter2LiteralPw") && !text.contains("LiteralWebhookToken"),
+            "{text}"
+        );
+    }
+    // Without it, the config does not load (exit 2), and the message does not quote it.
+    let (code, stdout, stderr) = run(&config.replace("allow_literal_secrets = true", ""));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("this URL holds a password"), "{stderr}");
+    assert!(!stderr.contains("Hunter2LiteralPw"), "{stderr}");
 }

@@ -65,13 +65,25 @@ impl GatewayBuilder {
         self
     }
 
-    /// An extra file at `relative_path` inside the directory (parents are created).
+    /// An extra file at `relative_path` inside the directory (parents are created). A file
+    /// whose name looks secret (`token`, `pepper`, `secret`, `password`…) is recorded as
+    /// a secret, as [`secret_file`](Self::secret_file) does.
     pub fn file(mut self, relative_path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
+        if crate::secrets::is_secret_name(&relative_path.as_ref().to_string_lossy()) {
+            crate::secrets::record_file_contents(contents.as_ref());
+        }
         self.files.push((
             relative_path.as_ref().to_owned(),
             contents.as_ref().to_vec(),
         ));
         self
+    }
+
+    /// A file holding a secret (read with `${file:…}`): written like [`file`](Self::file),
+    /// and its contents recorded, so the leak check looks for them.
+    pub fn secret_file(self, relative_path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
+        crate::secrets::record_file_contents(contents.as_ref());
+        self.file(relative_path, contents)
     }
 
     /// Sets an environment variable for the process (the rest is inherited).
@@ -190,8 +202,19 @@ impl GatewayBuilder {
         let stderr = child.stderr.take().expect("piped stderr");
         let out_shared = shared.clone();
         thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+            // Bytes, not `lines()`: a line that is not UTF-8 must not end the reading (and
+            // hide everything after it from the leak check).
+            let mut reader = BufReader::new(stdout);
+            let mut bytes = Vec::new();
+            loop {
+                bytes.clear();
+                match reader.read_until(b'\n', &mut bytes) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let raw = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let line = String::from_utf8_lossy(raw).into_owned();
                 let value =
                     serde_json::from_str(&line).unwrap_or_else(|_| Value::String(line.clone()));
                 let mut out = out_shared.lock();
@@ -369,8 +392,18 @@ impl GatewayProcess {
         fs::write(self.config_path(), toml).expect("rewrite palisade.toml");
     }
 
-    /// Writes a file inside the directory (e.g. a rotated certificate).
+    /// Writes a secret file inside the directory (a rotated secret), recording its contents.
+    pub fn write_secret_file(&self, relative_path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+        crate::secrets::record_file_contents(contents.as_ref());
+        self.write_file(relative_path, contents);
+    }
+
+    /// Writes a file inside the directory (e.g. a rotated certificate); recorded as a secret
+    /// when its name looks secret, as with [`GatewayBuilder::file`].
     pub fn write_file(&self, relative_path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+        if crate::secrets::is_secret_name(&relative_path.as_ref().to_string_lossy()) {
+            crate::secrets::record_file_contents(contents.as_ref());
+        }
         let path = self.dir.path().join(relative_path);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).expect("create parent of test file");

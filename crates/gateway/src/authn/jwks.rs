@@ -316,9 +316,24 @@ pub fn alg_from_name(name: &str) -> Option<JwtAlgorithm> {
     })
 }
 
-/// Whether `url` may be fetched: https, or http to a loopback host.
+/// Whether `url` may be fetched: https, or http to a loopback host, without user info.
 pub fn check_fetch_url(url: &str) -> Result<reqwest::Url, String> {
+    // Credentials in a key URL would be quoted by every error and log line naming the URL;
+    // an issuer's keys are public, so they are refused, and such a URL is never quoted.
+    const CREDENTIALS: &str = "credentials (user info before `@`) in a key URL are not supported: an issuer's keys are public";
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if authority
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .contains('@')
+    {
+        return Err(CREDENTIALS.to_owned());
+    }
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(CREDENTIALS.to_owned());
+    }
     match parsed.scheme() {
         "https" => {}
         "http" if is_loopback(&parsed) => {}
@@ -671,6 +686,18 @@ mod tests {
         assert!(check_fetch_url("http://id.example.com/jwks.json").is_err());
         assert!(check_fetch_url("http://127.0.0.1.evil.com/jwks.json").is_err());
         assert!(check_fetch_url("file:///etc/passwd").is_err());
+        for with_user in [
+            "https://u:Hunter2@id.example.com/jwks.json",
+            "https://Hunter2@id.example.com/jwks.json",
+            "http://u:Hunter2@127.0.0.1:8080/jwks.json",
+            "https:u:Hunter2@id.example.com/jwks.json",
+        ] {
+            let err = check_fetch_url(with_user).unwrap_err();
+            assert!(err.contains("credentials"), "{with_user}: {err}");
+            assert!(!err.contains("Hunter2"), "{err}");
+        }
+        // An `@` after the host is a path, not user info.
+        assert!(check_fetch_url("https://id.example.com/@keys/jwks.json").is_ok());
         assert!(check_fetch_url("not a url").is_err());
     }
 

@@ -177,17 +177,54 @@ impl LoadCtx<'_> {
         key: &str,
         raw: &str,
     ) -> Result<(), ConfigError> {
-        if refs::has_reference(raw) {
+        if refs::is_one_reference(raw) {
             return Ok(());
         }
+        self.literal_secret(
+            key,
+            "this is a secret: write it as a reference, `${env:NAME}` or `${file:PATH}`, and nothing else, not in the file (`allow_literal_secrets = true` accepts it, for development only)",
+        )
+    }
+
+    /// Refuses a URL at `key` (written `raw`, resolving to `resolved`) whose password is
+    /// written in the file: the user info's password and any `password`/`sslpassword` query
+    /// value must each be one reference, or the whole URL one. `user_is_secret`: the user
+    /// name is a credential too (a token in an OTLP endpoint).
+    pub(crate) fn url_password_written_as_reference(
+        &self,
+        key: &str,
+        raw: &str,
+        resolved: &str,
+        user_is_secret: bool,
+    ) -> Result<(), ConfigError> {
+        if refs::is_one_reference(raw) {
+            return Ok(());
+        }
+        let written = refs::with_placeholders(raw);
+        let written = refs::url_passwords(&written, user_is_secret);
+        let placeholder = refs::PLACEHOLDER.to_string();
+        let literal = written.iter().any(|part| *part != placeholder);
+        // A password the written URL does not show as a part of its own came from a
+        // reference spanning more than it (`${env:AT}` for the `@`): what is around the
+        // reference may be the password, written in the file.
+        let hidden = refs::url_passwords(resolved, user_is_secret).len() > written.len();
+        if !literal && !hidden {
+            return Ok(());
+        }
+        self.literal_secret(
+            key,
+            "this URL holds a password: write it as a reference, the password alone (`postgres://user:${env:DB_PASSWORD}@host/db`, also in a `password=` parameter) or the whole URL (`${env:DATABASE_URL}`), not in the file (`allow_literal_secrets = true` accepts it, for development only)",
+        )
+    }
+
+    /// A secret at `key` written (in part) in the file: refused with `message`, or recorded
+    /// for `palisade check` under `allow_literal_secrets`.
+    fn literal_secret(&self, key: &str, message: &str) -> Result<(), ConfigError> {
         if self.allow_literal_secrets {
             self.literal_secrets.borrow_mut().push(key.to_owned());
             return Ok(());
         }
-        Err(self.error(
-            key,
-            "this is a secret: write it as a reference, `${env:NAME}` or `${file:PATH}`, not in the file (`allow_literal_secrets = true` accepts it, for development only)",
-        ))
+        Err(self.error(key, message))
     }
 
     /// An error about `key`, on its line (or its nearest parent's).

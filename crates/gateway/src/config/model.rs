@@ -190,8 +190,8 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RateStoreKind {
     Memory,
-    /// A `redis://` URL (it may carry a password: never logged).
-    Redis(String),
+    /// A `redis://` URL (it may carry a password: never printed).
+    Redis(SecretUrl),
 }
 
 /// What a request meets while the shared store is failing.
@@ -355,26 +355,84 @@ impl IpNet {
     }
 }
 
+/// A store URL that may carry a password (`redis://:PASSWORD@…`, `postgres://u:PASSWORD@…`,
+/// `?password=…`): `{:?}` and `{}` show it without the user info and with password
+/// parameters masked; only [`SecretUrl::expose_secret`] gives the URL to connect with.
+/// Not `Serialize`, so it cannot reach JSON by accident either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+
+    /// The URL itself, credentials included: for the client that connects, nothing else.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// `scheme://***@host/path?sslmode=x&password=***`.
+    pub fn redacted(&self) -> String {
+        let url = self.0.as_str();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return "***".to_owned();
+        };
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        let user_info = if host.len() < authority.len() {
+            "***@"
+        } else {
+            ""
+        };
+        let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+        let mut out = format!("{scheme}://{user_info}{host}{path}");
+        if !query.is_empty() || tail.contains('?') {
+            let query = query.split('#').next().unwrap_or("");
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _))
+                        if name.eq_ignore_ascii_case("password")
+                            || name.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&pairs.join("&"));
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretUrl({:?})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 /// `[store]`: where API keys (and later ownership records) live.
+#[derive(Debug)]
 pub struct StoreConfig {
     /// `sqlite://path.db` (created on first use) or `postgres://…`.
-    pub url: String,
+    pub url: SecretUrl,
     /// The server-side secrets mixed into every stored key hash (HMAC-SHA-256), current
     /// first; never empty, no two alike.
     pub key_peppers: Vec<SecretString>,
     /// How long a rotated key stays valid next to its replacement. Default 24 h.
     pub rotation_overlap: Duration,
-}
-
-// By hand: a `postgres://user:password@…` URL must never reach a log through `{:?}`.
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = self.url.split("://").next().unwrap_or("?");
-        f.debug_struct("StoreConfig")
-            .field("url", &format_args!("{scheme}://…"))
-            .field("rotation_overlap", &self.rotation_overlap)
-            .finish_non_exhaustive()
-    }
 }
 
 /// `[auth]`: how callers prove who they are.

@@ -23,21 +23,78 @@ use super::{ConfigError, LoadCtx};
 const SYNTAX: &str =
     "a reference is `${env:NAME}` or `${file:PATH}`; write `$${` for a literal `${`";
 
-/// Whether `value` contains a reference (`${…}`, not the literal `$${`): a secret written
-/// this way is not in the file itself.
-pub(crate) fn has_reference(value: &str) -> bool {
+/// Whether `value` is one reference and nothing else: a secret field must be exactly that,
+/// since text around a reference (`hunter2${env:X}`) is written in the file.
+pub(crate) fn is_one_reference(value: &str) -> bool {
+    value
+        .strip_prefix("${")
+        .and_then(|body| body.strip_suffix('}'))
+        .is_some_and(|inner| {
+            !inner.contains('}') && (inner.starts_with("env:") || inner.starts_with("file:"))
+        })
+}
+
+/// What stands for one reference in [`with_placeholders`].
+pub(crate) const PLACEHOLDER: char = '\u{1}';
+
+/// `value` as written, each reference replaced by [`PLACEHOLDER`] (and `$${` by `${`): its
+/// structure (a URL's `:`, `@`, `?`) without what the references will bring. An unclosed
+/// `${` runs to the end (resolving it fails anyway).
+pub(crate) fn with_placeholders(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
         let tail = &rest[dollar..];
         if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
             rest = after;
-        } else if tail.starts_with("${") {
-            return true;
+        } else if let Some(body) = tail.strip_prefix("${") {
+            out.push(PLACEHOLDER);
+            rest = body.find('}').map_or("", |close| &body[close + 1..]);
         } else {
+            out.push('$');
             rest = &tail[1..];
         }
     }
-    false
+    out.push_str(rest);
+    out
+}
+
+/// The parts of a URL that hold a password: the one in its user info (`user:PASSWORD@`),
+/// the user name too when `user_is_secret`, and the values of `password` and `sslpassword`
+/// query parameters (libpq reads both). Empty parts are left out.
+pub(crate) fn url_passwords(url: &str, user_is_secret: bool) -> Vec<&str> {
+    let mut out = Vec::new();
+    let Some((_, rest)) = url.split_once("://") else {
+        return out;
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if let Some((user_info, _)) = rest[..authority_end].rsplit_once('@') {
+        match user_info.split_once(':') {
+            Some((user, password)) => {
+                out.push(password);
+                if user_is_secret {
+                    out.push(user);
+                }
+            }
+            None if user_is_secret => out.push(user_info),
+            None => {}
+        }
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        let query = query.split('#').next().unwrap_or("");
+        for pair in query.split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && (name.eq_ignore_ascii_case("password")
+                    || name.eq_ignore_ascii_case("sslpassword"))
+            {
+                out.push(value);
+            }
+        }
+    }
+    out.retain(|part| !part.is_empty());
+    out
 }
 
 /// `value` (written at `key`) with its references resolved.
@@ -262,10 +319,36 @@ mod tests {
 
     #[test]
     fn references_are_told_from_literals() {
-        assert!(has_reference("${env:TOKEN}"));
-        assert!(has_reference("redis://:${file:redis-password}@cache/0"));
-        assert!(!has_reference("plain-secret-value"));
-        assert!(!has_reference("$${env:NOT_A_REFERENCE}"));
-        assert!(!has_reference("cost $5"));
+        assert!(is_one_reference("${env:TOKEN}"));
+        assert!(!is_one_reference("plain-secret-value"));
+        assert!(is_one_reference("${file:/run/secrets/token}"));
+        for partial in [
+            "Bearer ${env:TOKEN}",
+            "${env:TOKEN}x",
+            "${env:A}${env:B}",
+            "$${env:TOKEN}",
+            "${foo:bar}",
+            "",
+        ] {
+            assert!(!is_one_reference(partial), "{partial}");
+        }
+    }
+
+    #[test]
+    fn url_passwords_are_found_as_written() {
+        let written = with_placeholders("redis://:${file:/run/pw}@${env:HOST}:6379/0");
+        assert_eq!(written, "redis://:\u{1}@\u{1}:6379/0");
+        assert_eq!(url_passwords(&written, false), ["\u{1}"]);
+        assert_eq!(
+            url_passwords(
+                "postgres://u:pw@db/p?sslmode=require&PassWord=a&sslpassword=b#x",
+                false
+            ),
+            ["pw", "a", "b"]
+        );
+        assert!(url_passwords("postgres://u@db/p?password=", false).is_empty());
+        assert!(url_passwords("redis://cache:6379/0", false).is_empty());
+        assert_eq!(url_passwords("https://token@collector/", true), ["token"]);
+        assert_eq!(url_passwords("https://u:p@collector/", true), ["p", "u"]);
     }
 }

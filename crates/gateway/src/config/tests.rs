@@ -25,6 +25,7 @@ fn env(name: &str) -> Result<String, VarError> {
         "SHORT_PEPPER" => Ok("short-pepper".into()),
         "ALERT_WEBHOOK" => Ok("https://hooks.example.com/T0/hunter2-token".into()),
         "PLAIN_WEBHOOK" => Ok("http://hooks.example.com/hunter2-token".into()),
+        "PG_URL" => Ok("postgres://u:hunter2-pg@db/p".into()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -692,6 +693,25 @@ fn jwt_section_is_validated_and_defaulted() {
         assert_eq!(err.key.as_deref(), Some(key), "{err}");
         assert!(err.message.contains(fragment), "{err}");
     }
+    // User info in a key URL is refused, and the error does not echo it (nor would later
+    // fetch errors and log lines, which quote the URL).
+    for (to, key) in [
+        (
+            "jwks_url = \"https://svc:Hunter2LiteralPw@id.example.com/jwks.json\"",
+            "auth.jwt.jwks_url",
+        ),
+        (
+            "discovery_url = \"https://Hunter2LiteralPw@id.example.com/.well-known/openid-configuration\"",
+            "auth.jwt.discovery_url",
+        ),
+    ] {
+        let src =
+            private_minimal(&JWT.replace("jwks_url = \"https://id.example.com/jwks.json\"", to));
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains("credentials"), "{err}");
+        assert!(!err.to_string().contains("Hunter2"), "{err}");
+    }
     // An HMAC secret shorter than the hash is refused, and never quoted.
     let short = JWT.replace("\"RS256\", \"ES256\"", "\"HS256\"").replace(
         "jwks_url = \"https://id.example.com/jwks.json\"",
@@ -713,7 +733,7 @@ fn store_section_is_validated() {
     let c = load(&store("sqlite://keys.db", "${env:KEY_PEPPER}")).unwrap();
     let s = c.store.as_ref().unwrap();
     // Relative database files sit beside the config file.
-    assert_eq!(s.url, "sqlite:///etc/palisade/keys.db");
+    assert_eq!(s.url.expose_secret(), "sqlite:///etc/palisade/keys.db");
     assert_eq!(s.rotation_overlap, Duration::from_secs(24 * 3600));
     assert_eq!(s.key_peppers.len(), 1);
     assert_eq!(s.key_peppers[0].expose_secret(), pepper);
@@ -911,7 +931,7 @@ fn rate_limit_stores_and_the_lockout_are_validated() {
     let limits = &c.rate_limit;
     assert_eq!(
         limits.store,
-        RateStoreKind::Redis("redis://:s3cret@cache:6379/2".to_owned()),
+        RateStoreKind::Redis(SecretUrl::new("redis://:s3cret@cache:6379/2")),
         "references resolve inside the URL"
     );
     assert_eq!(limits.on_store_error, OnStoreError::Deny);
@@ -1095,6 +1115,113 @@ fn secrets_written_literally_are_refused_unless_allowed() {
     // A URL without a password is not a secret.
     let no_password = format!("{MINIMAL}\n[rate_limit]\nstore = \"redis://cache:6379/0\"\n");
     assert!(load(&no_password).is_ok());
+}
+
+#[test]
+fn a_secret_partly_written_as_a_reference_is_still_refused() {
+    let pepper = "key_pepper = \"${env:KEY_PEPPER}\"";
+    let cases = [
+        // A reference elsewhere in the URL does not make its password one.
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://palisade:Hunter2LiteralPw@${{env:ORDERS_HOST}}/palisade\"\n{pepper}\n"),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://u@db/p?password=Hunter2LiteralPw\"\n{pepper}\n"),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://u@db/p?sslmode=require&sslpassword=Hunter2LiteralPw\"\n{pepper}\n"),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://u:Hunter2LiteralPw${{env:REDIS_PASSWORD}}@db/p\"\n{pepper}\n"),
+        ),
+        (
+            "rate_limit.store",
+            "[rate_limit]\nstore = \"redis://:Hunter2LiteralPw@${env:ORDERS_HOST}:6379/0\"\n".to_owned(),
+        ),
+        (
+            "alerts.webhook",
+            "[alerts]\nwebhook = \"https://hooks.example.com/Hunter2LiteralPw${env:ORDERS_HOST}\"\n"
+                .to_owned(),
+        ),
+        (
+            "store.key_pepper",
+            "[store]\nurl = \"sqlite://k.db\"\nkey_pepper = \"Hunter2LiteralPw-0123456789abcdef${env:KEY_PEPPER}\"\n".to_owned(),
+        ),
+    ];
+    for (key, extra) in cases {
+        let src = format!("{MINIMAL}\n{extra}");
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some(key), "{src}\n{err}");
+        assert!(err.message.contains("write it as a reference"), "{err}");
+        assert!(!err.to_string().contains("Hunter2"), "{err}");
+        // Accepted for development, and listed for `palisade check` (control 9 fails).
+        let allowed = format!("allow_literal_secrets = true\n{src}");
+        let config = load(&allowed).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(config.literal_secrets, [key], "{src}");
+    }
+    let admin = |value: &str| {
+        MINIMAL.replace(
+            "http = \"127.0.0.1:8080\"",
+            &format!(
+                "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\nadmin_token = \"{value}\""
+            ),
+        )
+    };
+    let err = load_err(&admin("Hunter2LiteralPw${env:PALISADE_ADMIN_TOKEN}"));
+    assert_eq!(err.key.as_deref(), Some("server.admin_token"), "{err}");
+
+    // The password (or the whole URL) as one reference, or no password at all, is fine.
+    for extra in [
+        "[store]\nurl = \"postgres://palisade:${env:REDIS_PASSWORD}@${env:ORDERS_HOST}/palisade\"",
+        "[store]\nurl = \"postgres://u@db/p?sslmode=require&password=${env:REDIS_PASSWORD}\"",
+        "[store]\nurl = \"postgres://u@${env:ORDERS_HOST}/p?sslmode=require\"",
+        "[store]\nurl = \"${env:PG_URL}\"",
+    ] {
+        let src = format!("{MINIMAL}\n{extra}\n{pepper}\n");
+        let config = load(&src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+        assert!(config.literal_secrets.is_empty(), "{src}");
+    }
+    let src = format!(
+        "{MINIMAL}\n[rate_limit]\nstore = \"redis://:${{file:/dev/null-nope}}@cache:6379/0\"\n"
+    );
+    assert!(
+        load_err(&src).message.contains("cannot be read"),
+        "a password reference is resolved, not refused"
+    );
+}
+
+#[test]
+fn store_url_passwords_never_print() {
+    let c = load(&format!(
+        "{MINIMAL}\n[rate_limit]\nstore = \"redis://:${{env:REDIS_PASSWORD}}@cache:6379/2\"\n\
+         [store]\nurl = \"postgres://palisade:${{env:REDIS_PASSWORD}}@db/p?sslmode=require&sslpassword=${{env:REDIS_PASSWORD}}\"\n\
+         key_pepper = \"${{env:KEY_PEPPER}}\"\n"
+    ))
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(debug.contains("redis://***@cache:6379/2"), "{debug}");
+    let store = c.store.as_ref().unwrap();
+    assert_eq!(
+        store.url.to_string(),
+        "postgres://***@db/p?sslmode=require&sslpassword=***"
+    );
+    assert!(
+        store.url.expose_secret().contains("s3cret"),
+        "still there to connect with"
+    );
+    assert_eq!(
+        SecretUrl::new("postgres://u@db/p?password=x#frag").redacted(),
+        "postgres://***@db/p?password=***"
+    );
+    assert_eq!(
+        SecretUrl::new("redis://cache:6379/0").to_string(),
+        "redis://cache:6379/0"
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ use super::locate::KeyIndex;
 use super::model::{
     AlertRule, AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig,
     JwtKeySource, LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule,
-    OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig,
+    OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig, SecretUrl,
     ServerConfig, StoreConfig, TelemetryConfig, TlsConfig, TlsSource, UpstreamConfig,
 };
 use super::raw::{
@@ -77,8 +77,13 @@ pub(super) fn validate(
             })?,
         store: {
             let store = ctx.parse("rate_limit.store", &raw.rate_limit.store, rate_store)?;
-            if matches!(&store, RateStoreKind::Redis(url) if url_has_password(url)) {
-                ctx.secret_written_as_reference("rate_limit.store", &raw.rate_limit.store)?;
+            if let RateStoreKind::Redis(url) = &store {
+                ctx.url_password_written_as_reference(
+                    "rate_limit.store",
+                    &raw.rate_limit.store,
+                    url.expose_secret(),
+                    false,
+                )?;
             }
             store
         },
@@ -225,17 +230,6 @@ fn policies(
     Ok(out)
 }
 
-/// Whether a URL's user part carries a password (`scheme://user:password@host`).
-fn url_has_password(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(user, _)| user.contains(':'))
-}
-
 /// `memory`, or a `redis://` URL (checked here so a typo fails at load, not at traffic).
 fn rate_store(s: &str) -> Result<RateStoreKind, String> {
     if s == "memory" {
@@ -250,7 +244,7 @@ fn rate_store(s: &str) -> Result<RateStoreKind, String> {
     }
     redis::Client::open(s)
         .map_err(|_| "invalid Redis URL: expected `redis://[:PASSWORD@]HOST:PORT/DB`".to_owned())?;
-    Ok(RateStoreKind::Redis(s.to_owned()))
+    Ok(RateStoreKind::Redis(SecretUrl::new(s)))
 }
 
 fn auth_failures(a: &RawAuthFailures, ctx: &LoadCtx<'_>) -> Result<AuthFailures, ConfigError> {
@@ -300,8 +294,8 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
             Err("expected `sqlite://FILE` or `postgres://…`".to_owned())
         }
     })?;
-    if url_has_password(&url) {
-        ctx.secret_written_as_reference("store.url", &s.url)?;
+    if !url.starts_with("sqlite://") {
+        ctx.url_password_written_as_reference("store.url", &s.url, &url, false)?;
     }
     let key_peppers = secrets("store.key_pepper", &s.key_pepper, ctx, |p| {
         if p.len() < 32 {
@@ -313,7 +307,7 @@ fn store(s: &RawStore, ctx: &LoadCtx<'_>) -> Result<StoreConfig, ConfigError> {
         Ok(())
     })?;
     Ok(StoreConfig {
-        url,
+        url: SecretUrl::new(url),
         key_peppers,
         rotation_overlap: s.rotation_overlap.0,
     })
@@ -517,9 +511,12 @@ fn telemetry(t: &RawTelemetry, ctx: &LoadCtx<'_>) -> Result<Option<TelemetryConf
         ));
     }
     let traces_url = ctx.parse("telemetry.otlp_endpoint", endpoint, otlp_traces_url)?;
-    if !traces_url.0.username().is_empty() || traces_url.0.password().is_some() {
-        ctx.secret_written_as_reference("telemetry.otlp_endpoint", endpoint)?;
-    }
+    ctx.url_password_written_as_reference(
+        "telemetry.otlp_endpoint",
+        endpoint,
+        traces_url.0.as_str(),
+        true,
+    )?;
     let mut headers = Vec::with_capacity(t.otlp_headers.len());
     for (name, raw) in &t.otlp_headers {
         let key = format!("telemetry.otlp_headers.{name}");

@@ -50,3 +50,18 @@ pub fn init_logging(output: &LogOutput) -> Result<(), String> {
         .try_init();
     Ok(())
 }
+
+/// Installs the same JSON-lines format on stderr, written at once (no writer thread): for
+/// short commands whose stdout is their output (`palisade keys`), so their security events
+/// (`key_created`, `key_revoked`) reach the operator's log collection in the gateway's schema.
+pub fn init_stderr_logging() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = EnvFilter::try_from_env("PALISADE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines = tracing_subscriber::fmt::layer()
+        .event_format(json_line::JsonLine)
+        .with_writer(|| redact::MaskedStderr)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(lines).try_init();
+}

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::redact::mask;
 use crate::config::TelemetryConfig;
 use crate::ctx::RequestCtx;
 
@@ -65,6 +66,8 @@ fn dropped(reason: &str, spans: u64) {
 
 /// One finished request, as the exporter needs it: owned, so the request's memory is free.
 #[derive(Debug)]
+/// Of its strings only `path` comes from the client (masked when recorded): the request id
+/// is the gateway's own, route and upstream are config names, the method is a known name.
 struct Span {
     trace_id: [u8; 16],
     span_id: [u8; 8],
@@ -159,7 +162,9 @@ pub fn record(ctx: &RequestCtx, status: u16) {
         upstream: ctx.upstream.clone(),
         request_id: ctx.id.as_str().to_owned(),
         method: method_name(&ctx.method),
-        path: ctx.path.as_ref().map(|p| p.as_str().to_owned()),
+        // The path is client text: masked by the log's rules, as the access log's copy is
+        // (a key or card number in it must not reach the collector either).
+        path: ctx.path.as_ref().map(|p| mask(p.as_str()).into_owned()),
         https: ctx.conn.tls,
         client_ip: ctx.client_ip,
         status,

@@ -99,6 +99,39 @@ pub fn mask_line(line: &str) -> Cow<'_, str> {
     }
 }
 
+/// Masks credentials in one plain string (not JSON): the same rules as [`mask_line`], for
+/// client-supplied text that leaves the process by another way than the log, such as a
+/// span's `url.path` sent to an OpenTelemetry collector.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut masked: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_word = i == 0 || !is_word(bytes[i - 1]);
+        // Only an ASCII byte can start a secret, so `i` is at a character boundary then.
+        if starts_word
+            && matches!(bytes[i], b'p' | b'e' | b'0'..=b'9')
+            && let Some((len, replacement)) = secret_at(&text[i..])
+        {
+            let out = masked.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..i]);
+            out.push_str(&replacement);
+            i += len;
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    match masked {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
 /// The bytes `mask_line` stops at inside a string: the end of it, an escape, and the
 /// first characters of the secrets it knows (`pal_`, `eyJ`, a digit).
 static MATTERS_IN_STRING: [bool; 256] = {
@@ -252,6 +285,57 @@ impl Write for MaskedLine {
     }
 }
 
+/// A log writer straight to stderr, each line masked (for short commands, no writer thread).
+pub struct MaskedStderr;
+
+impl Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(line) => io::stderr().write_all(mask_line(line).as_bytes())?,
+            Err(_) => io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// The panic hook of the `palisade` binary: a panic's message is whatever the code put in
+/// it (a request value, a token), and the default hook prints it raw. This writes one
+/// masked JSON line instead (`event` `panic`), straight to stderr, where the default hook
+/// wrote: synchronous, so the line survives a panic that ends the process.
+pub fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)");
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    let thread = std::thread::current();
+    let line = panic_line(message, location.as_deref(), thread.name());
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
+/// The masked JSON line of a panic (with its newline).
+fn panic_line(message: &str, location: Option<&str>, thread: Option<&str>) -> String {
+    let line = serde_json::json!({
+        "timestamp": super::clock::rfc3339_micros(std::time::SystemTime::now()),
+        "level": "ERROR",
+        "event": "panic",
+        "thread": thread.unwrap_or("-"),
+        "location": location.unwrap_or("-"),
+        "message": message,
+    });
+    let mut out = mask_line(&line.to_string()).into_owned();
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +418,43 @@ mod tests {
         );
         let value: serde_json::Value = serde_json::from_str(&masked).unwrap();
         assert!(value.is_object(), "still one JSON object");
+    }
+
+    #[test]
+    fn a_panic_is_one_masked_json_line() {
+        let line = panic_line(
+            &format!("bad input {KEY} with card 4111 1111 1111 1111"),
+            Some("src/x.rs:1:2"),
+            Some("worker"),
+        );
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line}"
+        );
+        assert!(!line.contains("aUDtlyH4qgvx"), "{line}");
+        assert!(!line.contains("4111 1111 1111 1111"), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["event"], "panic");
+        assert_eq!(value["level"], "ERROR");
+        assert_eq!(value["location"], "src/x.rs:1:2");
+        assert_eq!(
+            value["message"],
+            "bad input pal_02eaGUt6L2Ll_*** with card card:****1111"
+        );
+    }
+
+    #[test]
+    fn plain_text_is_masked_by_the_same_rules() {
+        let path = format!("/api/{KEY}/cards/4111-1111-1111-1111/{JWT}");
+        let masked = mask(&path);
+        assert_eq!(
+            masked.split("jwt:").next().unwrap(),
+            "/api/pal_02eaGUt6L2Ll_***/cards/card:****1111/"
+        );
+        assert!(!masked.contains("c2lnbmF0dXJl"), "{masked}");
+        // Quotes and backslashes are plain characters here; nothing to mask stays borrowed.
+        assert!(matches!(mask(r#"/a/"b\/4111 1111"#), Cow::Borrowed(_)));
+        assert_eq!(mask(&format!("\"{KEY}")), "\"pal_02eaGUt6L2Ll_***");
     }
 
     #[test]

@@ -129,6 +129,38 @@ macro_rules! security_event {
 }
 pub(crate) use security_event;
 
+/// A key's life event written by a tool outside the gateway (`palisade keys`).
+#[derive(Clone, Copy, Debug)]
+pub enum KeyEvent {
+    /// `key_created`, reason `created` or `rotated` (then `replaces` names the old key).
+    Created { rotated: bool },
+    /// `key_revoked`.
+    Revoked,
+}
+
+/// Logs `event` about key `key_id` in the shared schema, as the admin API does for the same
+/// change; `actor` says who made it (`cli`), so an audit sees every change whatever its path.
+pub fn key_event(
+    event: KeyEvent,
+    key_id: &str,
+    subject: Option<&str>,
+    replaces: Option<&str>,
+    actor: &'static str,
+) {
+    let scope = || Scope::outside().key_id(Some(key_id)).subject(subject);
+    match event {
+        KeyEvent::Created { rotated } => security_event!(
+            info,
+            scope(),
+            "key_created",
+            if rotated { "rotated" } else { "created" },
+            replaces,
+            actor,
+        ),
+        KeyEvent::Revoked => security_event!(info, scope(), "key_revoked", actor, actor),
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SecurityLabels {
     event: String,
