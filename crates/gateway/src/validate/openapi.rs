@@ -311,7 +311,7 @@ fn local_pointer(reference: &str) -> Result<String, &'static str> {
 }
 
 /// Percent-decodes a URI fragment; `None` for a broken escape or non-UTF-8 result.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -432,24 +432,7 @@ fn parts(map: &Map<String, Value>, with_not: bool) -> Vec<&Value> {
 /// The JSON pointer (`~`-escaped, percent-decoded) a same-document `$ref` names.
 fn local_target(reference: &str) -> Option<String> {
     let fragment = reference.strip_prefix('#')?;
-    let bytes = fragment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = fragment
-                .get(i + 1..i + 3)
-                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .ok()
-        .filter(|p| p.is_empty() || p.starts_with('/'))
+    super::openapi::percent_decode(fragment).filter(|p| p.is_empty() || p.starts_with('/'))
 }
 
 fn escape(token: &str) -> String {
