@@ -421,10 +421,12 @@ pub fn locked_packages(root: &Path) -> Vec<(&'static str, String, String, String
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        if name == "Cargo.lock" {
+        if name == "Cargo.lock" || name == "poetry.lock" {
+            // Both list `[[package]]` tables with a name and a version.
             let Ok(doc) = text.parse::<toml::Table>() else {
                 continue;
             };
+            let cargo = name == "Cargo.lock";
             for pkg in doc
                 .get("package")
                 .and_then(|p| p.as_array())
@@ -435,24 +437,11 @@ pub fn locked_packages(root: &Path) -> Vec<(&'static str, String, String, String
                     pkg.get("name").and_then(|v| v.as_str()),
                     pkg.get("version").and_then(|v| v.as_str()),
                 ) {
-                    out.push(("crates.io", n.to_owned(), v.to_owned(), shown.clone()));
-                }
-            }
-        } else if name == "poetry.lock" {
-            let Ok(doc) = text.parse::<toml::Table>() else {
-                continue;
-            };
-            for pkg in doc
-                .get("package")
-                .and_then(|p| p.as_array())
-                .into_iter()
-                .flatten()
-            {
-                if let (Some(n), Some(v)) = (
-                    pkg.get("name").and_then(|v| v.as_str()),
-                    pkg.get("version").and_then(|v| v.as_str()),
-                ) {
-                    out.push(("PyPI", pep503(n), v.to_owned(), shown.clone()));
+                    out.push(if cargo {
+                        ("crates.io", n.to_owned(), v.to_owned(), shown.clone())
+                    } else {
+                        ("PyPI", pep503(n), v.to_owned(), shown.clone())
+                    });
                 }
             }
         } else if requirements_file(&path) {
