@@ -686,8 +686,8 @@ async fn a_stalled_redis_times_out_fast_and_its_late_scripts_charge_nothing() {
 
 /// Two gateways seeded with ONE node of a 3-primary Redis Cluster (not the node owning the
 /// limiter's slot) hold a per-client limit together under concurrent load, with a per-ip
-/// policy decided in the phase before it (so every request makes two script calls and a
-/// refused one a refund): every key shares the hash tag `{palisade}`, so each call stays
+/// policy decided in the phase before it (so a request reaching both phases makes two script
+/// calls): every key shares the hash tag `{palisade}`, so each call stays
 /// one atomic script on the node that owns that slot, and no call fails or falls back.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_share_a_redis_cluster_and_hold_the_combined_limit() {
@@ -700,7 +700,7 @@ async fn two_instances_share_a_redis_cluster_and_hold_the_combined_limit() {
         .unwrap();
     let upstream = RecordingUpstream::start().await;
     // `client` on a public route is the address, counted after authentication; the per-ip
-    // budget (before it) is the looser one, as requests refused later give it back.
+    // budget (before it) is the looser one, and requests refused later still spend it.
     let policy = format!(
         r#"[
     {{ limit = {}, window = "1h", per = "ip", name = "cluster-ip" }},
@@ -753,8 +753,8 @@ async fn two_instances_share_a_redis_cluster_and_hold_the_combined_limit() {
             .header("ratelimit-policy")
             .is_some_and(|p| p.contains("cluster-ip"))
         {
-            // While concurrent requests hold ip quota that the client phase then gives
-            // back, the ip policy may be the one that refuses.
+            // Requests the client phase refuses still spend the ip quota, so once the
+            // address has sent twice its client limit the ip policy refuses.
             assert_limited(rsp, "cluster-ip", PER_CLIENT * 2, 3600, &what);
         } else {
             assert_limited(rsp, "cluster-client", PER_CLIENT, 3600, &what);
@@ -766,8 +766,8 @@ async fn two_instances_share_a_redis_cluster_and_hold_the_combined_limit() {
     // Every decision came from the cluster: no call failed, nothing fell back.
     for (g, gw) in gateways.iter().enumerate() {
         let samples = scrape(gw).await;
-        // A request makes one call per phase it reaches (plus a refund if the second
-        // refuses): an admitted one two, a refused one at least one.
+        // A request makes one call per phase it reaches: an admitted one two, a refused
+        // one at least one.
         let admitted = (answers.iter())
             .filter(|(i, _, r)| *i == g && r.status == 200)
             .count();

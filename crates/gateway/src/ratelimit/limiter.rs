@@ -13,10 +13,15 @@
 //! only spend quotas keyed on its own address; `after_auth` counts by `client`, `subject`
 //! or `key`; `after_body` counts by body field and refuses a locked-out account. Within a
 //! pass, a request is admitted only if every check admits it, and a refused request
-//! consumes nothing; each pass keeps what it took in the request's context, and a pass
-//! that refuses (429, or 503 under `on_store_error = "deny"`) gives back what the earlier
-//! passes took, so a request refused anywhere consumes no policy's quota (a client stuck
-//! at its own limit cannot drain an ip or route budget). `record_failure` charges the
+//! consumes nothing. A 429 in a later pass does NOT give back what earlier passes took:
+//! the quota counted before authentication bounds the authentication and body-parsing
+//! work done for an address (or route, or header value), and all of those keys are the
+//! requester's to choose, so refunding them would let a client stuck at its own limit (or
+//! naming a locked account) make unbounded work from one address. A client that keeps
+//! hammering is released once its rate drops, since GCRA recovers at the policy's rate.
+//! Only a 503 from a later pass (the shared store unavailable under
+//! `on_store_error = "deny"`, which the requester cannot cause) gives back what the
+//! earlier passes took, kept per store in the request's context. `record_failure` charges the
 //! lockout: for a 401 to a credential that could be a guess, and for a login the upstream
 //! refused.
 
@@ -108,7 +113,7 @@ pub struct LoginAttempt {
 }
 
 /// What the phases of one request took so far, per store, to give back if a later phase
-/// refuses the request: a request refused anywhere consumes no policy's quota.
+/// cannot decide (503 under `on_store_error = "deny"`); a 429 refunds nothing.
 #[derive(Debug, Default)]
 pub struct Taken {
     /// Bucket keys taken in this instance's memory (the memory store, or the `local`
@@ -414,7 +419,8 @@ impl RateLimiter {
                 Decision::Allow { .. } => None,
             });
         if let Some((source, retry_after, reset)) = refused {
-            self.refund_taken(ctx).await;
+            // No refund of earlier phases: their buckets (ip, route, header, all keyed on
+            // what the requester controls) bound the work this request already caused.
             let (name, per, limit, window, reason) = match source {
                 Source::Policy(p) => (
                     &p.name,
@@ -490,7 +496,7 @@ impl RateLimiter {
     }
 
     /// Gives back what earlier phases of this request took, one store call per store:
-    /// called when a later phase refuses it (429, or 503 under `deny`).
+    /// called only when a later phase answers 503 under `deny` (never on a 429).
     async fn refund_taken(&self, ctx: &mut RequestCtx) {
         let taken = std::mem::take(&mut ctx.rate_taken);
         for (list, shared) in [(&taken.local, false), (&taken.shared, true)] {
