@@ -105,11 +105,22 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
-/// What a login attempt was charged in advance, to refund if it does not fail.
+/// What a login attempt was charged in advance, to refund if it does not fail, with the
+/// store that took each charge: the refund goes back to that store, whichever answers at
+/// settle time (Redis may have failed or recovered in between).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
-    pub ip: bool,
-    pub account: Option<String>,
+    pub ip: Option<ChargedIn>,
+    pub account: Option<(String, ChargedIn)>,
+}
+
+/// The store that took a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargedIn {
+    /// This instance's memory (the memory store, or the `local` fallback).
+    Local,
+    /// Redis.
+    Shared,
 }
 
 /// What the phases of one request took so far, per store, to give back if a later phase
@@ -260,10 +271,13 @@ impl RateLimiter {
                 op,
             ));
         }
-        if self.run(ctx, &checks).await? && login && lockout.is_some() {
+        if let Some(store) = self.run(ctx, &checks).await?
+            && login
+            && lockout.is_some()
+        {
             ctx.login_attempt
                 .get_or_insert_with(LoginAttempt::default)
-                .ip = true;
+                .ip = Some(store);
         }
         Ok(())
     }
@@ -307,12 +321,12 @@ impl RateLimiter {
         if let Some((lockout, account)) = account {
             checks.push(lockout_check(lockout, "account", account, Op::Take));
         }
-        if self.run(ctx, &checks).await?
+        if let Some(store) = self.run(ctx, &checks).await?
             && let Some((_, account)) = account
         {
             ctx.login_attempt
                 .get_or_insert_with(LoginAttempt::default)
-                .account = Some(account.to_owned());
+                .account = Some((account.to_owned(), store));
         }
         Ok(())
     }
@@ -331,17 +345,29 @@ impl RateLimiter {
         }
         let ip = IpText(ctx.client_ip).to_string();
         let mut checks = Vec::with_capacity(2);
-        if attempt.ip {
-            checks.push(lockout_check(lockout, "ip", &ip, Op::Refund));
+        if let Some(store) = attempt.ip {
+            checks.push((lockout_check(lockout, "ip", &ip, Op::Refund), store));
         }
-        if let Some(account) = &attempt.account {
-            checks.push(lockout_check(lockout, "account", account, Op::Refund));
+        if let Some((account, store)) = &attempt.account {
+            checks.push((
+                lockout_check(lockout, "account", account, Op::Refund),
+                *store,
+            ));
         }
-        if !checks.is_empty() {
-            let (_, fallback) = self.store.decide(&as_checks(&checks)).await;
-            if fallback.is_some() {
-                ctx.rate_limit_fallback = fallback;
-            }
+        // Never through `decide`: that asks whichever store answers now, which may not be
+        // the one that took the charge.
+        for store in [ChargedIn::Local, ChargedIn::Shared] {
+            let refunds: Vec<Check<'_>> = (checks.iter())
+                .filter(|(_, s)| *s == store)
+                .map(|((_, key, quota, op), _)| Check {
+                    key,
+                    quota: *quota,
+                    op: *op,
+                })
+                .collect();
+            self.store
+                .refund(&refunds, store == ChargedIn::Shared)
+                .await;
         }
     }
 
@@ -395,9 +421,9 @@ impl RateLimiter {
         &self,
         ctx: &mut RequestCtx,
         checks: &[(Source<'_>, String, Quota, Op)],
-    ) -> Result<bool, Rejection> {
+    ) -> Result<Option<ChargedIn>, Rejection> {
         if checks.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let (verdict, fallback) = self.store.decide(&as_checks(checks)).await;
         if fallback.is_some() {
@@ -409,7 +435,7 @@ impl RateLimiter {
                 self.refund_taken(ctx).await;
                 return Err(Rejection::RateLimitUnavailable);
             }
-            Verdict::Unlimited => return Ok(false),
+            Verdict::Unlimited => return Ok(None),
         };
         let refused = checks
             .iter()
@@ -492,7 +518,11 @@ impl RateLimiter {
                 ctx.rate_limit = Some(tightest);
             }
         }
-        Ok(true)
+        Ok(Some(if local {
+            ChargedIn::Local
+        } else {
+            ChargedIn::Shared
+        }))
     }
 
     /// Gives back what earlier phases of this request took, one store call per store:

@@ -10,4 +10,6 @@ pub mod memory;
 pub mod redis;
 pub mod store;
 
-pub use limiter::{BodyFields, LoginAttempt, RateLimitState, RateLimiter, Taken, header_values};
+pub use limiter::{
+    BodyFields, ChargedIn, LoginAttempt, RateLimitState, RateLimiter, Taken, header_values,
+};
