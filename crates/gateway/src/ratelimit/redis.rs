@@ -11,8 +11,14 @@
 //! still sit in a stalled Redis's backlog and run later, charging a request that was
 //! answered without it. Each script carries the gateway's give-up time on Redis's clock
 //! and writes nothing past it. Each connection learns its offset to Redis's clock with
-//! `TIME` on first use (and after a failure), then from the `now` every answer carries,
-//! to within half a round trip.
+//! `TIME` on first use (and after a failure), then from the `now` answers carry, to within
+//! half a round trip: only from answers whose round trip was short (within `RTT_MARGIN` of
+//! the shortest seen, or any under the timeout once the last sample is `REFRESH` old), as
+//! a worker that stalls after the reply arrived makes a long round trip and a too-small
+//! offset. An answer that says the deadline had passed although it came within the
+//! caller's budget shows the offset was wrong, not that Redis was slow: the offset is
+//! taken from it and the call retried once, within the same budget, instead of resting
+//! the store.
 //!
 //! Key names are `palisade:rl:{<32 hex>}`: a digest of the bucket, so no client address,
 //! header value or account name is stored in the clear and key length is fixed. Works with
@@ -32,7 +38,7 @@
 //! request; the connection manager reconnects in the background.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -142,14 +148,63 @@ pub struct RedisStore {
     /// tries again). Once made it is kept: the cluster client reconnects to nodes, refreshes
     /// its slot map and falls back to the seed node by itself.
     clusters: Box<[std::sync::Mutex<Option<ClusterConnection>>]>,
-    /// Per connection: Redis's clock minus ours, in microseconds (`UNKNOWN` until learned).
-    offsets: Box<[AtomicI64]>,
+    /// Per connection: Redis's clock minus ours (`UNKNOWN` until learned).
+    clocks: Box<[std::sync::Mutex<ClockSync>]>,
     script: redis::Script,
     health: Health,
 }
 
 /// No offset to Redis's clock learned yet (or the connection failed since).
 const UNKNOWN: i64 = i64::MIN;
+
+/// A sample whose round trip is within this of the shortest seen updates the offset.
+const RTT_MARGIN_US: i64 = 1_000;
+/// Once the offset is this old, any sample under the timeout replaces it (drift, a route
+/// that got slower for good).
+const REFRESH_US: i64 = 10_000_000;
+
+/// One connection's offset to Redis's clock, in microseconds, from the sample with the
+/// shortest round trip (the tightest bound on the offset).
+#[derive(Debug, Clone, Copy)]
+struct ClockSync {
+    offset: i64,
+    /// The round trip of the sample the offset came from.
+    rtt: i64,
+    /// When (our clock) that sample was taken.
+    at: i64,
+}
+
+impl ClockSync {
+    const UNKNOWN: ClockSync = ClockSync {
+        offset: UNKNOWN,
+        rtt: i64::MAX,
+        at: 0,
+    };
+
+    /// Takes `redis_now` (read between `sent` and `received`) as the new offset.
+    fn set(&mut self, redis_now: i64, sent: i64, received: i64) -> i64 {
+        *self = ClockSync {
+            offset: redis_now - midpoint(sent, received),
+            rtt: received - sent,
+            at: received,
+        };
+        self.offset
+    }
+
+    /// Learns from an answer if its round trip makes it at least as good as the offset held.
+    fn sample(&mut self, redis_now: i64, sent: i64, received: i64, timeout_us: i64) {
+        let rtt = received - sent;
+        if rtt >= timeout_us {
+            return;
+        }
+        let stale = received.saturating_sub(self.at) >= REFRESH_US;
+        if self.offset == UNKNOWN || stale || rtt <= self.rtt.saturating_add(RTT_MARGIN_US) {
+            let best = if stale { rtt } else { rtt.min(self.rtt) };
+            self.set(redis_now, sent, received);
+            self.rtt = best;
+        }
+    }
+}
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -192,7 +247,9 @@ impl RedisStore {
         Ok(Arc::new(RedisStore {
             url: url.to_owned(),
             probe: probe_client(&client),
-            offsets: managers.iter().map(|_| AtomicI64::new(UNKNOWN)).collect(),
+            clocks: (managers.iter())
+                .map(|_| std::sync::Mutex::new(ClockSync::UNKNOWN))
+                .collect(),
             cluster: AtomicBool::new(false),
             cluster_client,
             clusters: managers
@@ -273,33 +330,38 @@ impl RedisStore {
     ) -> Result<Vec<Decision>, StoreError> {
         let worker = crate::workers::current() % self.managers.len();
         let mut connection = self.managers[worker].clone();
-        let offset = &self.offsets[worker];
+        let clock = &self.clocks[worker];
         let started = self.local_us();
         let timeout_us = i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
         let exchange = async {
-            let mut known = offset.load(Ordering::Relaxed);
+            let mut known = lock(clock).offset;
             if known == UNKNOWN && !self.is_cluster() {
-                known = self.learn_offset(&mut connection).await?;
-                offset.store(known, Ordering::Relaxed);
+                known = self.learn_offset(&mut connection, clock).await?;
             }
             if self.is_cluster() {
                 return self
                     .cluster_exchange(worker, checks, started, timeout_us)
                     .await;
             }
-            // Our give-up time on Redis's clock: a script Redis runs after it writes nothing.
-            let deadline = started.saturating_add(timeout_us).saturating_add(known);
-            let invocation = self.invocation(checks, deadline, false);
-            let sent = self.local_us();
-            let values: Vec<i64> = invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            let received = self.local_us();
-            if let Some(&redis_now) = values.get(1) {
-                offset.store(redis_now - midpoint(sent, received), Ordering::Relaxed);
+            let mut retried = false;
+            loop {
+                // Our give-up time on Redis's clock: a script Redis runs after it writes
+                // nothing.
+                let deadline = started.saturating_add(timeout_us).saturating_add(known);
+                let invocation = self.invocation(checks, deadline, false);
+                let sent = self.local_us();
+                let values: Vec<i64> = invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                let received = self.local_us();
+                match self.note_answer(clock, &values, sent, received, timeout_us) {
+                    Some(relearned) if !retried => {
+                        (known, retried) = (relearned, true);
+                    }
+                    _ => return parse_answer(&values, checks.len()),
+                }
             }
-            parse_answer(&values, checks.len())
         };
         let decisions = match tokio::time::timeout(timeout, exchange).await {
             Err(_) => Err(StoreError::Timeout),
@@ -311,7 +373,7 @@ impl RedisStore {
                 // A broken connection is re-established by the manager (or the cluster
                 // client), maybe to another server (a failover): learn the clock again.
                 if matches!(error, StoreError::Failed(_)) {
-                    offset.store(UNKNOWN, Ordering::Relaxed);
+                    *lock(clock) = ClockSync::UNKNOWN;
                 }
                 self.failed(error)
             }
@@ -329,7 +391,7 @@ impl RedisStore {
         started: i64,
         timeout_us: i64,
     ) -> Result<Vec<Decision>, StoreError> {
-        let offset = &self.offsets[worker];
+        let clock = &self.clocks[worker];
         let existing = lock(&self.clusters[worker]).clone();
         let mut connection = match existing {
             Some(connection) => connection,
@@ -345,7 +407,7 @@ impl RedisStore {
                 connection
             }
         };
-        let mut known = offset.load(Ordering::Relaxed);
+        let mut known = lock(clock).offset;
         if known == UNKNOWN {
             let sent = self.local_us();
             let route =
@@ -362,21 +424,44 @@ impl RedisStore {
                     redis::from_redis_value_ref(v).map_err(|e| StoreError::Failed(e.to_string()))
                 })?;
             let redis_now = time.0.saturating_mul(1_000_000).saturating_add(time.1);
-            known = redis_now - midpoint(sent, received);
-            offset.store(known, Ordering::Relaxed);
+            known = lock(clock).set(redis_now, sent, received);
         }
-        let deadline = started.saturating_add(timeout_us).saturating_add(known);
-        let invocation = self.invocation(checks, deadline, true);
-        let sent = self.local_us();
-        let values: Vec<i64> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
-        let received = self.local_us();
-        if let Some(&redis_now) = values.get(1) {
-            offset.store(redis_now - midpoint(sent, received), Ordering::Relaxed);
+        let mut retried = false;
+        loop {
+            let deadline = started.saturating_add(timeout_us).saturating_add(known);
+            let invocation = self.invocation(checks, deadline, true);
+            let sent = self.local_us();
+            let values: Vec<i64> = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            let received = self.local_us();
+            match self.note_answer(clock, &values, sent, received, timeout_us) {
+                Some(relearned) if !retried => (known, retried) = (relearned, true),
+                _ => return parse_answer(&values, checks.len()),
+            }
         }
-        parse_answer(&values, checks.len())
+    }
+
+    /// Learns from the `now` of a script's answer. An answer that the deadline had passed
+    /// came within the caller's budget (a late one is dropped by the caller's timeout), so
+    /// the offset was wrong: it is taken from this answer, returned for one retry.
+    fn note_answer(
+        &self,
+        clock: &std::sync::Mutex<ClockSync>,
+        values: &[i64],
+        sent: i64,
+        received: i64,
+        timeout_us: i64,
+    ) -> Option<i64> {
+        match values {
+            [0, redis_now] => Some(lock(clock).set(*redis_now, sent, received)),
+            [_, redis_now, ..] => {
+                lock(clock).sample(*redis_now, sent, received, timeout_us);
+                None
+            }
+            _ => None,
+        }
     }
 
     /// The script call for `checks`, with cluster or standalone key names.
@@ -415,7 +500,11 @@ impl RedisStore {
     /// script's deadline on Redis's clock (to within half this round trip), and
     /// `INFO cluster`, to detect a cluster node, in one round trip. On a cluster node the
     /// store switches to cluster mode and the offset is learned again from the slot's owner.
-    async fn learn_offset(&self, connection: &mut ConnectionManager) -> Result<i64, StoreError> {
+    async fn learn_offset(
+        &self,
+        connection: &mut ConnectionManager,
+        clock: &std::sync::Mutex<ClockSync>,
+    ) -> Result<i64, StoreError> {
         let sent = self.local_us();
         let (time, info): ((i64, i64), String) = redis::pipe()
             .cmd("TIME")
@@ -431,7 +520,26 @@ impl RedisStore {
             return Ok(UNKNOWN);
         }
         let redis_now = time.0.saturating_mul(1_000_000).saturating_add(time.1);
-        Ok(redis_now - midpoint(sent, received))
+        Ok(lock(clock).set(redis_now, sent, received))
+    }
+
+    /// Shifts every learned offset by `by_us` (tests: a wrong offset).
+    #[cfg(test)]
+    fn skew_offsets(&self, by_us: i64) {
+        for clock in &self.clocks {
+            let mut clock = lock(clock);
+            if clock.offset != UNKNOWN {
+                clock.offset += by_us;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn offsets(&self) -> Vec<i64> {
+        (self.clocks.iter())
+            .map(|c| lock(c).offset)
+            .filter(|o| *o != UNKNOWN)
+            .collect()
     }
 
     /// Microseconds on this process's monotonic clock.
@@ -475,8 +583,8 @@ impl RedisStore {
 }
 
 /// Turns the script's flat answer into decisions; anything malformed is a store failure.
-/// An answer that the deadline had passed (Redis's clock moved far from what this
-/// connection had learned, since an answer in time cannot be late otherwise) is a timeout.
+/// An answer that the deadline had passed (still so after the retry with the offset it
+/// taught, see `note_answer`) is a timeout.
 fn parse_answer(values: &[i64], expected: usize) -> Result<Vec<Decision>, StoreError> {
     match values {
         [0, _] => return Err(StoreError::Timeout),
@@ -704,6 +812,62 @@ mod tests {
             }
         }
         assert_eq!(redis.keys("palisade:rl:*").len(), 1);
+    }
+
+    /// A wrong offset (10 s too small: the deadline placed 10 s early on Redis's clock, as
+    /// a worker stalled after a reply would make it) makes the script answer "expired"
+    /// within the budget: the store re-learns the offset from that answer and retries, the
+    /// call is decided, and the store does not rest.
+    #[tokio::test]
+    async fn an_expired_answer_within_the_budget_relearns_the_offset_and_retries() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).unwrap();
+        let quota = Quota::new(10, Duration::from_secs(3600), None).unwrap();
+        let take = [Check::take("skewed", quota)];
+        assert!(store.check_all(&take, TIMEOUT).await.is_ok());
+        let learned = store.offsets();
+        assert_eq!(learned.len(), 1, "{learned:?}");
+        store.skew_offsets(-10_000_000);
+        let decisions = store.check_all(&take, TIMEOUT).await.unwrap();
+        let Decision::Allow { remaining, .. } = decisions[0] else {
+            panic!("{decisions:?}");
+        };
+        assert_eq!(
+            remaining, 8,
+            "charged once: the expired attempt wrote nothing"
+        );
+        let relearned = store.offsets()[0];
+        assert!(
+            relearned.abs_diff(learned[0]) < 1_000_000,
+            "{relearned} vs {}",
+            learned[0]
+        );
+        assert!(!store.health.failing.load(Ordering::Relaxed));
+        assert_eq!(store.health.resting_until_ms.load(Ordering::Relaxed), 0);
+        assert!(store.check_all(&take, TIMEOUT).await.is_ok(), "not resting");
+    }
+
+    /// Samples: a long round trip (a worker stalled after the reply arrived) does not move
+    /// the offset; a short one does; once the offset is old, any in-time sample does.
+    #[test]
+    fn the_offset_comes_from_the_shortest_round_trips() {
+        let mut clock = ClockSync::UNKNOWN;
+        // Redis is 5 000 µs ahead; a 200 µs round trip.
+        clock.sample(5_100 + 1_000, 1_000, 1_200, 50_000);
+        assert_eq!(clock.offset, 5_000);
+        // Stalled 40 ms after the reply: received late, the midpoint 20 ms late.
+        clock.sample(5_100 + 2_000, 2_000, 42_200, 50_000);
+        assert_eq!(clock.offset, 5_000, "a stalled sample is ignored");
+        // Over the timeout: ignored even when the offset is old.
+        clock.sample(20_000_000, 19_000_000, 19_060_000, 50_000);
+        assert_eq!(clock.offset, 5_000);
+        // A short one (Redis drifted by 30 µs): taken.
+        clock.sample(5_130 + 3_000 + 150, 3_000, 3_300, 50_000);
+        assert_eq!(clock.offset, 5_130);
+        // 10 s later a slower but in-time sample replaces it.
+        clock.sample(5_200 + 20_000_000 + 5_000, 20_000_000, 20_010_000, 50_000);
+        assert_eq!(clock.offset, 5_200);
+        assert_eq!(clock.rtt, 10_000);
     }
 
     /// A call the gateway gave up on, queued in a stalled Redis, writes nothing when Redis
