@@ -611,6 +611,96 @@ fn sf_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::memory::MemoryStore;
+    use crate::ratelimit::redis::{RETRY_INTERVAL, RedisStore};
+
+    /// A login charged in this instance's memory while Redis rested is refunded there,
+    /// even though Redis answers again when the login is settled: Redis never took the
+    /// charge, so a refund sent to it would be lost and the address stay charged.
+    #[tokio::test]
+    async fn a_login_charged_locally_is_refunded_locally_after_redis_recovers() {
+        let redis = palisade_testkit::RedisServer::start();
+        let config = Config::from_str(
+            r#"
+[server]
+http = "127.0.0.1:8080"
+
+[rate_limit]
+auth_failures = { limit = 2, window = "1h", per = ["ip"] }
+
+[[upstream]]
+name = "app"
+url = "http://127.0.0.1:3000"
+
+[[route]]
+name = "login"
+path = "/login"
+methods = ["POST"]
+upstream = "app"
+auth = "public"
+login = { account = "/username" }
+"#,
+            std::path::Path::new("palisade.toml"),
+        )
+        .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let local = Arc::new(MemoryStore::new(1000));
+        let shared = RedisStore::connect(&redis.url()).unwrap();
+        let store = RateStore::redis(
+            shared,
+            local.clone(),
+            crate::config::OnStoreError::Local,
+            Duration::from_secs(2),
+            &metrics,
+        );
+        let limiter = RateLimiter::new(&config, store, metrics).unwrap();
+        let quota = Quota::new(2, Duration::from_secs(3600), None).unwrap();
+        let key = "!auth_failures|ip|192.0.2.1";
+        let peek = || match local.check_all(&[Check {
+            key,
+            quota,
+            op: Op::Peek,
+        }])[0]
+        {
+            Decision::Allow { remaining, .. } => remaining,
+            other => panic!("{other:?}"),
+        };
+        let fresh = peek();
+
+        redis.stop();
+        let conn = crate::ctx::ConnInfo {
+            peer: "192.0.2.1:4000".parse().unwrap(),
+            tls: false,
+        };
+        let mut ctx = RequestCtx::new(conn, http::Method::POST);
+        limiter
+            .before_auth(&mut ctx, 0, &HeaderMap::new())
+            .await
+            .unwrap();
+        assert_eq!(ctx.rate_limit_fallback, Some("local"));
+        let attempt = ctx.login_attempt.clone().unwrap();
+        assert_eq!(attempt.ip, Some(ChargedIn::Local));
+        assert_eq!(peek(), fresh - 1, "charged in memory");
+
+        // Redis answers again before the login is settled.
+        redis.restart();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::time::sleep(RETRY_INTERVAL).await;
+            let probe = [Check {
+                key: "probe",
+                quota,
+                op: Op::Peek,
+            }];
+            if limiter.store.decide(&probe).await.1.is_none() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "Redis never answered");
+        }
+        limiter.settle_login(&mut ctx, StatusCode::OK).await;
+        assert_eq!(peek(), fresh, "refunded in memory, where it was taken");
+        assert!(redis.keys("palisade:rl:*").is_empty(), "Redis untouched");
+    }
 
     #[test]
     fn headers_use_whole_seconds_rounded_up() {
