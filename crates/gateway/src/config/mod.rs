@@ -190,9 +190,10 @@ impl LoadCtx<'_> {
     }
 
     /// Refuses a URL at `key` (written `raw`, resolving to `resolved`) whose password is
-    /// written in the file: the user info's password and any `password`/`sslpassword` query
-    /// value must each be one reference, or the whole URL one. `user_is_secret`: the user
-    /// name is a credential too (a token in an OTLP endpoint).
+    /// written in the file: the user info's password and any password query parameter's
+    /// value ([`refs::is_password_param`]) must each be one reference, or the whole URL one;
+    /// a URL that does not parse is refused. `user_is_secret`: the user name is a
+    /// credential too (a token in an OTLP endpoint).
     pub(crate) fn url_password_written_as_reference(
         &self,
         key: &str,
