@@ -924,3 +924,61 @@ async fn responses_outside_the_declared_media_types_are_refused_when_enforcing()
     .expect("an undeclared_status event");
     assert_eq!(event["status"], 418, "{event}");
 }
+
+/// A form body whose schema allows names beyond its properties.
+const SPEC_OPEN_FORM: &str = r##"
+openapi: 3.1.0
+info: { title: Payments, version: "1" }
+paths:
+  /api/pay:
+    post:
+      x-palisade: { auth: public }
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [amount]
+              additionalProperties: true
+              properties:
+                amount: { type: integer, maximum: 100 }
+      responses: { "200": { description: ok } }
+"##;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_name_shadowing_a_declared_property_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, "openapi.yaml", SPEC_OPEN_FORM, "");
+    let pay = |body: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/pay", gw.http_url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let response = pay("amount=5&note=x").await.unwrap();
+    assert_eq!(response.status(), 200, "other names are allowed");
+    assert_eq!(upstream.last().unwrap().body_str(), "amount=5&note=x");
+    assert_eq!(upstream.requests().len(), 1);
+    // PHP, Rails and qs read `AMOUNT` or `amount[]` as `amount`: the unchecked value.
+    for (body, pointer) in [
+        ("amount=5&AMOUNT=100000", "/AMOUNT"),
+        ("amount=5&amount[]=100000", "/amount[]"),
+        ("amount=5&amount%5B%5D=100000", "/amount[]"),
+        ("amount=5&Amount[x]=100000", "/Amount[x]"),
+    ] {
+        let response = pay(body).await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(
+            errors_of(response).await,
+            [("body".to_owned(), pointer.to_owned())],
+            "{body}"
+        );
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "no refused form went upstream"
+    );
+}

@@ -168,6 +168,9 @@ pub(crate) struct LoadCtx<'a> {
     pub literal_secrets: std::cell::RefCell<Vec<String>>,
 }
 
+/// Why a URL with a password written in the file is refused.
+const URL_PASSWORD_MESSAGE: &str = "this URL holds a password: write it as a reference, the password alone (`postgres://user:${env:DB_PASSWORD}@host/db`, also in a `password=` parameter) or the whole URL (`${env:DATABASE_URL}`), not in the file (`allow_literal_secrets = true` accepts it, for development only)";
+
 impl LoadCtx<'_> {
     /// Refuses a secret written literally at `key` (unless `allow_literal_secrets`): a
     /// config file is copied, committed and pasted into tickets; a reference is not the
@@ -187,9 +190,10 @@ impl LoadCtx<'_> {
     }
 
     /// Refuses a URL at `key` (written `raw`, resolving to `resolved`) whose password is
-    /// written in the file: the user info's password and any `password`/`sslpassword` query
-    /// value must each be one reference, or the whole URL one. `user_is_secret`: the user
-    /// name is a credential too (a token in an OTLP endpoint).
+    /// written in the file: the user info's password and any password query parameter's
+    /// value ([`refs::is_password_param`]) must each be one reference, or the whole URL one;
+    /// a URL that does not parse is refused. `user_is_secret`: the user name is a
+    /// credential too (a token in an OTLP endpoint).
     pub(crate) fn url_password_written_as_reference(
         &self,
         key: &str,
@@ -200,21 +204,26 @@ impl LoadCtx<'_> {
         if refs::is_one_reference(raw) {
             return Ok(());
         }
-        let written = refs::with_placeholders(raw);
-        let written = refs::url_passwords(&written, user_is_secret);
-        let placeholder = refs::PLACEHOLDER.to_string();
+        // Not echoed in the message: it may carry a password.
+        let not_a_url = || self.error(key, "not a valid URL");
+        let resolved = refs::url_passwords(resolved, user_is_secret).ok_or_else(not_a_url)?;
+        let Some((written, placeholder)) = refs::written_url_passwords(raw, user_is_secret) else {
+            // The written URL parses with no stand-in for its references: which of its
+            // passwords are references is unknown, so any password counts as written.
+            if resolved.is_empty() {
+                return Ok(());
+            }
+            return self.literal_secret(key, URL_PASSWORD_MESSAGE);
+        };
         let literal = written.iter().any(|part| *part != placeholder);
         // A password the written URL does not show as a part of its own came from a
         // reference spanning more than it (`${env:AT}` for the `@`): what is around the
         // reference may be the password, written in the file.
-        let hidden = refs::url_passwords(resolved, user_is_secret).len() > written.len();
+        let hidden = resolved.len() > written.len();
         if !literal && !hidden {
             return Ok(());
         }
-        self.literal_secret(
-            key,
-            "this URL holds a password: write it as a reference, the password alone (`postgres://user:${env:DB_PASSWORD}@host/db`, also in a `password=` parameter) or the whole URL (`${env:DATABASE_URL}`), not in the file (`allow_literal_secrets = true` accepts it, for development only)",
-        )
+        self.literal_secret(key, URL_PASSWORD_MESSAGE)
     }
 
     /// A secret at `key` written (in part) in the file: refused with `message`, or recorded

@@ -372,42 +372,39 @@ impl SecretUrl {
         &self.0
     }
 
-    /// `scheme://***@host/path?sslmode=x&password=***`.
+    /// `scheme://***@host/path?sslmode=x&password=***`, the fragment left out; `***` if it
+    /// is not a URL. Parsed as the drivers parse it, so a parameter they read as a password
+    /// (`pass%77ord`, `pass<TAB>word`) is masked, and shown under its decoded name.
     pub fn redacted(&self) -> String {
-        let url = self.0.as_str();
-        let Some((scheme, rest)) = url.split_once("://") else {
+        let Ok(mut url) = url::Url::parse(&self.0) else {
             return "***".to_owned();
         };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let host = authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, host)| host);
-        let user_info = if host.len() < authority.len() {
-            "***@"
-        } else {
-            ""
-        };
-        let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-        let mut out = format!("{scheme}://{user_info}{host}{path}");
-        if !query.is_empty() || tail.contains('?') {
-            let query = query.split('#').next().unwrap_or("");
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _))
-                        if name.eq_ignore_ascii_case("password")
-                            || name.eq_ignore_ascii_case("sslpassword") =>
-                    {
-                        format!("{name}=***")
-                    }
-                    _ => pair.to_owned(),
+        url.set_fragment(None);
+        let user_info = !url.username().is_empty() || url.password().is_some();
+        if user_info && (url.set_password(None).is_err() || url.set_username("").is_err()) {
+            return "***".to_owned();
+        }
+        if url.query().is_some() {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(name, value)| {
+                    let value = if super::refs::is_password_param(&name) {
+                        "***".to_owned()
+                    } else {
+                        value.into_owned()
+                    };
+                    (name.into_owned(), value)
                 })
                 .collect();
-            out.push('?');
-            out.push_str(&pairs.join("&"));
+            url.query_pairs_mut().clear().extend_pairs(pairs);
         }
-        out
+        let out = url.to_string();
+        let scheme = format!("{}://", url.scheme());
+        match out.strip_prefix(&scheme) {
+            Some(rest) if user_info => format!("{scheme}***@{rest}"),
+            Some(_) => out,
+            None => "***".to_owned(),
+        }
     }
 }
 

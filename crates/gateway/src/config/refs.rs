@@ -61,40 +61,71 @@ pub(crate) fn with_placeholders(value: &str) -> String {
     out
 }
 
-/// The parts of a URL that hold a password: the one in its user info (`user:PASSWORD@`),
-/// the user name too when `user_is_secret`, and the values of `password` and `sslpassword`
-/// query parameters (libpq reads both). Empty parts are left out.
-pub(crate) fn url_passwords(url: &str, user_is_secret: bool) -> Vec<&str> {
-    let mut out = Vec::new();
-    let Some((_, rest)) = url.split_once("://") else {
-        return out;
+/// Query parameter names (compared ignoring case) whose value is a password: libpq's
+/// `password` and `sslpassword` (sqlx-postgres reads `password`), and `pass`, which the
+/// redis crate reads for a socket URL.
+pub(crate) fn is_password_param(name: &str) -> bool {
+    ["password", "sslpassword", "pass"]
+        .iter()
+        .any(|p| name.eq_ignore_ascii_case(p))
+}
+
+/// The parts of a URL that hold a password, decoded: the one in its user info
+/// (`user:PASSWORD@`), the user name too when `user_is_secret`, and the values of the
+/// [`is_password_param`] query parameters. Empty parts are left out. `None`: not a URL.
+///
+/// Parsed by the `url` crate, as the drivers parse it: it drops tabs and newlines anywhere
+/// and percent-decodes parameter names, so `pass%77ord=` or `pass\tword=` is a password
+/// to them and must be one here.
+pub(crate) fn url_passwords(url: &str, user_is_secret: bool) -> Option<Vec<String>> {
+    let parsed = url::Url::parse(url).ok()?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if let Some((user_info, _)) = rest[..authority_end].rsplit_once('@') {
-        match user_info.split_once(':') {
-            Some((user, password)) => {
-                out.push(password);
-                if user_is_secret {
-                    out.push(user);
-                }
-            }
-            None if user_is_secret => out.push(user_info),
-            None => {}
-        }
+    let mut out = Vec::new();
+    if let Some(password) = parsed.password() {
+        out.push(decode(password));
     }
-    if let Some((_, query)) = rest.split_once('?') {
-        let query = query.split('#').next().unwrap_or("");
-        for pair in query.split('&') {
-            if let Some((name, value)) = pair.split_once('=')
-                && (name.eq_ignore_ascii_case("password")
-                    || name.eq_ignore_ascii_case("sslpassword"))
-            {
-                out.push(value);
-            }
-        }
+    if user_is_secret {
+        out.push(decode(parsed.username()));
     }
+    out.extend(
+        parsed
+            .query_pairs()
+            .filter(|(name, _)| is_password_param(name))
+            .map(|(_, value)| value.into_owned()),
+    );
     out.retain(|part| !part.is_empty());
-    out
+    Some(out)
+}
+
+/// [`url_passwords`] of `raw` as written, each reference replaced by a stand-in, and that
+/// stand-in: a password part equal to it is exactly one reference. `None`: no stand-in
+/// makes it parse.
+///
+/// DEL parses in a non-special URL's host, user info, path and query, and is not trimmed
+/// from the ends as C0 controls are; a port or an `https` host needs digits. A stand-in is
+/// used only when the URL as written (tabs and newlines dropped, percent-decoded) does not
+/// hold it already, so it cannot be literal text.
+pub(crate) fn written_url_passwords(
+    raw: &str,
+    user_is_secret: bool,
+) -> Option<(Vec<String>, String)> {
+    let written = with_placeholders(raw);
+    let bare: String = written
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let bare = percent_encoding::percent_decode_str(&bare).decode_utf8_lossy();
+    ["\u{7f}", "40417"]
+        .into_iter()
+        .filter(|stand_in| !bare.contains(stand_in))
+        .find_map(|stand_in| {
+            let url = written.replace(PLACEHOLDER, stand_in);
+            url_passwords(&url, user_is_secret).map(|parts| (parts, stand_in.to_owned()))
+        })
 }
 
 /// `value` (written at `key`) with its references resolved.
@@ -335,20 +366,70 @@ mod tests {
     }
 
     #[test]
-    fn url_passwords_are_found_as_written() {
-        let written = with_placeholders("redis://:${file:/run/pw}@${env:HOST}:6379/0");
-        assert_eq!(written, "redis://:\u{1}@\u{1}:6379/0");
-        assert_eq!(url_passwords(&written, false), ["\u{1}"]);
+    fn url_passwords_are_found_as_the_drivers_read_them() {
         assert_eq!(
             url_passwords(
                 "postgres://u:pw@db/p?sslmode=require&PassWord=a&sslpassword=b#x",
                 false
-            ),
+            )
+            .unwrap(),
             ["pw", "a", "b"]
         );
-        assert!(url_passwords("postgres://u@db/p?password=", false).is_empty());
-        assert!(url_passwords("redis://cache:6379/0", false).is_empty());
-        assert_eq!(url_passwords("https://token@collector/", true), ["token"]);
-        assert_eq!(url_passwords("https://u:p@collector/", true), ["p", "u"]);
+        // Names as the drivers read them: percent-decoded, tabs and newlines dropped.
+        for url in [
+            "postgres://u@db/app?pass%77ord=hunter2",
+            "postgres://u@db/app?pass\tword=hunter2",
+            "postgres://u@db/app?pass\nword=hunter2",
+            "redis+unix:///run/redis.sock?pass=hunter2",
+        ] {
+            assert_eq!(url_passwords(url, false).unwrap(), ["hunter2"], "{url:?}");
+        }
+        assert_eq!(
+            url_passwords("postgres://u:p%40ss@db/", false).unwrap(),
+            ["p@ss"]
+        );
+        assert!(
+            url_passwords("postgres://u@db/p?password=", false)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            url_passwords("redis://cache:6379/0", false)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(url_passwords("not a url", false).is_none());
+        assert_eq!(
+            url_passwords("https://token@collector/", true).unwrap(),
+            ["token"]
+        );
+        assert_eq!(
+            url_passwords("https://u:p@collector/", true).unwrap(),
+            ["p", "u"]
+        );
+    }
+
+    #[test]
+    fn written_url_passwords_see_references_in_any_position() {
+        assert_eq!(
+            with_placeholders("redis://:${file:/run/pw}@${env:HOST}:6379/0"),
+            "redis://:\u{1}@\u{1}:6379/0"
+        );
+        for url in [
+            "redis://:${file:/run/pw}@${env:HOST}:6379/0",
+            "postgres://u@db/p?sslmode=require&sslpassword=${env:PW}",
+            "postgres://u:${env:PW}@db:${env:PORT}/app",
+        ] {
+            let (parts, stand_in) = written_url_passwords(url, false).unwrap();
+            assert_eq!(parts, [stand_in], "{url}");
+        }
+        let (parts, placeholder) =
+            written_url_passwords("https://${env:TOKEN}@${env:HOST}/v1", true).unwrap();
+        assert_eq!(parts, [placeholder]);
+        // A literal that looks like the fallback stand-in is not taken for a reference.
+        assert!(written_url_passwords("postgres://u:40417@db:${env:PORT}/app", false).is_none());
+        let (parts, placeholder) =
+            written_url_passwords("postgres://u:hunter2@db:${env:PORT}/app", false).unwrap();
+        assert_ne!(parts, [placeholder]);
     }
 }

@@ -26,6 +26,7 @@ fn env(name: &str) -> Result<String, VarError> {
         "ALERT_WEBHOOK" => Ok("https://hooks.example.com/T0/hunter2-token".into()),
         "PLAIN_WEBHOOK" => Ok("http://hooks.example.com/hunter2-token".into()),
         "PG_URL" => Ok("postgres://u:hunter2-pg@db/p".into()),
+        "PG_PORT" => Ok("5432".into()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -1221,6 +1222,64 @@ fn store_url_passwords_never_print() {
     assert_eq!(
         SecretUrl::new("redis://cache:6379/0").to_string(),
         "redis://cache:6379/0"
+    );
+}
+
+#[test]
+fn a_password_parameter_spelled_as_the_driver_decodes_it_is_refused_and_masked() {
+    let pepper = "key_pepper = \"${env:KEY_PEPPER}\"";
+    // TOML `\t` is a tab: the URL parser drops it, so the driver reads `password`.
+    for url in [
+        r"postgres://u@db/app?pass%77ord=hunter2",
+        r"postgres://u@db/app?pass\tword=hunter2",
+        r"postgres://u@db/app?PASS%57ORD=hunter2&sslmode=require",
+        r"postgres://u@db/app?ssl%70assword=hunter2",
+    ] {
+        let src = format!("{MINIMAL}\n[store]\nurl = \"{url}\"\n{pepper}\n");
+        let err = load_err(&src);
+        assert_eq!(err.key.as_deref(), Some("store.url"), "{url}\n{err}");
+        assert!(err.message.contains("write it as a reference"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let allowed = format!("allow_literal_secrets = true\n{src}");
+        let config = load(&allowed).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(config.literal_secrets, ["store.url"], "{url}");
+        let store = config.store.as_ref().unwrap();
+        assert!(store.url.expose_secret().contains("hunter2"), "{url}");
+        for shown in [
+            format!("{config:?}"),
+            format!("{:?}", store.url),
+            store.url.to_string(),
+        ] {
+            assert!(!shown.contains("hunter2"), "{url}: {shown}");
+        }
+    }
+    let config = load(&format!(
+        "allow_literal_secrets = true\n{MINIMAL}\n[store]\nurl = \"postgres://u@db/app?pass%77ord=hunter2&sslmode=require#x\"\n{pepper}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.store.as_ref().unwrap().url.to_string(),
+        "postgres://***@db/app?password=***&sslmode=require"
+    );
+    // The same spellings as one reference each are references.
+    let src = format!(
+        "{MINIMAL}\n[store]\nurl = \"postgres://u@db:${{env:PG_PORT}}/app?pass%77ord=${{env:REDIS_PASSWORD}}\"\n{pepper}\n"
+    );
+    let config = load(&src).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.literal_secrets.is_empty());
+}
+
+#[test]
+fn a_store_url_that_does_not_parse_is_refused_without_echoing_it() {
+    let src = format!(
+        "allow_literal_secrets = true\n{MINIMAL}\n[store]\nurl = \"postgres://u:hunter2@db:99999/app\"\nkey_pepper = \"${{env:KEY_PEPPER}}\"\n"
+    );
+    let err = load_err(&src);
+    assert_eq!(err.key.as_deref(), Some("store.url"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert_eq!(
+        SecretUrl::new("postgres://u:hunter2@db:99999/").redacted(),
+        "***"
     );
 }
 
