@@ -324,38 +324,26 @@ fn osv(text: &str) -> Vec<Advisory> {
                 )
             });
         if ecosystem == "PyPI" {
-            let mut ranges = Vec::new();
-            for range in version_ranges {
-                let mut from: Option<Pep440> = None;
-                for event in range
-                    .get("events")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(v) = event.get("introduced").and_then(Value::as_str) {
-                        from = Some(Pep440::parse(v).unwrap_or(Pep440 {
-                            release: vec![0],
-                            phase: -4,
-                            number: 0,
-                        }));
-                    } else if let Some(v) = event.get("fixed").and_then(Value::as_str) {
-                        ranges.push((from.take(), Pep440::parse(v)));
-                    } else if let Some(v) = event.get("last_affected").and_then(Value::as_str) {
-                        // Everything up to and including `last_affected`: its post-releases
-                        // are the next versions up that can be named.
-                        let last = Pep440::parse(v).map(|l| Pep440 {
-                            phase: 2,
-                            number: 0,
-                            ..l
-                        });
-                        ranges.push((from.take(), last));
-                    }
-                }
-                if let Some(open) = from {
-                    ranges.push((Some(open), None));
-                }
-            }
+            let ranges = osv_ranges(
+                version_ranges,
+                |v| {
+                    Pep440::parse(v).unwrap_or(Pep440 {
+                        release: vec![0],
+                        phase: -4,
+                        number: 0,
+                    })
+                },
+                Pep440::parse,
+                // Everything up to and including `last_affected`: its post-releases are the
+                // next versions up that can be named.
+                |v| {
+                    Pep440::parse(v).map(|l| Pep440 {
+                        phase: 2,
+                        number: 0,
+                        ..l
+                    })
+                },
+            );
             out.push(Advisory {
                 id: id.clone(),
                 ecosystem,
@@ -366,36 +354,18 @@ fn osv(text: &str) -> Vec<Advisory> {
             });
             continue;
         }
-        let mut ranges = Vec::new();
-        for range in version_ranges {
-            let mut from: Option<Version> = None;
-            for event in range
-                .get("events")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(v) = event.get("introduced").and_then(Value::as_str) {
-                    from = Some(if v == "0" {
-                        Version::new(0, 0, 0)
-                    } else {
-                        Version::parse(v).unwrap_or(Version::new(0, 0, 0))
-                    });
-                } else if let Some(v) = event.get("fixed").and_then(Value::as_str) {
-                    ranges.push((from.take(), Version::parse(v).ok()));
-                } else if let Some(v) = event.get("last_affected").and_then(Value::as_str) {
-                    let last = Version::parse(v).ok().map(|mut l| {
-                        l.patch += 1;
-                        l.pre = semver::Prerelease::EMPTY;
-                        l
-                    });
-                    ranges.push((from.take(), last));
-                }
-            }
-            if let Some(open) = from {
-                ranges.push((Some(open), None));
-            }
-        }
+        let ranges = osv_ranges(
+            version_ranges,
+            |v| Version::parse(v).unwrap_or(Version::new(0, 0, 0)),
+            |v| Version::parse(v).ok(),
+            |v| {
+                Version::parse(v).ok().map(|mut l| {
+                    l.patch += 1;
+                    l.pre = semver::Prerelease::EMPTY;
+                    l
+                })
+            },
+        );
         out.push(Advisory {
             id: id.clone(),
             ecosystem,
@@ -406,6 +376,40 @@ fn osv(text: &str) -> Vec<Advisory> {
         });
     }
     out
+}
+
+/// An OSV advisory's ranges as `[from, to)` pairs, whatever the version type: each
+/// `introduced` opens a range (`introduced` reads an unparsable or `0` start as the
+/// lowest version), a `fixed` closes it there, a `last_affected` closes it at `after_last`
+/// (the first version above), and a range still open at the end is unbounded.
+fn osv_ranges<'a, V>(
+    version_ranges: impl Iterator<Item = &'a Value>,
+    introduced: impl Fn(&str) -> V,
+    fixed: impl Fn(&str) -> Option<V>,
+    after_last: impl Fn(&str) -> Option<V>,
+) -> Vec<(Option<V>, Option<V>)> {
+    let mut ranges = Vec::new();
+    for range in version_ranges {
+        let mut from = None;
+        for event in range
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = event.get("introduced").and_then(Value::as_str) {
+                from = Some(introduced(v));
+            } else if let Some(v) = event.get("fixed").and_then(Value::as_str) {
+                ranges.push((from.take(), fixed(v)));
+            } else if let Some(v) = event.get("last_affected").and_then(Value::as_str) {
+                ranges.push((from.take(), after_last(v)));
+            }
+        }
+        if let Some(open) = from {
+            ranges.push((Some(open), None));
+        }
+    }
+    ranges
 }
 
 /// (ecosystem, name, version, lock file) for every locked package under `root`.
