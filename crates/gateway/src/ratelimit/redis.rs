@@ -343,25 +343,16 @@ impl RedisStore {
                     .cluster_exchange(worker, checks, started, timeout_us)
                     .await;
             }
-            let mut retried = false;
-            loop {
-                // Our give-up time on Redis's clock: a script Redis runs after it writes
-                // nothing.
-                let deadline = started.saturating_add(timeout_us).saturating_add(known);
-                let invocation = self.invocation(checks, deadline, false);
-                let sent = self.local_us();
-                let values: Vec<i64> = invocation
-                    .invoke_async(&mut connection)
-                    .await
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-                let received = self.local_us();
-                match self.note_answer(clock, &values, sent, received, timeout_us) {
-                    Some(relearned) if !retried => {
-                        (known, retried) = (relearned, true);
-                    }
-                    _ => return parse_answer(&values, checks.len()),
-                }
-            }
+            self.run_script(
+                &mut connection,
+                clock,
+                checks,
+                started,
+                timeout_us,
+                known,
+                false,
+            )
+            .await
         };
         let decisions = match tokio::time::timeout(timeout, exchange).await {
             Err(_) => Err(StoreError::Timeout),
@@ -426,13 +417,40 @@ impl RedisStore {
             let redis_now = time.0.saturating_mul(1_000_000).saturating_add(time.1);
             known = lock(clock).set(redis_now, sent, received);
         }
+        self.run_script(
+            &mut connection,
+            clock,
+            checks,
+            started,
+            timeout_us,
+            known,
+            true,
+        )
+        .await
+    }
+
+    /// Runs the decision script on `connection` (a server's or the cluster's), with our
+    /// give-up time on Redis's clock as its deadline (a script Redis runs after it writes
+    /// nothing), `known` being the clock offset; an "expired" answer that came in time
+    /// re-learns the offset and is retried once.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_script(
+        &self,
+        connection: &mut impl redis::aio::ConnectionLike,
+        clock: &std::sync::Mutex<ClockSync>,
+        checks: &[Check<'_>],
+        started: i64,
+        timeout_us: i64,
+        mut known: i64,
+        cluster: bool,
+    ) -> Result<Vec<Decision>, StoreError> {
         let mut retried = false;
         loop {
             let deadline = started.saturating_add(timeout_us).saturating_add(known);
-            let invocation = self.invocation(checks, deadline, true);
+            let invocation = self.invocation(checks, deadline, cluster);
             let sent = self.local_us();
             let values: Vec<i64> = invocation
-                .invoke_async(&mut connection)
+                .invoke_async(connection)
                 .await
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
             let received = self.local_us();
