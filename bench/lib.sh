@@ -50,18 +50,27 @@ wait_http() {
     return 1
 }
 
-# Sum of user+system CPU time (clock ticks) of PIDs. /proc/PID/stat counts every thread of
-# the process; fields 14 and 15 after the `(comm)` (which may hold spaces) are utime, stime.
+# User and system CPU time (clock ticks) of PIDs, summed: prints `user system`.
+# /proc/PID/stat counts every thread of the process; fields 14 and 15 after the `(comm)`
+# (which may hold spaces) are utime, stime.
 cpu_ticks() {
-    local total=0 pid stat rest
+    local user=0 system=0 pid stat rest
     for pid in "$@"; do
         stat=$(cat "/proc/$pid/stat") || continue
         rest=${stat##*) }
         read -r -a f <<< "$rest"
         # `rest` starts at field 3 (state): utime is field 14, stime 15.
-        total=$((total + f[11] + f[12]))
+        user=$((user + f[11])); system=$((system + f[12]))
     done
-    echo "$total"
+    echo "$user $system"
+}
+
+# Busy clock ticks of the whole machine (every process, interrupts included): the first
+# line of /proc/stat minus idle and iowait.
+machine_busy_ticks() {
+    local label user nice system idle iowait irq softirq steal rest
+    read -r label user nice system idle iowait irq softirq steal rest < /proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
 }
 
 # Sum over PIDs of one /proc/PID/status field in KiB (VmRSS, VmHWM, ...).

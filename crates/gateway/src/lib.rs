@@ -14,6 +14,7 @@ pub mod errors;
 pub mod headers;
 pub mod limits;
 pub mod observe;
+pub mod park;
 pub mod path;
 pub mod pipeline;
 pub mod proxy;

@@ -31,7 +31,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -50,6 +50,7 @@ use crate::errors::problem_response;
 use crate::headers;
 use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};
+use crate::park::{Activity, Parkable, Tracked};
 use crate::pipeline::{self, Gateway};
 
 /// Why the server could not start.
@@ -504,7 +505,9 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Each connection holds a receiver: it learns of the drain through it, and the drain
+    // is over when the last one is dropped.
+    let (draining, drain_signal) = watch::channel(false);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -525,11 +528,13 @@ async fn accept_loop(
             peer,
             kind,
             shared.clone(),
-            graceful.watcher(),
+            drain_signal.clone(),
         ));
     }
     drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+    drop(drain_signal);
+    let _ = draining.send(true);
+    if tokio::time::timeout(drain_timeout, draining.closed())
         .await
         .is_err()
     {
@@ -545,10 +550,11 @@ async fn serve_connection(
     peer: SocketAddr,
     kind: Kind,
     shared: Arc<Shared>,
-    watcher: Watcher,
+    mut drain: watch::Receiver<bool>,
 ) {
     let gateway = shared.current();
     let limits = gateway.limits().clone();
+    drop(gateway);
     let conn = ConnInfo {
         peer,
         tls: kind == Kind::Serve { tls: true },
@@ -571,65 +577,147 @@ async fn serve_connection(
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = http1.serve_connection(TokioIo::new(stream), service);
-            let _ = watcher.watch(connection).await;
+            until_drained(Box::pin(connection), &mut drain).await;
         }
         Kind::Serve { tls: false } => {
-            let connection =
-                http1.serve_connection(TokioIo::new(stream), pipeline_service(shared, conn));
-            let _ = watcher.watch(connection).await;
+            serve_parking(stream, &http1, shared, conn, limits.header_timeout, drain).await;
         }
+        // Boxed: the handshake's and HTTP/2's state would otherwise size every
+        // connection's task, plain ones included.
         Kind::Serve { tls: true } => {
-            let Some(tls) = gateway.tls.as_ref() else {
-                return;
-            };
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
-            drop(gateway);
-            // The handshake shares the header deadline: a client that opens TLS and
-            // stalls is a slowloris too.
-            let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(event = "tls_handshake_failed", peer = %peer, error = %error);
-                    return;
-                }
-                Err(_) => return,
-            };
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            let io = TokioIo::new(stream);
-            let service = pipeline_service(shared, conn);
-            if h2 {
-                let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-                http2
-                    .timer(TokioTimer::new())
-                    .max_concurrent_streams(100)
-                    .max_header_list_size(
-                        u32::try_from(limits.max_header_bytes * 4).unwrap_or(u32::MAX),
-                    )
-                    .keep_alive_interval(Duration::from_secs(30));
-                let _ = watcher.watch(http2.serve_connection(io, service)).await;
-            } else {
-                let _ = watcher.watch(http1.serve_connection(io, service)).await;
-            }
+            Box::pin(serve_tls(stream, http1, shared, conn, limits, drain)).await;
         }
     }
+}
+
+/// Plain HTTP/1: hyper sessions on one socket, parked between requests (see `park`).
+async fn serve_parking(
+    stream: TcpStream,
+    http1: &hyper::server::conn::http1::Builder,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    idle_timeout: Duration,
+    mut drain: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::default());
+    let mut io = Parkable::new(stream, activity.clone());
+    let mut service = pipeline_service(shared, conn, activity);
+    loop {
+        // Boxed, so that hyper's connection state and buffers exist only while serving.
+        let mut session = Box::new(http1.serve_connection(TokioIo::new(io), service));
+        let mut shutting_down = false;
+        let ended = loop {
+            tokio::select! {
+                ended = std::future::poll_fn(|cx| session.poll_without_shutdown(cx)) => break ended,
+                _ = drain.wait_for(|draining| *draining), if !shutting_down => {
+                    std::pin::Pin::new(&mut *session).graceful_shutdown();
+                    shutting_down = true;
+                }
+            }
+        };
+        let parts = session.into_parts();
+        io = parts.io.into_inner();
+        service = parts.service;
+        // Bytes hyper read but did not use cannot be handed to the next session; parking
+        // never leaves any (see `park`), so a session that ends with some is closed.
+        let unused_bytes = !parts.read_buf.is_empty();
+        drop(parts.read_buf);
+        if ended.is_err() {
+            return;
+        }
+        if !io.take_parked() || unused_bytes || *drain.borrow() {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+            return;
+        }
+        // Parked: no buffer is held until the client writes again.
+        let resume = tokio::select! {
+            readable = io.stream().readable() => readable.is_ok(),
+            _ = tokio::time::sleep(idle_timeout) => false,
+            _ = drain.wait_for(|draining| *draining) => false,
+        };
+        if !resume {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+            return;
+        }
+    }
+}
+
+/// TLS: HTTP/2 or HTTP/1.1 by ALPN, one hyper connection for the connection's life.
+async fn serve_tls(
+    stream: TcpStream,
+    http1: hyper::server::conn::http1::Builder,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    limits: crate::config::LimitsConfig,
+    mut drain: watch::Receiver<bool>,
+) {
+    let Some(tls) = shared
+        .current()
+        .tls
+        .as_ref()
+        .map(|tls| tls.server_config.clone())
+    else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    // The handshake shares the header deadline: a client that opens TLS and
+    // stalls is a slowloris too.
+    let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(event = "tls_handshake_failed", peer = %conn.peer, error = %error);
+            return;
+        }
+        Err(_) => return,
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(stream);
+    let service = pipeline_service(shared, conn, Arc::new(Activity::default()));
+    if h2 {
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(100)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes * 4).unwrap_or(u32::MAX))
+            .keep_alive_interval(Duration::from_secs(30));
+        until_drained(Box::pin(http2.serve_connection(io, service)), &mut drain).await;
+    } else {
+        until_drained(Box::pin(http1.serve_connection(io, service)), &mut drain).await;
+    }
+}
+
+/// Runs a hyper connection to its end, shutting it down gracefully when the drain starts.
+async fn until_drained<C: GracefulConnection>(
+    mut connection: std::pin::Pin<Box<C>>,
+    drain: &mut watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = drain.wait_for(|draining| *draining) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 fn pipeline_service(
     shared: Arc<Shared>,
     conn: ConnInfo,
+    activity: Arc<Activity>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = Response<Observed>,
+    Response = Response<Tracked<Observed>>,
     Error = Infallible,
     Future = InFlight,
-> + Clone {
+> + Clone
++ Unpin {
     service_fn(move |request: Request<Incoming>| {
+        let finished = activity.dispatch(!http_body::Body::is_end_stream(request.body()));
         // Loaded per request: a reload applies to the next request on every connection.
         let gateway = shared.current();
-        Box::pin(async move { Ok::<_, Infallible>(pipeline::handle(gateway, conn, request).await) })
-            as InFlight
+        Box::pin(async move {
+            let response = pipeline::handle(gateway, conn, request).await;
+            Ok::<_, Infallible>(response.map(|body| Tracked::new(body, finished)))
+        }) as InFlight
     })
 }
 
@@ -637,7 +725,7 @@ fn pipeline_service(
 /// future per connection for the connection's whole life: unboxed, every idle keep-alive
 /// connection would hold the pipeline's state machine (some kilobytes) while waiting.
 type InFlight =
-    std::pin::Pin<Box<dyn Future<Output = Result<Response<Observed>, Infallible>> + Send>>;
+    std::pin::Pin<Box<dyn Future<Output = Result<Response<Tracked<Observed>>, Infallible>> + Send>>;
 
 /// The plain-http answer when TLS is configured: 308 to the same host and path on https.
 ///

@@ -1,0 +1,157 @@
+//! Idle keep-alive connections are parked between requests without hyper's buffers
+//! (`gateway/src/park.rs`). Parking must never change what a client sees: these tests hold
+//! connections idle long enough to be parked and check that the next bytes are read as they
+//! would have been, that the rest of a body is never read as a request, and that a parked
+//! connection still ends at `header_timeout` and at shutdown.
+
+use std::time::Duration;
+
+use palisade_testkit::raw::RawConnection;
+use palisade_testkit::{GatewayProcess, RecordingUpstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_palisade");
+
+/// Long enough for the gateway to park an idle connection (it parks as soon as the response
+/// is flushed); the tests pass either way, this only makes them exercise the parked path.
+const IDLE: Duration = Duration::from_millis(300);
+
+async fn start(drain_timeout: &str) -> (RecordingUpstream, GatewayProcess) {
+    let upstream = RecordingUpstream::start().await;
+    let gw = GatewayProcess::builder(BIN)
+        .config(format!(
+            r#"
+[server]
+http = "127.0.0.1:0"
+
+[limits]
+header_timeout = "2s"
+drain_timeout = "{drain_timeout}"
+
+[[upstream]]
+name = "app"
+url = "{}"
+
+[[route]]
+name = "orders"
+path = "/api/orders"
+methods = ["GET", "POST"]
+upstream = "app"
+auth = "public"
+"#,
+            upstream.url()
+        ))
+        .start();
+    (upstream, gw)
+}
+
+fn get(target: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: client.example\r\n\r\n").into_bytes()
+}
+
+fn upstream_paths(upstream: &RecordingUpstream) -> Vec<String> {
+    upstream
+        .requests()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_serves_again_and_again() {
+    let (upstream, gw) = start("5s").await;
+    let mut conn = RawConnection::connect(gw.http()).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let rsp = conn.send(&get(&format!("/api/orders?n={n}"))).await;
+        assert_eq!(rsp.status, 200, "{}", rsp.body_str());
+        assert_eq!(rsp.json()["upstream"], "ok");
+        ids.push(rsp.header("x-request-id").unwrap().to_owned());
+        tokio::time::sleep(IDLE).await;
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each request has its own id: {ids:?}");
+    assert_eq!(
+        upstream_paths(&upstream),
+        ["/api/orders?n=0", "/api/orders?n=1", "/api/orders?n=2"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipelined_request_cut_by_an_idle_gap_is_served_whole() {
+    let (upstream, gw) = start("5s").await;
+    let mut conn = RawConnection::connect(gw.http()).await;
+    conn.write(b"GET /api/orders?n=1 HTTP/1.1\r\nHost: client.example\r\n\r\nGET /api/orders?n=2 HTTP/1.1\r\nHo")
+        .await;
+    let first = conn.read_response().await;
+    assert_eq!(first.status, 200, "{}", first.body_str());
+    tokio::time::sleep(IDLE).await;
+    conn.write(b"st: client.example\r\n\r\n").await;
+    let second = conn.read_response().await;
+    assert_eq!(second.status, 200, "{}", second.body_str());
+    assert_eq!(
+        upstream_paths(&upstream),
+        ["/api/orders?n=1", "/api/orders?n=2"]
+    );
+}
+
+/// The gateway answers before reading a body (404) while the client is mid-body, on bytes
+/// that end like a request head; the rest of the body holds a request. Had the idle
+/// connection been parked there, a new session would read that request. The connection is
+/// closed instead (hyper's doing, for a body the service dropped unread): what follows an
+/// unread body cannot be told from a request, so nothing after it is ever read.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rest_of_an_unread_body_is_never_read_as_a_request() {
+    let (upstream, gw) = start("5s").await;
+    let first_part = b"{\"a\":\"\r\n\r\n";
+    let smuggled = b"GET /api/orders?smuggled=1 HTTP/1.1\r\nHost: client.example\r\n\r\n";
+    let length = first_part.len() + smuggled.len();
+    let mut conn = RawConnection::connect(gw.http()).await;
+    conn.write(
+        format!("POST /nowhere HTTP/1.1\r\nHost: client.example\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    conn.write(first_part).await;
+    let refused = conn.read_response().await;
+    assert_eq!(refused.status, 404, "{}", refused.body_str());
+    assert!(conn.closed_within(Duration::from_secs(5)).await);
+    assert!(upstream_paths(&upstream).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_is_closed_at_the_header_timeout() {
+    let (_upstream, gw) = start("5s").await;
+    let mut conn = RawConnection::connect(gw.http()).await;
+    let rsp = conn.send(&get("/api/orders")).await;
+    assert_eq!(rsp.status, 200, "{}", rsp.body_str());
+    assert!(
+        conn.closed_within(Duration::from_secs(8)).await,
+        "an idle connection outlived header_timeout (2s)"
+    );
+}
+
+/// SIGTERM with idle (parked) connections open: they are closed, not waited for, so the
+/// process exits well before its drain timeout (60 s here) and says nothing was cut.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_closes_idle_connections_without_waiting() {
+    let (_upstream, mut gw) = start("60s").await;
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        let mut conn = RawConnection::connect(gw.http()).await;
+        assert_eq!(conn.send(&get("/api/orders")).await.status, 200);
+        conns.push(conn);
+    }
+    tokio::time::sleep(IDLE).await;
+    gw.signal("TERM");
+    for conn in &mut conns {
+        assert!(conn.closed_within(Duration::from_secs(10)).await);
+    }
+    let (code, stdout) = tokio::task::spawn_blocking(move || {
+        let code = gw.wait_exit(Duration::from_secs(30));
+        (code, gw.stdout())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains("\"drain_timeout\""), "{stdout}");
+}
