@@ -50,7 +50,7 @@ use crate::errors::problem_response;
 use crate::headers;
 use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};
-use crate::park::{Activity, Parkable, Tracked};
+use crate::park::{Activity, Parkable, QUIET_BEFORE_PARKING, Tracked};
 use crate::pipeline::{self, Gateway};
 
 /// Why the server could not start.
@@ -600,7 +600,7 @@ async fn serve_parking(
     mut drain: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::default());
-    let mut io = Parkable::new(stream, activity.clone());
+    let mut io = Parkable::new(stream, activity.clone(), QUIET_BEFORE_PARKING);
     let mut service = pipeline_service(shared, conn, activity);
     loop {
         // Boxed, so that hyper's connection state and buffers exist only while serving.
