@@ -5,7 +5,7 @@
 //! connection open between requests costs 16 KiB while doing nothing. Palisade serves a
 //! plain HTTP/1 connection as a series of hyper sessions instead. When a session has
 //! nothing left to do, [`Parkable`] tells hyper the client closed (a read of zero bytes);
-//! hyper ends the session without touching the socket, its buffers are freed, and the
+//! hyper ends the session (its shutdown of the socket is skipped), its buffers are freed, and the
 //! connection waits for its next byte in `TcpStream::readable`, which holds no buffer. A
 //! new session starts on the same socket when the client writes again.
 //!
@@ -76,6 +76,11 @@ impl Activity {
     fn finished(&self) -> u64 {
         self.finished.load(Ordering::Relaxed)
     }
+
+    /// How many requests hyper has dispatched on this connection.
+    pub fn dispatched(&self) -> u64 {
+        self.dispatched.load(Ordering::Relaxed)
+    }
 }
 
 /// Marks one dispatched request finished when dropped.
@@ -92,16 +97,7 @@ impl Drop for Finished {
 #[derive(Debug)]
 pub struct Tracked<B> {
     body: B,
-    _finished: Finished,
-}
-
-impl<B> Tracked<B> {
-    pub fn new(body: B, finished: Finished) -> Self {
-        Tracked {
-            body,
-            _finished: finished,
-        }
-    }
+    _finished: Option<Finished>,
 }
 
 impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
@@ -121,6 +117,42 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future whose response body is made [`Tracked`]: the request counts as
+    /// finished when that body is dropped, or with this future if it never answers.
+    pub struct TrackedResponse<F> {
+        #[pin]
+        response: F,
+        finished: Option<Finished>,
+    }
+}
+
+impl<F> TrackedResponse<F> {
+    pub fn new(response: F, finished: Finished) -> Self {
+        TrackedResponse {
+            response,
+            finished: Some(finished),
+        }
+    }
+}
+
+impl<F, B> Future for TrackedResponse<F>
+where
+    F: Future<Output = http::Response<B>>,
+{
+    type Output = Result<http::Response<Tracked<B>>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.response.poll(cx));
+        let finished = this.finished.take();
+        Poll::Ready(Ok(response.map(|body| Tracked {
+            body,
+            _finished: finished,
+        })))
     }
 }
 
@@ -169,7 +201,7 @@ impl Parkable {
     }
 
     fn at_rest(&self) -> bool {
-        let dispatched = self.activity.dispatched.load(Ordering::Relaxed);
+        let dispatched = self.activity.dispatched();
         self.tail == HEAD_END
             && !self.activity.last_had_body.load(Ordering::Relaxed)
             && self.activity.finished() == dispatched
@@ -271,8 +303,14 @@ impl AsyncWrite for Parkable {
         flushed
     }
 
+    /// hyper flushes, then shuts the socket down, when a session ends; a parked connection
+    /// goes on, so only the flush happens.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.parked {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
 

@@ -50,7 +50,7 @@ use crate::errors::problem_response;
 use crate::headers;
 use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};
-use crate::park::{Activity, Parkable, QUIET_BEFORE_PARKING, Tracked};
+use crate::park::{Activity, Parkable, QUIET_BEFORE_PARKING, Tracked, TrackedResponse};
 use crate::pipeline::{self, Gateway};
 
 /// Why the server could not start.
@@ -591,48 +591,73 @@ async fn serve_connection(
 }
 
 /// Plain HTTP/1: hyper sessions on one socket, parked between requests (see `park`).
+///
+/// `header_timeout` bounds, as hyper alone did, the wait for each request head, idle time
+/// included: a connection must have a request dispatched within `header_timeout` of its
+/// start or of the end of its last busy session, whatever it sends meanwhile (blank lines,
+/// which hyper skips, or half a head), and however often it is parked and resumed.
 async fn serve_parking(
     stream: TcpStream,
     http1: &hyper::server::conn::http1::Builder,
     shared: Arc<Shared>,
     conn: ConnInfo,
-    idle_timeout: Duration,
+    header_timeout: Duration,
     mut drain: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::default());
     let mut io = Parkable::new(stream, activity.clone(), QUIET_BEFORE_PARKING);
-    let mut service = pipeline_service(shared, conn, activity);
+    let mut service = pipeline_service(shared, conn, activity.clone());
+    let mut deadline = tokio::time::Instant::now() + header_timeout;
+    let mut dispatched_by_deadline = activity.dispatched();
     loop {
         // Boxed, so that hyper's connection state and buffers exist only while serving.
         let mut session = Box::new(http1.serve_connection(TokioIo::new(io), service));
         let mut shutting_down = false;
+        let mut deadline_met = false;
+        // The session's own future: when it ends without parking it has flushed what it
+        // wrote and shut the socket down (`Parkable` skips that shutdown when parked).
         let ended = loop {
             tokio::select! {
-                ended = std::future::poll_fn(|cx| session.poll_without_shutdown(cx)) => break ended,
+                ended = &mut *session => break ended,
                 _ = drain.wait_for(|draining| *draining), if !shutting_down => {
                     std::pin::Pin::new(&mut *session).graceful_shutdown();
                     shutting_down = true;
                 }
+                _ = tokio::time::sleep_until(deadline), if !deadline_met => {
+                    if activity.dispatched() == dispatched_by_deadline {
+                        // No request in time: closed, as hyper's header timeout would.
+                        return;
+                    }
+                    // From the first request on, hyper's own header timeout applies.
+                    deadline_met = true;
+                }
             }
         };
-        let parts = session.into_parts();
-        io = parts.io.into_inner();
-        service = parts.service;
-        // Bytes hyper read but did not use cannot be handed to the next session; parking
-        // never leaves any (see `park`), so a session that ends with some is closed.
-        let unused_bytes = !parts.read_buf.is_empty();
-        drop(parts.read_buf);
         if ended.is_err() {
             return;
         }
-        if !io.take_parked() || unused_bytes || *drain.borrow() {
+        let parts = session.into_parts();
+        io = parts.io.into_inner();
+        if !io.take_parked() {
+            return;
+        }
+        service = parts.service;
+        // Bytes hyper read but did not use cannot be handed to the next session. Parking
+        // leaves none (see `park`); a session that ends with some is closed.
+        if !parts.read_buf.is_empty() || *drain.borrow() {
+            drop(parts.read_buf);
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
             return;
+        }
+        drop(parts.read_buf);
+        if activity.dispatched() != dispatched_by_deadline {
+            deadline = tokio::time::Instant::now() + header_timeout;
+            dispatched_by_deadline = activity.dispatched();
         }
         // Parked: no buffer is held until the client writes again.
         let resume = tokio::select! {
             readable = io.stream().readable() => readable.is_ok(),
-            _ = tokio::time::sleep(idle_timeout) => false,
+            _ = tokio::time::sleep_until(deadline) => false,
             _ = drain.wait_for(|draining| *draining) => false,
         };
         if !resume {
@@ -714,10 +739,12 @@ fn pipeline_service(
         let finished = activity.dispatch(!http_body::Body::is_end_stream(request.body()));
         // Loaded per request: a reload applies to the next request on every connection.
         let gateway = shared.current();
-        Box::pin(async move {
-            let response = pipeline::handle(gateway, conn, request).await;
-            Ok::<_, Infallible>(response.map(|body| Tracked::new(body, finished)))
-        }) as InFlight
+        // Not an `async` block around the pipeline's future: that would hold the future
+        // inline and move its kilobytes once more, on the request's first poll.
+        Box::pin(TrackedResponse::new(
+            pipeline::handle(gateway, conn, request),
+            finished,
+        )) as InFlight
     })
 }
 

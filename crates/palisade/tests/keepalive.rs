@@ -37,6 +37,13 @@ path = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "app"
 auth = "public"
+
+[[route]]
+name = "big"
+path = "/big"
+methods = ["GET"]
+upstream = "app"
+auth = "public"
 "#,
             upstream.url()
         ))
@@ -154,4 +161,83 @@ async fn shutdown_closes_idle_connections_without_waiting() {
     .unwrap();
     assert_eq!(code, Some(0), "{stdout}");
     assert!(!stdout.contains("\"drain_timeout\""), "{stdout}");
+}
+
+/// Blank lines between requests are allowed and skipped (RFC 9112 §2.2), and they end like a
+/// request head, so a connection sending only those is parked again and again. Each park
+/// must not buy it a new `header_timeout`: it is closed one timeout after its last request.
+#[tokio::test(flavor = "multi_thread")]
+async fn blank_lines_do_not_keep_a_connection_open() {
+    let (_upstream, gw) = start("5s").await;
+    let mut conn = RawConnection::connect(gw.http()).await;
+    assert_eq!(conn.send(&get("/api/orders")).await.status, 200);
+    let started = std::time::Instant::now();
+    // Every 0.5 s, well inside the 2 s header timeout, for up to 10 s.
+    let closed = loop {
+        if conn.closed_within(Duration::from_millis(500)).await {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        if !conn.try_write(b"\r\n\r\n").await {
+            break true;
+        }
+    };
+    assert!(closed, "blank lines kept the connection open for 10 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "closed only after {:?} (header_timeout 2 s)",
+        started.elapsed()
+    );
+}
+
+/// SIGTERM while a slow reader's response is still partly inside the gateway, on an
+/// HTTP/1.0 connection: the response ends with the connection (no length, no chunks), so a
+/// cut would look complete to the client. It is sent whole before the connection ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closing_connection_sends_its_whole_response_at_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BYTES: usize = 4_000_000;
+    let (upstream, mut gw) = start("60s").await;
+    let mut conn = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    conn.write_all(
+        format!("GET /big?bytes={BYTES} HTTP/1.0\r\nHost: client.example\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    upstream.wait_for_requests(1, Duration::from_secs(10)).await;
+    // The socket buffers fill up; the rest waits in the gateway.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.signal("TERM");
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .expect("the response stalled")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..n]);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let head_end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert!(
+        received.starts_with(b"HTTP/1.0 200"),
+        "{:?}",
+        String::from_utf8_lossy(&received[..head_end])
+    );
+    let body = &received[head_end..];
+    assert_eq!(body.len(), BYTES, "the response was cut");
+    assert!(body.iter().all(|&b| b == b'x'));
+    let code = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
 }

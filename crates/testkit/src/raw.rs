@@ -142,6 +142,18 @@ impl RawConnection {
         .unwrap_or_else(|e| panic!("writing to {peer} failed: {e}"));
     }
 
+    /// Writes `bytes`; `false` when the server has closed (or reset) the connection.
+    pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
+        matches!(
+            timeout(RAW_TIMEOUT, async {
+                self.io.write_all(bytes).await?;
+                self.io.flush().await
+            })
+            .await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Writes `request` and reads one response; panics on error or after 10 s.
     pub async fn send(&mut self, request: &[u8]) -> RawResponse {
         self.write(request).await;
