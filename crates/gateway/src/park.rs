@@ -321,6 +321,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     const QUIET: Duration = Duration::from_millis(100);
+    const GET: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
 
     async fn pair() -> (Parkable, TcpStream, Arc<Activity>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -367,6 +368,21 @@ mod tests {
         parkable.flush().await.unwrap();
     }
 
+    /// The client sends `bytes`; the server reads them and serves one request (with or
+    /// without a body) to the end: dispatched, finished, flushed.
+    async fn serve(
+        server: &mut Parkable,
+        client: &mut TcpStream,
+        activity: &Arc<Activity>,
+        bytes: &[u8],
+        has_body: bool,
+    ) {
+        client.write_all(bytes).await.unwrap();
+        read_when_ready(server).await;
+        drop(activity.dispatch(has_body));
+        flush(server).await;
+    }
+
     #[tokio::test]
     async fn parks_after_a_finished_bodyless_request_once_flushed_and_quiet() {
         let (mut server, mut client, activity) = pair().await;
@@ -400,10 +416,7 @@ mod tests {
         // three quarters of a period could make it park; that would not fail, but skip.)
         let mut parked = 0;
         for _ in 0..16 {
-            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-            read_when_ready(&mut server).await;
-            drop(activity.dispatch(false));
-            flush(&mut server).await;
+            serve(&mut server, &mut client, &activity, GET, false).await;
             if read_now(&mut server) == Some(0) {
                 parked += 1;
             }
@@ -417,13 +430,8 @@ mod tests {
     async fn a_request_cut_in_half_keeps_the_session() {
         let (mut server, mut client, activity) = pair().await;
         // A whole request, then the start of a pipelined one, in one read.
-        client
-            .write_all(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHo")
-            .await
-            .unwrap();
-        read_when_ready(&mut server).await;
-        drop(activity.dispatch(false));
-        flush(&mut server).await;
+        let bytes = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHo";
+        serve(&mut server, &mut client, &activity, bytes, false).await;
         assert!(!parks_when_quiet(&mut server).await);
         // The rest arrives one byte at a time: the tail spans reads.
         for byte in b"st: a\r\n\r\n" {
@@ -439,19 +447,11 @@ mod tests {
     async fn a_request_with_a_body_is_never_parked_after() {
         let (mut server, mut client, activity) = pair().await;
         // A body that happens to end like a head: hyper may still be reading or draining it.
-        client
-            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 40\r\n\r\nGET /x HTTP/1.1\r\n\r\n")
-            .await
-            .unwrap();
-        read_when_ready(&mut server).await;
-        drop(activity.dispatch(true));
-        flush(&mut server).await;
+        let bytes = b"POST / HTTP/1.1\r\nContent-Length: 40\r\n\r\nGET /x HTTP/1.1\r\n\r\n";
+        serve(&mut server, &mut client, &activity, bytes, true).await;
         assert!(!parks_when_quiet(&mut server).await);
         // A bodyless request after it: hyper has parsed its head, so the body is behind it.
-        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        read_when_ready(&mut server).await;
-        drop(activity.dispatch(false));
-        flush(&mut server).await;
+        serve(&mut server, &mut client, &activity, GET, false).await;
         assert!(parks_when_quiet(&mut server).await);
     }
 
