@@ -617,7 +617,10 @@ async fn serve_parking(
         // The session's own future: when it ends without parking it has flushed what it
         // wrote and shut the socket down (`Parkable` skips that shutdown when parked).
         let ended = loop {
+            // Biased, the session first: bytes that arrive with the deadline are served, as
+            // hyper parses before it looks at its own timer.
             tokio::select! {
+                biased;
                 ended = &mut *session => break ended,
                 _ = drain.wait_for(|draining| *draining), if !shutting_down => {
                     std::pin::Pin::new(&mut *session).graceful_shutdown();
@@ -656,6 +659,7 @@ async fn serve_parking(
         }
         // Parked: no buffer is held until the client writes again.
         let resume = tokio::select! {
+            biased;
             readable = io.stream().readable() => readable.is_ok(),
             _ = tokio::time::sleep_until(deadline) => false,
             _ = drain.wait_for(|draining| *draining) => false,
