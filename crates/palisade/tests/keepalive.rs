@@ -252,3 +252,44 @@ async fn a_closing_connection_sends_its_whole_response_at_shutdown() {
         .unwrap();
     assert_eq!(code, Some(0));
 }
+
+/// An upload the gateway refuses before reading it (here a 404): the client is still
+/// sending when the answer goes out. Closing with its bytes unread would make the kernel
+/// reset the connection, and a reset makes the client's kernel discard the answer it has
+/// not read yet. The client reads the whole refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upload_still_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: usize = 32 * 1024 * 1024;
+    let (upstream, gw) = start("5s").await;
+    for _ in 0..5 {
+        let conn = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+        let (mut reader, mut writer) = conn.into_split();
+        let sending = tokio::spawn(async move {
+            let head = format!(
+                "POST /nowhere HTTP/1.1\r\nHost: client.example\r\nContent-Type: application/octet-stream\r\nContent-Length: {BODY}\r\n\r\n"
+            );
+            writer.write_all(head.as_bytes()).await?;
+            let chunk = vec![b'u'; 64 * 1024];
+            for _ in 0..BODY / chunk.len() {
+                writer.write_all(&chunk).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        // The answer comes while the body is still being sent; read it only a little later,
+        // so that it waits in the client's kernel when the gateway closes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut received = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut received)).await;
+        sending.abort();
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            matches!(read, Ok(Ok(_))) || text.contains("\r\n\r\n{"),
+            "the answer was lost: {read:?}, received {text:?}"
+        );
+        assert!(text.starts_with("HTTP/1.1 404"), "{text:?}");
+        assert!(text.contains("\"status\":404"), "{text:?}");
+    }
+    assert!(upstream_paths(&upstream).is_empty());
+}
