@@ -552,8 +552,14 @@ async fn serve_connection(
     shared: Arc<Shared>,
     mut drain: watch::Receiver<bool>,
 ) {
+    // What the connection needs from the current config, read once; the config itself is
+    // not held, so that a reload does not wait for long-lived connections to end.
     let gateway = shared.current();
     let limits = gateway.limits().clone();
+    let tls_config = match kind {
+        Kind::Serve { tls: true } => gateway.tls.as_ref().map(|tls| tls.server_config.clone()),
+        _ => None,
+    };
     drop(gateway);
     let conn = ConnInfo {
         peer,
@@ -585,7 +591,13 @@ async fn serve_connection(
         // Boxed: the handshake's and HTTP/2's state would otherwise size every
         // connection's task, plain ones included.
         Kind::Serve { tls: true } => {
-            Box::pin(serve_tls(stream, http1, shared, conn, limits, drain)).await;
+            let Some(tls_config) = tls_config else {
+                return;
+            };
+            Box::pin(serve_tls(
+                stream, tls_config, http1, shared, conn, limits, drain,
+            ))
+            .await;
         }
     }
 }
@@ -647,23 +659,22 @@ async fn serve_parking(
         service = parts.service;
         // Bytes hyper read but did not use cannot be handed to the next session. Parking
         // leaves none (see `park`); a session that ends with some is closed.
-        if !parts.read_buf.is_empty() || *drain.borrow() {
-            drop(parts.read_buf);
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
-            return;
-        }
+        let unused_bytes = !parts.read_buf.is_empty();
         drop(parts.read_buf);
+        let draining = *drain.borrow();
         if activity.dispatched() != dispatched_by_deadline {
             deadline = tokio::time::Instant::now() + header_timeout;
             dispatched_by_deadline = activity.dispatched();
         }
         // Parked: no buffer is held until the client writes again.
-        let resume = tokio::select! {
-            biased;
-            readable = io.stream().readable() => readable.is_ok(),
-            _ = tokio::time::sleep_until(deadline) => false,
-            _ = drain.wait_for(|draining| *draining) => false,
-        };
+        let resume = !unused_bytes
+            && !draining
+            && tokio::select! {
+                biased;
+                readable = io.stream().readable() => readable.is_ok(),
+                _ = tokio::time::sleep_until(deadline) => false,
+                _ = drain.wait_for(|draining| *draining) => false,
+            };
         if !resume {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
             return;
@@ -674,21 +685,14 @@ async fn serve_parking(
 /// TLS: HTTP/2 or HTTP/1.1 by ALPN, one hyper connection for the connection's life.
 async fn serve_tls(
     stream: TcpStream,
+    tls_config: Arc<rustls::ServerConfig>,
     http1: hyper::server::conn::http1::Builder,
     shared: Arc<Shared>,
     conn: ConnInfo,
     limits: crate::config::LimitsConfig,
     mut drain: watch::Receiver<bool>,
 ) {
-    let Some(tls) = shared
-        .current()
-        .tls
-        .as_ref()
-        .map(|tls| tls.server_config.clone())
-    else {
-        return;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
     // The handshake shares the header deadline: a client that opens TLS and
     // stalls is a slowloris too.
     let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
