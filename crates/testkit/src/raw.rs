@@ -133,25 +133,26 @@ impl RawConnection {
     pub async fn write(&mut self, bytes: &[u8]) {
         self.last_was_head = bytes.starts_with(b"HEAD ");
         let peer = self.peer;
+        self.write_within_timeout(bytes)
+            .await
+            .unwrap_or_else(|_| panic!("writing to {peer} timed out after 10 s"))
+            .unwrap_or_else(|e| panic!("writing to {peer} failed: {e}"));
+    }
+
+    /// Writes `bytes`; `false` when the server has closed (or reset) the connection.
+    pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
+        matches!(self.write_within_timeout(bytes).await, Ok(Ok(())))
+    }
+
+    async fn write_within_timeout(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<io::Result<()>, tokio::time::error::Elapsed> {
         timeout(RAW_TIMEOUT, async {
             self.io.write_all(bytes).await?;
             self.io.flush().await
         })
         .await
-        .unwrap_or_else(|_| panic!("writing to {peer} timed out after 10 s"))
-        .unwrap_or_else(|e| panic!("writing to {peer} failed: {e}"));
-    }
-
-    /// Writes `bytes`; `false` when the server has closed (or reset) the connection.
-    pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
-        matches!(
-            timeout(RAW_TIMEOUT, async {
-                self.io.write_all(bytes).await?;
-                self.io.flush().await
-            })
-            .await,
-            Ok(Ok(()))
-        )
     }
 
     /// Writes `request` and reads one response; panics on error or after 10 s.
