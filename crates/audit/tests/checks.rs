@@ -861,6 +861,7 @@ async fn findings_of_a_leaky_server_keep_their_fingerprints_across_runs() {
     })
     .await;
     let mut runs = Vec::new();
+    let mut titles = Vec::new();
     for _ in 0..2 {
         let dir = tempfile::tempdir().unwrap();
         let options = hostile_options(&url, &dir, ["alice:X-User=alice", "bob:X-User=bob"]);
@@ -892,8 +893,13 @@ async fn findings_of_a_leaky_server_keep_their_fingerprints_across_runs() {
         fingerprints.dedup();
         assert_eq!(len, fingerprints.len(), "fingerprints are unique in a run");
         runs.push(fingerprints);
+        titles.push(describe(&report));
     }
-    assert_eq!(runs[0], runs[1]);
+    assert_eq!(
+        runs[0], runs[1],
+        "first run:\n{}\nsecond run:\n{}",
+        titles[0], titles[1]
+    );
 }
 
 /// Objects as whole JSON documents: (id, owner, body).
