@@ -5,6 +5,7 @@
 //! signature simple; the cost is one allocation per body, far below a network round trip.
 
 use bytes::Bytes;
+use http_body::Body as _;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,4 +32,33 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed()
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Declared or sent: more than the limit. Reading stops at the first byte past it.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The sender failed before the end (a reset, a timeout of the body's own).
+    #[error("the body could not be read: {0}")]
+    Broken(BoxError),
+}
+
+/// Reads a body whole, failing past `limit` bytes (declared or actual).
+pub async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ReadError> {
+    if body.size_hint().lower() > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadError::Broken)?;
+        if let Some(data) = frame.data_ref() {
+            if (buffer.len() + data.len()) as u64 > limit {
+                return Err(ReadError::TooLarge { limit });
+            }
+            buffer.extend_from_slice(data);
+        }
+    }
+    Ok(buffer.freeze())
 }

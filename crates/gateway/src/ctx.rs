@@ -137,14 +137,14 @@ pub struct RequestCtx {
     /// The public id of the API key that authenticated the request.
     pub key_id: Option<Arc<str>>,
     /// The tightest rate-limit policy's state, when `RateLimit` headers go on every response.
-    pub rate_limit: Option<crate::ratelimit::RateLimitState>,
+    pub rate_limit: Option<crate::quota::state::RateLimitState>,
     /// The `on_store_error` mode that decided this request's rate limits, when the shared
     /// store failed (`local`, `deny` or `allow`).
     pub rate_limit_fallback: Option<&'static str>,
     /// What `auth_failures` charged this login in advance (refunded unless it fails).
-    pub login_attempt: Option<crate::ratelimit::LoginAttempt>,
+    pub login_attempt: Option<crate::quota::state::LoginAttempt>,
     /// The quota earlier rate-limit phases took, refunded if a later one refuses.
-    pub rate_taken: crate::ratelimit::Taken,
+    pub rate_taken: crate::quota::state::Taken,
 }
 
 impl RequestCtx {

@@ -39,7 +39,7 @@ pub enum Rejection {
     UnsupportedMediaType,
     /// A rate-limit policy refused the request.
     RateLimited {
-        state: crate::ratelimit::RateLimitState,
+        state: crate::quota::state::RateLimitState,
         retry_after: std::time::Duration,
     },
     /// The shared rate-limit store is failing and `on_store_error = "deny"`.
@@ -271,7 +271,7 @@ pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
     }
     if let Rejection::RateLimited { state, retry_after } = &rejection {
         let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        let (policy, now) = crate::ratelimit::header_values(state);
+        let (policy, now) = crate::quota::state::header_values(state);
         let headers = response.headers_mut();
         headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
@@ -395,7 +395,7 @@ mod tests {
             }]),
             Rejection::UnsupportedMediaType,
             Rejection::RateLimited {
-                state: crate::ratelimit::RateLimitState {
+                state: crate::quota::state::RateLimitState {
                     policy: "login".into(),
                     limit: 5,
                     window: std::time::Duration::from_secs(900),

@@ -143,7 +143,7 @@ pub async fn handle(
     }
 
     if let Some(state) = &ctx.rate_limit {
-        let (policy, now) = ratelimit::header_values(state);
+        let (policy, now) = crate::quota::state::header_values(state);
         for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
             if let Ok(value) = http::HeaderValue::from_str(&value) {
                 response.headers_mut().entry(name).or_insert(value);

@@ -255,14 +255,14 @@ impl Upstream {
         );
         let response = self.send(request).await?;
         let status = response.status();
-        let read = crate::authz::guard::read_limited(body::boxed(response.into_body()), limit);
+        let read = body::read_limited(body::boxed(response.into_body()), limit);
         let uncheckable = |why| Rejection::UncheckableResponse {
             upstream: self.name.to_string(),
             why,
         };
         match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(bytes)) => Ok((status, bytes)),
-            Ok(Err(())) => Err(uncheckable("preflight too large")),
+            Ok(Err(_)) => Err(uncheckable("preflight too large")),
             Err(_) => Err(uncheckable("preflight body timeout")),
         }
     }

@@ -15,14 +15,13 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body as _;
-use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::json::{
+use crate::json::{
     any_matching, filter_owned, owner_of, parse_strict, remove_matching, set_field, values_at,
 };
 use super::{OwnerCheck, Permit, owner_violation};
-use crate::body::{self, Body};
+use crate::body::{self, Body, read_limited};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
@@ -245,7 +244,7 @@ pub async fn response(
     }
     let bytes = match tokio::time::timeout(deadline, read_limited(body, max_inspect)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(())) => return Err(uncheckable("too large")),
+        Ok(Err(_)) => return Err(uncheckable("too large")),
         Err(_) => return Err(uncheckable("body timeout")),
     };
     let mut doc: Value = parse_strict(&bytes).map_err(|_| uncheckable("invalid JSON"))?;
@@ -295,24 +294,6 @@ pub async fn response(
         parts.headers.insert(CONTENT_LENGTH, length);
     }
     Ok(Response::from_parts(parts, body::full(bytes)))
-}
-
-/// Reads a body whole, failing past `limit` bytes (declared or actual).
-pub async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ()> {
-    if body.size_hint().lower() > limit {
-        return Err(());
-    }
-    let mut buffer = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ())?;
-        if let Some(data) = frame.data_ref() {
-            if (buffer.len() + data.len()) as u64 > limit {
-                return Err(());
-            }
-            buffer.extend_from_slice(data);
-        }
-    }
-    Ok(buffer.freeze())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

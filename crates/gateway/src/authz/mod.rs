@@ -13,7 +13,6 @@
 //! applies to the upstream's response (GET/HEAD) or to a preflight GET before a write.
 
 pub mod guard;
-pub mod json;
 
 use crate::authn::Principal;
 use crate::config::{CollectionMode, OwnerMode, OwnerSource, RouteConfig};

@@ -808,13 +808,13 @@ fn limits(l: &RawLimits, ctx: &LoadCtx<'_>) -> Result<LimitsConfig, ConfigError>
         drain_timeout: l.drain_timeout.0,
         max_inspect_body: l.max_inspect_body.0,
         max_json_depth: match l.max_json_depth as usize {
-            depth @ 1..=crate::validate::depth::MAX_SUPPORTED => depth,
+            depth @ 1..=crate::json::depth::MAX_SUPPORTED => depth,
             _ => {
                 return Err(ctx.error(
                     "limits.max_json_depth",
                     format!(
                         "must be between 1 and {} (the JSON parser reads no deeper)",
-                        crate::validate::depth::MAX_SUPPORTED
+                        crate::json::depth::MAX_SUPPORTED
                     ),
                 ));
             }

@@ -17,9 +17,8 @@ use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
 use super::BodyFields;
-use crate::authz::guard::read_limited;
-use crate::authz::json::{parse_strict, values_at};
-use crate::body::{self, Body};
+use crate::json::{parse_strict, values_at};
+use crate::body::{self, Body, read_limited};
 use crate::errors::Rejection;
 
 enum Format {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::gcra::{Decision, Quota, decide};
+use crate::quota::gcra::{Decision, Quota, decide};
 
 const SHARDS: usize = 64;
 

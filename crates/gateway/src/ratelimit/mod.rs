@@ -1,15 +1,12 @@
-//! Rate limiting (checklist #4): GCRA decisions (`gcra`), the in-memory store (`memory`),
+//! Rate limiting (checklist #4), on the quota arithmetic of `crate::quota`: the in-memory store (`memory`),
 //! the shared Redis store (`redis`), the choice between them when Redis fails (`store`),
 //! the body fields some limits key on (`body`) and the pipeline phase that applies the
 //! configured policies and the failed-authentication lockout (`limiter`).
 
 pub mod body;
-pub mod gcra;
 pub mod limiter;
 pub mod memory;
 pub mod redis;
 pub mod store;
 
-pub use limiter::{
-    BodyFields, ChargedIn, LoginAttempt, RateLimitState, RateLimiter, Taken, header_values,
-};
+pub use limiter::{BodyFields, RateLimiter};

@@ -46,7 +46,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 
-use super::gcra::Decision;
+use crate::quota::gcra::Decision;
 use super::memory::{Check, Op};
 
 /// How long the store is skipped after a failure before it is tried again.
@@ -710,7 +710,7 @@ pub fn without_credentials(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::gcra::Quota;
+    use crate::quota::gcra::Quota;
     use crate::ratelimit::memory::MemoryStore;
     use palisade_testkit::{RedisCluster, RedisServer};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::gcra::Decision;
+use crate::quota::gcra::Decision;
 use super::memory::{Check, MemoryStore};
 use super::redis::{RedisStore, StoreError};
 use crate::config::OnStoreError;

@@ -15,7 +15,6 @@
 //! and as `admin` upstream (HTTP parameter pollution) would validate one value and act on
 //! another, so a parameter given twice is refused unless its schema is an array.
 
-pub mod depth;
 pub mod openapi;
 pub mod schema;
 
@@ -26,9 +25,8 @@ use http::header::{CONTENT_TYPE, COOKIE};
 use http::{HeaderMap, Method};
 use serde_json::{Map, Number, Value};
 
-use crate::authz::guard::read_limited;
-use crate::authz::json::parse_strict;
-use crate::body::{self, Body};
+use crate::json::parse_strict;
+use crate::body::{self, Body, read_limited};
 use crate::config::{Config, ConfigError, ResponseMode, RouteValidation};
 use crate::ctx::RequestCtx;
 use crate::errors::Rejection;
@@ -367,7 +365,7 @@ impl Validation {
             return Ok(body::full(bytes));
         }
         let schema = media.as_ref().map(|m| &m.schema);
-        if depth::exceeds(&bytes, self.max_depth) {
+        if crate::json::depth::exceeds(&bytes, self.max_depth) {
             let detail = format!("nests deeper than {} levels", self.max_depth);
             return reject_if_any(ctx, vec![error("body", "", &detail)]).map(|()| body::empty());
         }

@@ -1,8 +1,12 @@
-//! JSON pointers with a wildcard, for owner fields, collections and field rules.
+//! JSON as every control reads it: a strict parse (`parse_strict`), the nesting depth of
+//! a text before it is parsed (`depth`), and JSON pointers with a wildcard for owner
+//! fields, collections and field rules.
 //!
 //! RFC 6901 pointers (`/items/0/ownerId`, `~1` for `/`, `~0` for `~`), plus one extension:
 //! a segment `*` stands for every element of an array or every member of an object, so
 //! `/items/*/internalNote` names that field in every item.
+
+pub mod depth;
 
 use std::fmt;
 

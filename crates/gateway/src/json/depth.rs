@@ -43,7 +43,7 @@ pub fn exceeds(text: &[u8], max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{MAX_SUPPORTED, exceeds};
-    use crate::authz::json::parse_strict;
+    use crate::json::parse_strict;
 
     /// Issue 6: every depth the config accepts is one the parser reads, so a body past the
     /// configured limit is refused by this check (and its message), never by the parser.
