@@ -24,7 +24,7 @@ use palisade_store::{IssuedKey, KeyService, NewKey};
 
 use crate::config::HumanDuration;
 use crate::ctx::RequestId;
-use crate::errors::problem_response;
+use crate::rescue::problem_response;
 use crate::observe::security::{Scope, security_event};
 use crate::server::Shared;
 
@@ -315,7 +315,7 @@ fn bad_request(detail: &str) -> Response {
     let mut response = json(
         StatusCode::BAD_REQUEST,
         serde_json::json!({
-            "type": crate::errors::problem_type("bad-request"),
+            "type": crate::rescue::problem_type("bad-request"),
             "title": "Bad request",
             "status": 400,
             "detail": detail,

@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 
 /// Rejects a request head larger than `max_bytes` (request line and every header).
 ///

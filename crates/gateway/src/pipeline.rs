@@ -12,10 +12,8 @@
 //! A `Gateway` is one immutable build of the pipeline from one `Config`; a reload builds
 //! a new one and swaps it in atomically, so a request sees one config from start to end.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
 use http::header::{HOST, TRANSFER_ENCODING};
 use http::uri::Authority;
 use http::{Method, Request, Response, Version};
@@ -30,7 +28,8 @@ use crate::authz::guard;
 use crate::body::Body;
 use crate::config::{Config, ConfigError, LimitsConfig};
 use crate::ctx::{ConnInfo, RequestCtx};
-use crate::errors::{self, Rejection};
+use crate::rejection::Rejection;
+use crate::rescue::{self, rescue_panics};
 use crate::headers;
 use crate::limits;
 use crate::observe::{Metrics, Observed};
@@ -133,10 +132,7 @@ pub async fn handle(
 
     let close_after = ambiguous_transfer_coding(request.headers());
     let result = rescue_panics(phases(&gw, &mut ctx, request)).await;
-    let mut response = result.unwrap_or_else(|rejection| {
-        count_upstream_error(&gw.metrics, &rejection);
-        errors::respond(rejection, &ctx)
-    });
+    let mut response = result.unwrap_or_else(|rejection| rescue::respond(rejection, &ctx, &gw.metrics));
     // 4 (logins): a login charged in advance is refunded unless it failed (401/403).
     if ctx.login_attempt.is_some() {
         gw.limiter.settle_login(&mut ctx, response.status()).await;
@@ -430,45 +426,6 @@ fn ambiguous_transfer_coding(headers: &http::HeaderMap) -> bool {
     })
 }
 
-fn count_upstream_error(metrics: &Metrics, rejection: &Rejection) {
-    match rejection {
-        Rejection::UpstreamUnavailable { upstream, .. } => {
-            metrics.record_upstream_error(upstream, "unavailable")
-        }
-        Rejection::UpstreamTimeout { upstream } => {
-            metrics.record_upstream_error(upstream, "timeout")
-        }
-        Rejection::UpstreamFailed { upstream, .. } => {
-            metrics.record_upstream_error(upstream, "status")
-        }
-        _ => {}
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a handler panicked".to_owned())
-}
-
-/// Runs a request future, turning a panic inside it into `Rejection::Internal`, so a
-/// bug costs one request a generic 500 and the server keeps serving.
-pub async fn rescue_panics<F, T>(future: F) -> Result<T, Rejection>
-where
-    F: Future<Output = Result<T, Rejection>>,
-{
-    AssertUnwindSafe(future)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| {
-            Err(Rejection::Internal {
-                cause: panic_message(panic.as_ref()),
-            })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,15 +504,5 @@ mod tests {
     #[test]
     fn userinfo_in_host_is_rejected() {
         assert!(request_host(&head("/x", &["user@api.example"])).is_err());
-    }
-
-    #[tokio::test]
-    async fn a_panic_becomes_an_internal_rejection() {
-        let result: Result<(), Rejection> =
-            rescue_panics(async { panic!("boom at secret.rs:1") }).await;
-        match result {
-            Err(Rejection::Internal { cause }) => assert!(cause.contains("boom")),
-            other => panic!("expected Internal, got {other:?}"),
-        }
     }
 }

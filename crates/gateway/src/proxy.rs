@@ -29,7 +29,7 @@ use crate::authz::Permit;
 use crate::body::{self, Body};
 use crate::config::{Config, ConfigError, IpNet, UpstreamConfig};
 use crate::ctx::RequestCtx;
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 use crate::headers;
 
 /// How much of an upstream 5xx body is kept for the log (never for the client).

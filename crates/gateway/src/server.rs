@@ -46,7 +46,7 @@ use crate::ratelimit::store::RateStore;
 use crate::body;
 use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
-use crate::errors::problem_response;
+use crate::rescue::problem_response;
 use crate::headers;
 use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};

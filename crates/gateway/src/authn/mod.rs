@@ -28,7 +28,7 @@ use palisade_store::{KeyRejection, KeyService};
 
 use crate::config::{RouteAuth, RouteConfig};
 use crate::ctx::RequestCtx;
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 use crate::observe::security::{Scope, security_event};
 use jwt::{JwtRejection, JwtVerifier};
 

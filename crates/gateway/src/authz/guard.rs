@@ -24,7 +24,7 @@ use super::{OwnerCheck, Permit, owner_violation};
 use crate::body::{self, Body, read_limited};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 use crate::observe::security::{Scope, security_event};
 use crate::proxy::Upstream;
 

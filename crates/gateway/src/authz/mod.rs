@@ -17,7 +17,7 @@ pub mod guard;
 use crate::authn::Principal;
 use crate::config::{CollectionMode, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 use crate::observe::security::{Scope, security_event};
 
 /// Proof that a principal may call a route. Consumed by `proxy::Upstream::forward`.

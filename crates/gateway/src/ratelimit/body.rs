@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::BodyFields;
 use crate::json::{parse_strict, values_at};
 use crate::body::{self, Body, read_limited};
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 
 enum Format {
     Json,

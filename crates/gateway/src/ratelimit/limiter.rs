@@ -37,7 +37,7 @@ use super::store::{RateStore, Verdict};
 use crate::authn::Principal;
 use crate::config::{Config, PerKey, Policy, RouteAuth};
 use crate::ctx::{IpText, RequestCtx};
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 use crate::observe::Metrics;
 use crate::observe::security::{Scope, security_event};
 

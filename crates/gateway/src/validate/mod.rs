@@ -29,9 +29,10 @@ use crate::json::parse_strict;
 use crate::body::{self, Body, read_limited};
 use crate::config::{Config, ConfigError, ResponseMode, RouteValidation};
 use crate::ctx::RequestCtx;
-use crate::errors::Rejection;
+use crate::rejection::Rejection;
 use crate::observe::security::{Scope, security_event};
-use schema::{Dialect, FieldError, Schema};
+use crate::rejection::{FieldError, MAX_ERRORS};
+use schema::{Dialect, Schema};
 
 pub use openapi::{ParamLocation, Parameter};
 
@@ -987,7 +988,7 @@ fn cookies(headers: &HeaderMap) -> Vec<(String, Result<String, ()>)> {
 /// Adds `error` unless `MAX_ERRORS` are already listed (a long query cannot make a huge
 /// answer or log line).
 fn capped(errors: &mut Vec<FieldError>, error: FieldError) {
-    if errors.len() < schema::MAX_ERRORS {
+    if errors.len() < MAX_ERRORS {
         errors.push(error);
     }
 }

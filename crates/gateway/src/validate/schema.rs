@@ -14,18 +14,7 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Draft, PatternOptions, Registry, Validator};
 use serde_json::{Map, Value};
 
-/// One thing wrong with the input: where (`in`: `body`, `query`, `path`, `header`,
-/// `cookie`; `pointer`: RFC 6901 within it) and which rule, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    #[serde(rename = "in")]
-    pub location: &'static str,
-    pub pointer: String,
-    pub detail: String,
-}
-
-/// At most this many errors are reported for one request (the first ones found).
-pub const MAX_ERRORS: usize = 20;
+use crate::rejection::{FieldError, MAX_ERRORS};
 
 /// A compiled schema.
 pub struct Schema {

@@ -1,7 +1,7 @@
 //! Safe errors (checklist #6): the single rescue point.
 //!
-//! Every phase returns `Result<_, Rejection>`. `Rejection` is a closed enum; this module
-//! alone maps each variant to its fixed status and fixed public body, an RFC 9457
+//! Every phase returns `Result<_, Rejection>` (`crate::rejection`, a closed enum); this
+//! module alone maps each variant to its fixed status and fixed public body, an RFC 9457
 //! `application/problem+json` document carrying the request id. Causes (upstream error
 //! text, upstream 5xx bodies, panic messages) are logged here with the request id and
 //! never returned: a client learns what class of thing went wrong, not how.
@@ -9,73 +9,17 @@
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
 };
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use crate::body::{self, Body};
 use crate::ctx::RequestCtx;
 use crate::observe::security::{Scope, security_event};
-use crate::path::PathRejection;
-
-/// Why a request was not (or not successfully) served. The only error type of the pipeline.
-#[derive(Debug)]
-pub enum Rejection {
-    /// The path cannot be canonicalized without ambiguity (encoded `/`, `..` above root, …).
-    BadPath(PathRejection),
-    /// Malformed request framing or headers (conflicting `Host`, CONNECT, …).
-    BadRequest(&'static str),
-    /// Missing, malformed, unknown, expired, revoked or forged credentials.
-    /// `token_given`: a credential was presented (adds `error="invalid_token"`).
-    Unauthorized {
-        token_given: bool,
-        /// The credential could be a guess or a forgery: counted by `auth_failures`.
-        guess: bool,
-    },
-    /// The key store or the issuer's keys are unreachable for an uncached credential.
-    AuthUnavailable,
-    /// The request does not match its schema: each error names where and which rule.
-    Invalid(Vec<crate::validate::schema::FieldError>),
-    /// The body's `Content-Type` is not one the route accepts.
-    UnsupportedMediaType,
-    /// A rate-limit policy refused the request.
-    RateLimited {
-        state: crate::quota::state::RateLimitState,
-        retry_after: std::time::Duration,
-    },
-    /// The shared rate-limit store is failing and `on_store_error = "deny"`.
-    RateLimitUnavailable,
-    /// Authenticated, but without a role or scope the route needs.
-    Forbidden,
-    /// The body sets a field the route denies (mass assignment), or is not the JSON a
-    /// field rule needs.
-    ForbiddenField,
-    /// The upstream's response broke the spec and `validate_responses = "enforce"`.
-    InvalidResponse { upstream: String },
-    /// An owner-checked response could not be checked (too large, not JSON): fail closed.
-    UncheckableResponse { upstream: String, why: &'static str },
-    /// No route for this path (or host).
-    NotFound,
-    /// The path is routed, but not for this method.
-    MethodNotAllowed { allow: Vec<Method> },
-    /// The body is larger than `limits.max_body`.
-    PayloadTooLarge { limit: u64 },
-    /// The request head is larger than `limits.max_header_bytes`.
-    HeadersTooLarge { limit: usize },
-    /// The client did not finish sending its body in time.
-    BodyTimeout,
-    /// The upstream could not be reached or broke the connection.
-    UpstreamUnavailable { upstream: String, cause: String },
-    /// The upstream did not answer within its timeout.
-    UpstreamTimeout { upstream: String },
-    /// The upstream answered 5xx; its status is kept, its body is not.
-    UpstreamFailed {
-        upstream: String,
-        status: StatusCode,
-        excerpt: String,
-    },
-    /// A bug in the gateway (a panic in a handler). Logged with its message.
-    Internal { cause: String },
-}
+use crate::observe::Metrics;
+use crate::rejection::{FieldError, Rejection};
 
 /// The fixed public face of a rejection.
 struct Public {
@@ -234,7 +178,7 @@ struct Problem<'a> {
     request_id: &'a str,
     /// What was wrong, for a request that failed validation.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [crate::validate::schema::FieldError],
+    errors: &'a [FieldError],
 }
 
 /// The `type` URI of a problem: a URN, stable, and not a link anyone must host.
@@ -243,8 +187,8 @@ pub fn problem_type(slug: &str) -> String {
 }
 
 /// Turns a rejection into its response, logging the private cause. The one rescue point.
-pub fn respond(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
-    log_cause(&rejection, ctx);
+pub fn respond(rejection: Rejection, ctx: &RequestCtx, metrics: &Metrics) -> Response<Body> {
+    record_cause(&rejection, ctx, metrics);
     let public = rejection.public();
     let errors = match &rejection {
         Rejection::Invalid(errors) => errors.as_slice(),
@@ -321,7 +265,7 @@ fn problem_with_errors(
     title: &str,
     detail: Option<&str>,
     request_id: &str,
-    errors: &[crate::validate::schema::FieldError],
+    errors: &[FieldError],
 ) -> Response<Body> {
     let problem = Problem {
         kind: problem_type(slug),
@@ -344,13 +288,17 @@ fn problem_with_errors(
     response
 }
 
-fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
+/// Logs what the client is not told, and counts upstream failures: one match over the
+/// private causes.
+fn record_cause(rejection: &Rejection, ctx: &RequestCtx, metrics: &Metrics) {
     let scope = || Scope::of(ctx);
     match rejection {
         Rejection::UpstreamUnavailable { upstream, cause } => {
+            metrics.record_upstream_error(upstream, "unavailable");
             security_event!(warn, scope(), "upstream_error", "unavailable", upstream = %upstream, cause = %cause);
         }
         Rejection::UpstreamTimeout { upstream } => {
+            metrics.record_upstream_error(upstream, "timeout");
             security_event!(warn, scope(), "upstream_error", "timeout", upstream = %upstream);
         }
         Rejection::UpstreamFailed {
@@ -358,6 +306,7 @@ fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
             status,
             excerpt,
         } => {
+            metrics.record_upstream_error(upstream, "status");
             security_event!(warn, scope(), "upstream_error", "status", upstream = %upstream, status = status.as_u16(), body_excerpt = %excerpt);
         }
         Rejection::UncheckableResponse { upstream, why } => {
@@ -366,16 +315,41 @@ fn log_cause(rejection: &Rejection, ctx: &RequestCtx) {
         Rejection::Internal { cause } => {
             tracing::error!(event = "internal_error", request_id = ctx.id.as_str(), cause = %cause);
         }
-        // Client errors are recorded by the access log line; no separate event yet
-        // (security events arrive with the logging issue).
+        // Client errors are recorded by the access log line and by the phase that
+        // refused them.
         _ => {}
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned())
+}
+
+/// Runs a request future, turning a panic inside it into `Rejection::Internal`, so a
+/// bug costs one request a generic 500 and the server keeps serving.
+pub async fn rescue_panics<F, T>(future: F) -> Result<T, Rejection>
+where
+    F: Future<Output = Result<T, Rejection>>,
+{
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(Rejection::Internal {
+                cause: panic_message(panic.as_ref()),
+            })
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ctx::ConnInfo;
+    use crate::path::PathRejection;
     use http_body_util::BodyExt;
 
     fn every_variant() -> Vec<Rejection> {
@@ -388,7 +362,7 @@ mod tests {
             },
             Rejection::AuthUnavailable,
             Rejection::RateLimitUnavailable,
-            Rejection::Invalid(vec![crate::validate::schema::FieldError {
+            Rejection::Invalid(vec![FieldError {
                 location: "body",
                 pointer: "/title".to_owned(),
                 detail: "value is longer than 200 characters".to_owned(),
@@ -460,7 +434,7 @@ mod tests {
         );
         for (rejection, status) in variants.into_iter().zip(expected_status) {
             let kind = rejection.kind();
-            let response = respond(rejection, &ctx);
+            let response = respond(rejection, &ctx, &Metrics::new());
             assert_eq!(response.status().as_u16(), status, "{kind}");
             assert_eq!(
                 response.headers()[CONTENT_TYPE],
@@ -514,6 +488,7 @@ mod tests {
                 guess: false,
             },
             &ctx,
+            &Metrics::new(),
         );
         assert_eq!(
             missing.headers()[WWW_AUTHENTICATE],
@@ -525,12 +500,13 @@ mod tests {
                 guess: true,
             },
             &ctx,
+            &Metrics::new(),
         );
         assert_eq!(
             invalid.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"palisade\", error=\"invalid_token\""
         );
-        let unavailable = respond(Rejection::AuthUnavailable, &ctx);
+        let unavailable = respond(Rejection::AuthUnavailable, &ctx, &Metrics::new());
         assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(unavailable.headers()[RETRY_AFTER], "5");
     }
@@ -549,7 +525,18 @@ mod tests {
                 allow: vec![Method::GET, Method::HEAD, Method::POST],
             },
             &ctx,
+            &Metrics::new(),
         );
         assert_eq!(response.headers()[ALLOW], "GET, HEAD, POST");
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_internal_rejection() {
+        let result: Result<(), Rejection> =
+            rescue_panics(async { panic!("boom at secret.rs:1") }).await;
+        match result {
+            Err(Rejection::Internal { cause }) => assert!(cause.contains("boom")),
+            other => panic!("expected Internal, got {other:?}"),
+        }
     }
 }
