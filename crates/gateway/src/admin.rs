@@ -24,8 +24,8 @@ use palisade_store::{IssuedKey, KeyService, NewKey};
 
 use crate::config::HumanDuration;
 use crate::ctx::RequestId;
-use crate::rescue::problem_response;
 use crate::observe::security::{Scope, security_event};
+use crate::rescue::problem_response;
 use crate::server::Shared;
 
 /// Serves the admin API until `stopped` turns true.

@@ -28,8 +28,6 @@ use crate::authz::guard;
 use crate::body::Body;
 use crate::config::{Config, ConfigError, LimitsConfig};
 use crate::ctx::{ConnInfo, RequestCtx};
-use crate::rejection::Rejection;
-use crate::rescue::{self, rescue_panics};
 use crate::headers;
 use crate::limits;
 use crate::observe::{Metrics, Observed};
@@ -38,6 +36,8 @@ use crate::proxy::{Outgoing, Upstreams};
 use crate::ratelimit;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::store::RateStore;
+use crate::rejection::Rejection;
+use crate::rescue::{self, rescue_panics};
 use crate::routes::{RouteMiss, Router};
 use crate::tls::Tls;
 use crate::validate::Validation;
@@ -132,7 +132,8 @@ pub async fn handle(
 
     let close_after = ambiguous_transfer_coding(request.headers());
     let result = rescue_panics(phases(&gw, &mut ctx, request)).await;
-    let mut response = result.unwrap_or_else(|rejection| rescue::respond(rejection, &ctx, &gw.metrics));
+    let mut response =
+        result.unwrap_or_else(|rejection| rescue::respond(rejection, &ctx, &gw.metrics));
     // 4 (logins): a login charged in advance is refunded unless it failed (401/403).
     if ctx.login_attempt.is_some() {
         gw.limiter.settle_login(&mut ctx, response.status()).await;

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::body::{self, Body};
 use crate::ctx::RequestCtx;
-use crate::observe::security::{Scope, security_event};
 use crate::observe::Metrics;
+use crate::observe::security::{Scope, security_event};
 use crate::rejection::{FieldError, Rejection};
 
 /// The fixed public face of a rejection.

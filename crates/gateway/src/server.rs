@@ -46,12 +46,12 @@ use crate::ratelimit::store::RateStore;
 use crate::body;
 use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
-use crate::rescue::problem_response;
 use crate::headers;
 use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};
 use crate::park::{Activity, Parkable, QUIET_BEFORE_PARKING, Tracked, TrackedResponse};
 use crate::pipeline::{self, Gateway};
+use crate::rescue::problem_response;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

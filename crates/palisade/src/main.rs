@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use palisade_gateway::observe::LogOutput;
+use palisade_gateway::config::LogOutput;
 use palisade_gateway::{Config, Server};
 
 /// Exit status for bad usage or a bad config (clap uses 2 for usage errors too).

@@ -258,13 +258,13 @@ impl JwtVerifier {
                 Keys::Static(set)
             }
             JwtKeySource::JwksUrl(uri) => Keys::Remote(Arc::new(RemoteKeys::new(
-                RemoteSource::Jwks(jwks::check_fetch_url(&uri.to_string())?),
+                RemoteSource::Jwks(crate::config::outbound::key_url(&uri.to_string())?),
                 &config.issuer,
                 config.jwks_refresh,
                 config.jwks_cooldown,
             )?)),
             JwtKeySource::Discovery(uri) => Keys::Remote(Arc::new(RemoteKeys::new(
-                RemoteSource::Discovery(jwks::check_fetch_url(&uri.to_string())?),
+                RemoteSource::Discovery(crate::config::outbound::key_url(&uri.to_string())?),
                 &config.issuer,
                 config.jwks_refresh,
                 config.jwks_cooldown,

@@ -28,12 +28,10 @@ use palisade_store::{KeyRejection, KeyService};
 
 use crate::config::{RouteAuth, RouteConfig};
 use crate::ctx::RequestCtx;
-use crate::rejection::Rejection;
+use crate::headers::X_API_KEY;
 use crate::observe::security::{Scope, security_event};
+use crate::rejection::Rejection;
 use jwt::{JwtRejection, JwtVerifier};
-
-/// The header API keys may arrive in besides `Authorization`.
-pub const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
 
 /// How a principal was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

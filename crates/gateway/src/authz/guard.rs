@@ -17,16 +17,16 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body as _;
 use serde_json::Value;
 
-use crate::json::{
-    any_matching, filter_owned, owner_of, parse_strict, remove_matching, set_field, values_at,
-};
 use super::{OwnerCheck, Permit, owner_violation};
 use crate::body::{self, Body, read_limited};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
-use crate::rejection::Rejection;
+use crate::json::{
+    any_matching, filter_owned, owner_of, parse_strict, remove_matching, set_field, values_at,
+};
 use crate::observe::security::{Scope, security_event};
 use crate::proxy::Upstream;
+use crate::rejection::Rejection;
 
 /// Whether a request with `method` on `route` writes to an object that must be owned, and
 /// so needs a preflight GET. A POST is a write to an object unless the rule treats the

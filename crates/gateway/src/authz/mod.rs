@@ -17,8 +17,8 @@ pub mod guard;
 use crate::authn::Principal;
 use crate::config::{CollectionMode, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
-use crate::rejection::Rejection;
 use crate::observe::security::{Scope, security_event};
+use crate::rejection::Rejection;
 
 /// Proof that a principal may call a route. Consumed by `proxy::Upstream::forward`.
 #[derive(Debug)]

@@ -21,9 +21,11 @@
 pub mod envfile;
 pub(crate) mod locate;
 pub mod model;
+pub mod openapi;
+mod openapi_routes;
+pub mod outbound;
 mod raw;
 mod refs;
-mod spec;
 mod units;
 mod validate;
 

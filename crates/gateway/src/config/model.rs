@@ -29,7 +29,7 @@ pub struct Config {
     /// Keys of secrets written literally, accepted only under `allow_literal_secrets`.
     pub literal_secrets: Vec<String>,
     /// Where log lines go (taken at start only).
-    pub log: crate::observe::LogOutput,
+    pub log: LogOutput,
     /// The effective alert rules: the built-ins (unless turned off) and `[[alert]]`s.
     pub alerts: Vec<AlertRule>,
     /// `[telemetry]`, when `otlp_endpoint` is set (only possible with the `otel` feature).
@@ -149,14 +149,14 @@ pub struct RouteValidation {
     /// The document local `$ref`s resolve in (an OpenAPI spec), if any.
     pub document: Option<std::sync::Arc<serde_json::Value>>,
     /// Individual parameters (OpenAPI).
-    pub params: Vec<crate::validate::Parameter>,
+    pub params: Vec<super::openapi::Parameter>,
     /// The query as one object (`validate.query`).
     pub query: Option<serde_json::Value>,
     /// The headers as one object (`validate.headers`).
     pub headers: Option<serde_json::Value>,
-    pub body: Option<crate::validate::BodySpec>,
+    pub body: Option<BodySpec>,
     /// Per status (`200`, `2XX`, `default`): media type → schema.
-    pub responses: Vec<(String, crate::validate::MediaSchemas)>,
+    pub responses: Vec<(String, MediaSchemas)>,
     /// Whether responses are checked, and what a mismatch does.
     pub response_mode: ResponseMode,
     pub strict: bool,
@@ -542,6 +542,66 @@ impl TelemetryConfig {
     }
 }
 
+/// The events counted: the security events of the checklist (others are operational).
+pub const SECURITY_EVENTS: [&str; 12] = [
+    "auth_failed",
+    "forbidden",
+    "owner_violation",
+    "owner_bypass",
+    "rate_limited",
+    "invalid_request",
+    "invalid_response",
+    "upstream_error",
+    "config_reloaded",
+    "config_reload_failed",
+    "key_created",
+    "key_revoked",
+];
+
+/// The built-in rules: (name, event, threshold, window). Cooldown [`BUILTIN_COOLDOWN`].
+/// Sized for a busy API: bursts a single confused client produces stay under them.
+pub const BUILTIN_RULES: [(&str, &str, u32, Duration); 3] = [
+    (
+        "auth_failed_spike",
+        "auth_failed",
+        100,
+        Duration::from_secs(300),
+    ),
+    (
+        "rate_limited_spike",
+        "rate_limited",
+        500,
+        Duration::from_secs(300),
+    ),
+    (
+        "upstream_error_spike",
+        "upstream_error",
+        50,
+        Duration::from_secs(300),
+    ),
+];
+
+/// How long a built-in rule rests after firing.
+pub const BUILTIN_COOLDOWN: Duration = Duration::from_secs(900);
+
+/// The built-in rules, all sent to `webhook`.
+pub fn builtin_rules(webhook: Option<SecretString>) -> Vec<AlertRule> {
+    BUILTIN_RULES
+        .iter()
+        .map(|&(name, event, threshold, window)| AlertRule {
+            name: name.to_owned(),
+            event: event.to_owned(),
+            route: None,
+            reason: None,
+            threshold,
+            window,
+            cooldown: BUILTIN_COOLDOWN,
+            webhook: webhook.clone(),
+            builtin: true,
+        })
+        .collect()
+}
+
 /// One alert rule, built-in or from `[[alert]]`.
 #[derive(Debug, Clone)]
 pub struct AlertRule {
@@ -574,4 +634,30 @@ impl AlertRule {
             && self.window == other.window
             && self.cooldown == other.cooldown
     }
+}
+
+/// Where the lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    Stdout,
+    /// `path`, renamed to `path.1` (and `path.1` to `path.2`, …, up to `keep`) once it
+    /// would pass `max_bytes`.
+    File {
+        path: PathBuf,
+        max_bytes: u64,
+        keep: u32,
+    },
+}
+
+/// Media types (`application/json`, `application/*`, …) and their schemas, if any.
+pub type MediaSchemas = Vec<(String, Option<serde_json::Value>)>;
+
+/// The request body of an operation.
+#[derive(Debug, Clone)]
+pub struct BodySpec {
+    /// A body must be sent: always, or with `writes_only` on POST, PUT and PATCH only.
+    pub required: bool,
+    pub writes_only: bool,
+    /// Accepted media types and their schemas.
+    pub content: MediaSchemas,
 }

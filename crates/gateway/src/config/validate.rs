@@ -20,10 +20,11 @@ use secrecy::SecretString;
 
 use super::locate::KeyIndex;
 use super::model::{
-    AlertRule, AuthConfig, AuthFailures, CollectionMode, Config, IpNet, JwtAlgorithm, JwtConfig,
-    JwtKeySource, LimitsConfig, LoginRule, OnCreate, OnStoreError, OwnerMode, OwnerRule,
-    OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, RouteAuth, RouteConfig, SecretUrl,
-    ServerConfig, StoreConfig, TelemetryConfig, TlsConfig, TlsSource, UpstreamConfig,
+    AlertRule, AuthConfig, AuthFailures, BodySpec, CollectionMode, Config, IpNet, JwtAlgorithm,
+    JwtConfig, JwtKeySource, LimitsConfig, LogOutput, LoginRule, OnCreate, OnStoreError, OwnerMode,
+    OwnerRule, OwnerSource, PerKey, Policy, RateLimitConfig, RateStoreKind, ResponseMode,
+    RouteAuth, RouteConfig, RouteValidation, SECURITY_EVENTS, SecretUrl, ServerConfig, StoreConfig,
+    TelemetryConfig, TlsConfig, TlsSource, UpstreamConfig, builtin_rules,
 };
 use super::raw::{
     RawAlert, RawAlerts, RawAuthFailures, RawCollectionMode, RawConfig, RawFieldRule, RawJwt,
@@ -32,7 +33,6 @@ use super::raw::{
     RawTelemetry, RawTls, RawUpstream,
 };
 use super::{ConfigError, LoadCtx, refs};
-use crate::observe::LogOutput;
 
 pub(super) fn validate(
     raw: &RawConfig,
@@ -131,7 +131,7 @@ pub(super) fn validate(
             check_route_auth(key, &r, has_store, has_jwt, &ctx)?;
             Ok(r)
         };
-        routes = super::spec::merge(o, routes, &upstreams, &ctx, &build)?;
+        routes = super::openapi_routes::merge(o, routes, &upstreams, &ctx, &build)?;
         for (i, r) in routes.iter().enumerate().skip(raw.routes.len()) {
             if let Some(first) = routes[..i].iter().position(|other| other.name == r.name) {
                 return Err(ctx.error(
@@ -420,25 +420,20 @@ fn alerts(
     let default_webhook = webhook("alerts.webhook", a.webhook.as_deref())?;
     let mut out: Vec<AlertRule> = Vec::new();
     if a.builtin {
-        out.extend(crate::observe::alerts::builtin_rules(
-            default_webhook.clone(),
-        ));
+        out.extend(builtin_rules(default_webhook.clone()));
     }
     let mut seen: Vec<(String, usize)> = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         let at = |f: &str| format!("alert[{i}].{f}");
-        let event =
-            ctx.parse(
-                &at("event"),
-                &r.event,
-                |e| match crate::observe::security::SECURITY_EVENTS.contains(&e) {
-                    true => Ok(e.to_owned()),
-                    false => Err(format!(
-                        "unknown event `{e}`: expected one of {}",
-                        crate::observe::security::SECURITY_EVENTS.join(", ")
-                    )),
-                },
-            )?;
+        let event = ctx.parse(&at("event"), &r.event, |e| {
+            match SECURITY_EVENTS.contains(&e) {
+                true => Ok(e.to_owned()),
+                false => Err(format!(
+                    "unknown event `{e}`: expected one of {}",
+                    SECURITY_EVENTS.join(", ")
+                )),
+            }
+        })?;
         let route = ctx.parse_opt(&at("route"), r.route.as_deref(), |name| {
             match routes.iter().any(|route| route.name == name) {
                 true => Ok(name.to_owned()),
@@ -554,21 +549,7 @@ struct OtlpUrl(reqwest::Url);
 /// to the base path unless it is already there (the `OTEL_EXPORTER_OTLP_ENDPOINT` rule).
 /// Never quoted: it may carry credentials.
 fn otlp_traces_url(s: &str) -> Result<OtlpUrl, String> {
-    let mut url =
-        reqwest::Url::parse(s).map_err(|_| "the OTLP endpoint is not a valid URL".to_owned())?;
-    match url.scheme() {
-        "https" => {}
-        "http" if crate::authn::jwks::is_loopback(&url) => {}
-        "http" => {
-            return Err(
-                "the OTLP endpoint must be https (http only to a loopback host)".to_owned(),
-            );
-        }
-        _ => return Err("the OTLP endpoint must be an http(s) URL".to_owned()),
-    }
-    if url.host().is_none() {
-        return Err("the OTLP endpoint has no host".to_owned());
-    }
+    let mut url = super::outbound::parse(s, "OTLP endpoint")?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err("the OTLP endpoint takes no query or fragment".to_owned());
     }
@@ -627,16 +608,7 @@ fn secrets(
 /// A webhook URL: https, or http to a loopback host (a local relay), like every outbound
 /// URL of the config. Never quoted: it usually carries a token.
 fn webhook_url(s: &str) -> Result<SecretString, String> {
-    let url = reqwest::Url::parse(s).map_err(|_| "the webhook is not a valid URL".to_owned())?;
-    match url.scheme() {
-        "https" => {}
-        "http" if crate::authn::jwks::is_loopback(&url) => {}
-        "http" => return Err("the webhook must be https (http only to a loopback host)".to_owned()),
-        _ => return Err("the webhook must be an https URL".to_owned()),
-    }
-    if url.host().is_none() {
-        return Err("the webhook URL has no host".to_owned());
-    }
+    super::outbound::parse(s, "webhook")?;
     Ok(SecretString::from(s))
 }
 
@@ -928,7 +900,7 @@ fn route(
                     .map_err(|e| ctx.error(&key, format!("cannot read {}: {e}", path.display())))?;
                 let value: serde_json::Value = serde_json::from_str(&text)
                     .map_err(|e| ctx.error(&key, format!("{} is not JSON: {e}", path.display())))?;
-                if let Some(remote) = crate::validate::first_remote_ref(&value) {
+                if let Some(remote) = first_remote_ref(&value) {
                     return Err(ctx.error(
                         &key,
                         format!("{}: remote $ref `{remote}` is refused: only local references (#/…) are followed", path.display()),
@@ -936,7 +908,7 @@ fn route(
                 }
                 Ok(Some(value))
             };
-            Some(crate::validate::from_files(
+            Some(from_files(
                 format!("route `{name}`"),
                 schema("body", &v.body)?,
                 schema("query", &v.query)?,
@@ -1316,7 +1288,7 @@ fn jwt_algorithm(s: &str) -> Result<JwtAlgorithm, String> {
 /// fetched over plain http from elsewhere could be swapped by anyone on the path. The
 /// policy is the fetcher's own, so config and runtime can never disagree.
 fn key_url(s: &str) -> Result<Uri, String> {
-    crate::authn::jwks::check_fetch_url(s)?;
+    super::outbound::key_url(s)?;
     s.parse().map_err(|e| format!("invalid URL `{s}`: {e}"))
 }
 
@@ -1424,4 +1396,56 @@ mod tests {
         let err = token("short").err().unwrap();
         assert!(err.contains("16") && !err.contains("short"), "{err}");
     }
+}
+
+/// Route-level validation from `validate = { … }` files.
+fn from_files(
+    source: String,
+    body: Option<serde_json::Value>,
+    query: Option<serde_json::Value>,
+    headers: Option<serde_json::Value>,
+    strict: bool,
+) -> std::sync::Arc<RouteValidation> {
+    std::sync::Arc::new(RouteValidation {
+        source,
+        document: None,
+        params: Vec::new(),
+        query,
+        headers,
+        body: body.map(|schema| BodySpec {
+            required: true,
+            writes_only: true,
+            content: vec![
+                ("application/json".to_owned(), Some(schema.clone())),
+                ("application/*+json".to_owned(), Some(schema)),
+            ],
+        }),
+        responses: Vec::new(),
+        response_mode: ResponseMode::Off,
+        strict,
+    })
+}
+
+/// The first `$ref` (or `$dynamicRef`) in `value` that is not local (`#…`): nothing is
+/// ever fetched, so such a schema is refused at load rather than half-checked.
+fn first_remote_ref(value: &serde_json::Value) -> Option<String> {
+    let mut stack = vec![value];
+    while let Some(node) = stack.pop() {
+        match node {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    if let ("$ref" | "$dynamicRef", serde_json::Value::String(target)) =
+                        (key.as_str(), child)
+                        && !target.starts_with('#')
+                    {
+                        return Some(target.clone());
+                    }
+                    stack.push(child);
+                }
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    None
 }

@@ -29,32 +29,6 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::config::AlertRule;
 use crate::observe::security::{Scope, security_event};
 
-/// The built-in rules: (name, event, threshold, window). Cooldown [`BUILTIN_COOLDOWN`].
-/// Sized for a busy API: bursts a single confused client produces stay under them.
-pub const BUILTIN_RULES: [(&str, &str, u32, Duration); 3] = [
-    (
-        "auth_failed_spike",
-        "auth_failed",
-        100,
-        Duration::from_secs(300),
-    ),
-    (
-        "rate_limited_spike",
-        "rate_limited",
-        500,
-        Duration::from_secs(300),
-    ),
-    (
-        "upstream_error_spike",
-        "upstream_error",
-        50,
-        Duration::from_secs(300),
-    ),
-];
-
-/// How long a built-in rule rests after firing.
-pub const BUILTIN_COOLDOWN: Duration = Duration::from_secs(900);
-
 /// Deliveries waiting for the sender; beyond this a firing is not sent (and counted).
 const QUEUE: usize = 256;
 /// Deliveries in flight at once, so a hung webhook ties up a bounded number of tasks.
@@ -64,24 +38,6 @@ const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Bound on one attempt: connect, send and the response head.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The built-in rules, all sent to `webhook`.
-pub fn builtin_rules(webhook: Option<SecretString>) -> Vec<AlertRule> {
-    BUILTIN_RULES
-        .iter()
-        .map(|&(name, event, threshold, window)| AlertRule {
-            name: name.to_owned(),
-            event: event.to_owned(),
-            route: None,
-            reason: None,
-            threshold,
-            window,
-            cooldown: BUILTIN_COOLDOWN,
-            webhook: webhook.clone(),
-            builtin: true,
-        })
-        .collect()
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -753,7 +709,7 @@ mod tests {
         let mut login = rule("login_failures", 5, 90, 3600);
         login.route = Some("login".into());
         login.reason = Some("bad_signature".into());
-        let mut rules = builtin_rules(None);
+        let mut rules = crate::config::builtin_rules(None);
         rules.push(login);
         let yaml = prometheus_rules(&rules);
         let doc: serde_json::Value = yaml_serde::from_str(&yaml).unwrap();

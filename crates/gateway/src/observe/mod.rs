@@ -20,9 +20,10 @@ pub mod security;
 
 pub use access::{Observed, redact_query};
 pub use metrics::Metrics;
-pub use output::LogOutput;
 
 use tracing_subscriber::EnvFilter;
+
+use crate::config::LogOutput;
 
 /// Installs the JSON-lines logger writing to `output` (through the writer thread of
 /// `output`), every line masked by `redact` on its way out. `PALISADE_LOG` overrides the

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::config::LogOutput;
+
 /// Bytes waiting for the writer before new lines are dropped (about 16 000 typical lines).
 const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -36,19 +38,6 @@ const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 /// Lines dropped in this process: the queue was full or the destination failed.
 pub static DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
-
-/// Where the lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogOutput {
-    Stdout,
-    /// `path`, renamed to `path.1` (and `path.1` to `path.2`, …, up to `keep`) once it
-    /// would pass `max_bytes`.
-    File {
-        path: PathBuf,
-        max_bytes: u64,
-        keep: u32,
-    },
-}
 
 /// The lines queued since the writer last took them.
 #[derive(Default)]

@@ -22,22 +22,6 @@ use prometheus_client::metrics::family::Family;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
-/// The events counted: the security events of the checklist (others are operational).
-pub const SECURITY_EVENTS: [&str; 12] = [
-    "auth_failed",
-    "forbidden",
-    "owner_violation",
-    "owner_bypass",
-    "rate_limited",
-    "invalid_request",
-    "invalid_response",
-    "upstream_error",
-    "config_reloaded",
-    "config_reload_failed",
-    "key_created",
-    "key_revoked",
-];
-
 /// The fields every security event carries: who, from where, on which route.
 pub struct Scope<'a> {
     pub request_id: &'a str,
@@ -182,7 +166,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SecurityEventLayer
         event.record(&mut fields);
         let Some(name) = fields
             .event
-            .filter(|e| SECURITY_EVENTS.contains(&e.as_str()))
+            .filter(|e| crate::config::SECURITY_EVENTS.contains(&e.as_str()))
         else {
             return;
         };

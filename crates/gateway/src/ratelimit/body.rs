@@ -17,8 +17,8 @@ use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
 use super::BodyFields;
-use crate::json::{parse_strict, values_at};
 use crate::body::{self, Body, read_limited};
+use crate::json::{parse_strict, values_at};
 use crate::rejection::Rejection;
 
 enum Format {

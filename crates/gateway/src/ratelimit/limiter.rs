@@ -30,16 +30,16 @@ use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
 
-use crate::quota::gcra::{Decision, Quota};
-use crate::quota::state::{ChargedIn, LoginAttempt, RateLimitState};
 use super::memory::{Check, Op};
 use super::store::{RateStore, Verdict};
 use crate::authn::Principal;
 use crate::config::{Config, PerKey, Policy, RouteAuth};
 use crate::ctx::{IpText, RequestCtx};
-use crate::rejection::Rejection;
 use crate::observe::Metrics;
 use crate::observe::security::{Scope, security_event};
+use crate::quota::gcra::{Decision, Quota};
+use crate::quota::state::{ChargedIn, LoginAttempt, RateLimitState};
+use crate::rejection::Rejection;
 
 struct Prepared {
     policy: Policy,
@@ -632,5 +632,4 @@ login = { account = "/username" }
         assert_eq!(peek(), fresh, "refunded in memory, where it was taken");
         assert!(redis.keys("palisade:rl:*").is_empty(), "Redis untouched");
     }
-
 }

@@ -46,8 +46,8 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 
-use crate::quota::gcra::Decision;
 use super::memory::{Check, Op};
+use crate::quota::gcra::Decision;
 
 /// How long the store is skipped after a failure before it is tried again.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);

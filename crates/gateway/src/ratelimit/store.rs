@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::quota::gcra::Decision;
 use super::memory::{Check, MemoryStore};
 use super::redis::{RedisStore, StoreError};
 use crate::config::OnStoreError;
 use crate::observe::Metrics;
+use crate::quota::gcra::Decision;
 
 /// What the store said about one request's checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,6 @@
 //! and as `admin` upstream (HTTP parameter pollution) would validate one value and act on
 //! another, so a parameter given twice is refused unless its schema is an array.
 
-pub mod openapi;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -25,29 +24,16 @@ use http::header::{CONTENT_TYPE, COOKIE};
 use http::{HeaderMap, Method};
 use serde_json::{Map, Number, Value};
 
-use crate::json::parse_strict;
 use crate::body::{self, Body, read_limited};
 use crate::config::{Config, ConfigError, ResponseMode, RouteValidation};
 use crate::ctx::RequestCtx;
-use crate::rejection::Rejection;
+use crate::json::parse_strict;
 use crate::observe::security::{Scope, security_event};
+use crate::rejection::Rejection;
 use crate::rejection::{FieldError, MAX_ERRORS};
 use schema::{Dialect, Schema};
 
-pub use openapi::{ParamLocation, Parameter};
-
-/// Media types (`application/json`, `application/*`, …) and their schemas, if any.
-pub type MediaSchemas = Vec<(String, Option<Value>)>;
-
-/// The request body of an operation.
-#[derive(Debug, Clone)]
-pub struct BodySpec {
-    /// A body must be sent: always, or with `writes_only` on POST, PUT and PATCH only.
-    pub required: bool,
-    pub writes_only: bool,
-    /// Accepted media types and their schemas.
-    pub content: MediaSchemas,
-}
+use crate::config::openapi::{ParamLocation, Parameter};
 
 /// How a textual parameter value is read before validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1202,57 +1188,6 @@ fn response_event(
     );
 }
 
-/// Route-level validation from `validate = { … }` files.
-pub fn from_files(
-    source: String,
-    body: Option<Value>,
-    query: Option<Value>,
-    headers: Option<Value>,
-    strict: bool,
-) -> Arc<RouteValidation> {
-    Arc::new(RouteValidation {
-        source,
-        document: None,
-        params: Vec::new(),
-        query,
-        headers,
-        body: body.map(|schema| BodySpec {
-            required: true,
-            writes_only: true,
-            content: vec![
-                ("application/json".to_owned(), Some(schema.clone())),
-                ("application/*+json".to_owned(), Some(schema)),
-            ],
-        }),
-        responses: Vec::new(),
-        response_mode: ResponseMode::Off,
-        strict,
-    })
-}
-
-/// The first `$ref` (or `$dynamicRef`) in `value` that is not local (`#…`): nothing is
-/// ever fetched, so such a schema is refused at load rather than half-checked.
-pub fn first_remote_ref(value: &Value) -> Option<String> {
-    let mut stack = vec![value];
-    while let Some(node) = stack.pop() {
-        match node {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    if let ("$ref" | "$dynamicRef", Value::String(target)) = (key.as_str(), child)
-                        && !target.starts_with('#')
-                    {
-                        return Some(target.clone());
-                    }
-                    stack.push(child);
-                }
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1305,7 +1240,7 @@ mod tests {
             params: Vec::new(),
             query: None,
             headers: None,
-            body: Some(BodySpec {
+            body: Some(crate::config::BodySpec {
                 required: true,
                 writes_only: false,
                 content: vec![(

@@ -421,7 +421,7 @@ fn parts(map: &Map<String, Value>, with_not: bool) -> Vec<&Value> {
 /// The JSON pointer (`~`-escaped, percent-decoded) a same-document `$ref` names.
 fn local_target(reference: &str) -> Option<String> {
     let fragment = reference.strip_prefix('#')?;
-    super::openapi::percent_decode(fragment).filter(|p| p.is_empty() || p.starts_with('/'))
+    crate::config::openapi::percent_decode(fragment).filter(|p| p.is_empty() || p.starts_with('/'))
 }
 
 fn escape(token: &str) -> String {

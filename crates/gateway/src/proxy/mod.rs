@@ -9,6 +9,9 @@
 //!
 //! The request line sent upstream is built from the canonical path, never from the
 //! client's raw path: the upstream serves exactly the path that was routed and authorized.
+//! The headers it receives are rebuilt by `upstream_headers`.
+
+mod upstream_headers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +33,6 @@ use crate::body::{self, Body};
 use crate::config::{Config, ConfigError, IpNet, UpstreamConfig};
 use crate::ctx::RequestCtx;
 use crate::rejection::Rejection;
-use crate::headers;
 
 /// How much of an upstream 5xx body is kept for the log (never for the client).
 const EXCERPT_BYTES: usize = 2048;
@@ -177,7 +179,7 @@ impl Upstream {
         // (`0005`, say) never travels on.
         head.version = Version::HTTP_11;
         head.headers.remove(CONTENT_LENGTH);
-        headers::prepare_upstream_headers(
+        upstream_headers::prepare(
             &mut head.headers,
             ctx,
             original_host,
@@ -245,7 +247,7 @@ impl Upstream {
             http::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        headers::prepare_upstream_headers(
+        upstream_headers::prepare(
             headers,
             ctx,
             None,

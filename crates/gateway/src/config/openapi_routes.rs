@@ -1,6 +1,6 @@
 //! `[openapi]`: an OpenAPI spec's operations become routes, with their schemas.
 //!
-//! Input: the loaded spec (`validate::openapi`) and the `[[route]]`s already validated.
+//! Input: the loaded spec (`config::openapi`) and the `[[route]]`s already validated.
 //! Output: the routes of the config: each `[[route]]` (one that matches an operation by
 //! path and method takes that operation's schemas), then every operation no `[[route]]`
 //! covered, its policy read from `x-palisade` exactly like a `[[route]]` table. Failure: a
@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::model::BodySpec;
 use super::model::{ResponseMode, RouteConfig, RouteValidation, UpstreamConfig};
+use super::openapi::{self, Operation};
 use super::raw::{RawOpenApi, RawRoute, RawUnknownRoutes, RawValidateResponses};
 use super::{ConfigError, LoadCtx};
-use crate::validate::BodySpec;
-use crate::validate::openapi::{self, Operation};
 
 /// The spec's operations merged with `routes` (the `[[route]]`s, in file order).
 pub(super) fn merge(

@@ -1,4 +1,4 @@
-//! OpenAPI documents (checklist #5): load one and extract what the gateway validates.
+//! OpenAPI documents, loaded as config: the operations the gateway routes and validates.
 //!
 //! Input: an OpenAPI 3.0.x or 3.1.x document, JSON or YAML. Output: a [`Spec`]: the document
 //! itself with every schema in the JSON Schema 2020-12 dialect, and one [`Operation`] per
@@ -311,7 +311,7 @@ fn local_pointer(reference: &str) -> Result<String, &'static str> {
 }
 
 /// Percent-decodes a URI fragment; `None` for a broken escape or non-UTF-8 result.
-pub(super) fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
