@@ -11,7 +11,7 @@
 //! - `routes/match`: finding the route of a request in a table of 24 routes (static,
 //!   parameterized, catch-all, one host-specific), and `routes/miss_405`;
 //! - `rescue/unauthorized`, `rescue/not_found`: rendering a rejection into its
-//!   problem+json response (the one rescue point, `errors::respond`);
+//!   problem+json response (the one rescue point, `rescue::respond`);
 //! - `log/access_line`, `log/access_line_masked`: serializing one access-log line with the
 //!   gateway's formatter (`observe::json_line`) and masking it (`observe::redact::mask_line`),
 //!   for a line with no secret and for one with an API key in its path.
@@ -118,7 +118,7 @@ fn authn(c: &mut Criterion) {
 }
 
 fn ratelimit(c: &mut Criterion) {
-    use palisade_gateway::ratelimit::gcra::Quota;
+    use palisade_gateway::quota::gcra::Quota;
     use palisade_gateway::ratelimit::memory::{Check, MemoryStore};
     let store = MemoryStore::new(1_000_000);
     let quota = Quota::new(1_000_000_000, Duration::from_secs(1), None).unwrap();
@@ -137,8 +137,8 @@ fn ratelimit(c: &mut Criterion) {
 /// A realistic 1 KiB order: the whole per-request cost of the body check (depth scan,
 /// strict parse, schema, re-serialization) and the schema alone.
 fn validation(c: &mut Criterion) {
-    use palisade_gateway::authz::json::parse_strict;
-    use palisade_gateway::validate::depth;
+    use palisade_gateway::json::parse_strict;
+    use palisade_gateway::json::depth;
     use palisade_gateway::validate::schema::{Dialect, Schema};
     let schema = Schema::compile(
         &serde_json::json!({
@@ -263,7 +263,9 @@ fn routes(c: &mut Criterion) {
 fn rescue(c: &mut Criterion) {
     use http::Method;
     use palisade_gateway::ctx::{ConnInfo, RequestCtx};
-    use palisade_gateway::errors::{Rejection, respond};
+    use palisade_gateway::observe::Metrics;
+    use palisade_gateway::rejection::Rejection;
+    use palisade_gateway::rescue::respond;
     let ctx = RequestCtx::new(
         ConnInfo {
             peer: "127.0.0.1:40000".parse().unwrap(),
@@ -271,6 +273,7 @@ fn rescue(c: &mut Criterion) {
         },
         Method::GET,
     );
+    let metrics = Metrics::new();
     let mut group = c.benchmark_group("rescue");
     group.bench_function("unauthorized", |b| {
         b.iter(|| {
@@ -280,11 +283,12 @@ fn rescue(c: &mut Criterion) {
                     guess: true,
                 },
                 &ctx,
+                &metrics,
             )
         })
     });
     group.bench_function("not_found", |b| {
-        b.iter(|| respond(Rejection::NotFound, &ctx))
+        b.iter(|| respond(Rejection::NotFound, &ctx, &metrics))
     });
     group.finish();
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use palisade_gateway::ratelimit::gcra::Quota;
+use palisade_gateway::quota::gcra::Quota;
 use palisade_gateway::ratelimit::memory::{Check, MemoryStore};
 
 fn rss_kib() -> u64 {

@@ -26,11 +26,15 @@ use crate::config::HumanDuration;
 use crate::ctx::RequestId;
 use crate::observe::security::{Scope, security_event};
 use crate::rescue::problem_response;
-use crate::server::Shared;
+use crate::running::Running;
 
 /// Serves the admin API until `stopped` turns true.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let app = router(shared);
+pub async fn serve(
+    listener: TcpListener,
+    running: Arc<Running>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let app = router(running);
     let shutdown = async move {
         let _ = stopped.changed().await;
     };
@@ -44,7 +48,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watc
     }
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+fn router(running: Arc<Running>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -54,7 +58,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/keys/{id}", axum::routing::delete(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
         .fallback(not_found)
-        .with_state(shared)
+        .with_state(running)
 }
 
 /// Liveness: the process is up and its runtime answers.
@@ -63,8 +67,8 @@ async fn healthz() -> Response {
 }
 
 /// Readiness: a config is loaded and every upstream accepts a TCP connection.
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let gateway = shared.current();
+async fn readyz(State(running): State<Arc<Running>>) -> Response {
+    let gateway = running.current();
     let checks = gateway.upstreams().iter().map(|upstream| async move {
         let reachable = upstream.reachable(Duration::from_secs(1)).await;
         (upstream.name.to_string(), reachable)
@@ -91,26 +95,26 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     )
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+async fn metrics(State(running): State<Arc<Running>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.encode(),
+        running.metrics.encode(),
     )
         .into_response()
 }
 
 async fn reload(
-    State(shared): State<Arc<Shared>>,
+    State(running): State<Arc<Running>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(denied) = require_token(&shared, &headers, peer.ip()) {
+    if let Err(denied) = require_token(&running, &headers, peer.ip()) {
         return denied;
     }
-    match shared.reload().await {
+    match running.reload().await {
         Ok(()) => json(StatusCode::OK, serde_json::json!({ "status": "reloaded" })),
         // The operator asked, so the operator sees why: the message names file, line and key.
         Err(error) => json(
@@ -145,12 +149,12 @@ struct RotateKey {
 /// Every `/keys` endpoint needs the admin token and a configured store.
 #[allow(clippy::result_large_err)]
 fn key_service(
-    shared: &Shared,
+    running: &Running,
     headers: &HeaderMap,
     client: IpAddr,
 ) -> Result<KeyService, Response> {
-    require_token(shared, headers, client)?;
-    shared.current().keys().cloned().ok_or_else(|| {
+    require_token(running, headers, client)?;
+    running.current().keys().cloned().ok_or_else(|| {
         problem(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -161,11 +165,11 @@ fn key_service(
 }
 
 async fn list_keys(
-    State(shared): State<Arc<Shared>>,
+    State(running): State<Arc<Running>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let keys = match key_service(&shared, &headers, peer.ip()) {
+    let keys = match key_service(&running, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -176,12 +180,12 @@ async fn list_keys(
 }
 
 async fn create_key(
-    State(shared): State<Arc<Shared>>,
+    State(running): State<Arc<Running>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let keys = match key_service(&shared, &headers, peer.ip()) {
+    let keys = match key_service(&running, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -213,12 +217,12 @@ async fn create_key(
 }
 
 async fn revoke_key(
-    State(shared): State<Arc<Shared>>,
+    State(running): State<Arc<Running>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let keys = match key_service(&shared, &headers, peer.ip()) {
+    let keys = match key_service(&running, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -244,13 +248,13 @@ async fn revoke_key(
 }
 
 async fn rotate_key(
-    State(shared): State<Arc<Shared>>,
+    State(running): State<Arc<Running>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let keys = match key_service(&shared, &headers, peer.ip()) {
+    let keys = match key_service(&running, &headers, peer.ip()) {
         Ok(keys) => keys,
         Err(denied) => return denied,
     };
@@ -347,8 +351,8 @@ async fn not_found() -> Response {
 /// `auth_failed` event on route `admin` (counted and alerted on like the gateway's): a
 /// guessed admin token must leave a trace.
 #[allow(clippy::result_large_err)]
-fn require_token(shared: &Shared, headers: &HeaderMap, client: IpAddr) -> Result<(), Response> {
-    let gateway = shared.current();
+fn require_token(running: &Running, headers: &HeaderMap, client: IpAddr) -> Result<(), Response> {
+    let gateway = running.current();
     let Some(expected) = gateway.config.server.admin_token.as_ref() else {
         return Err(problem(
             StatusCode::FORBIDDEN,

@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod rejection;
 pub mod rescue;
 pub mod routes;
+pub mod running;
 pub mod server;
 pub mod tls;
 pub mod validate;

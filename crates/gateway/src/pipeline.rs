@@ -9,7 +9,7 @@
 //!   → rescue (problem+json) → response headers → access log / metrics
 //! ```
 //! `docs/pipeline.md` draws the whole order with each phase's answers.
-//! A `Gateway` is one immutable build of the pipeline from one `Config`; a reload builds
+//! A `Pipeline` is one immutable build of the pipeline from one `Config`; a reload builds
 //! a new one and swaps it in atomically, so a request sees one config from start to end.
 
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use palisade_store::KeyService;
 use crate::authn::Authenticator;
 use crate::authn::jwt::JwtVerifier;
 use crate::authz::Authorizer;
-use crate::authz::guard;
+use crate::authz::inspect;
 use crate::body::Body;
 use crate::config::{Config, ConfigError, LimitsConfig};
 use crate::ctx::{ConnInfo, RequestCtx};
@@ -44,7 +44,7 @@ use crate::validate::Validation;
 
 /// One build of the pipeline from one config.
 #[derive(Debug)]
-pub struct Gateway {
+pub struct Pipeline {
     pub config: Config,
     router: Router,
     route_names: Vec<Arc<str>>,
@@ -58,7 +58,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
 }
 
-impl Gateway {
+impl Pipeline {
     /// Builds every phase from `config`; any error names the file, line and key. `keys` is
     /// the key service for `config.store` and `rate_store` the rate-limit store (both
     /// opened by the server and kept across reloads).
@@ -67,7 +67,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
         keys: Option<KeyService>,
         rate_store: RateStore,
-    ) -> Result<Gateway, ConfigError> {
+    ) -> Result<Pipeline, ConfigError> {
         let router = Router::build(&config.routes)
             .map_err(|e| config.error_at(&format!("route[{}].path", e.route), e.message))?;
         let upstreams = Upstreams::build(&config)?;
@@ -87,7 +87,7 @@ impl Gateway {
             .iter()
             .map(|r| Arc::from(r.name.as_str()))
             .collect();
-        Ok(Gateway {
+        Ok(Pipeline {
             router,
             route_names,
             upstreams,
@@ -119,7 +119,7 @@ impl Gateway {
 /// Serves one request. Never fails: every rejection and every panic becomes a
 /// problem+json response at the one rescue point below.
 pub async fn handle(
-    gw: Arc<Gateway>,
+    gw: Arc<Pipeline>,
     conn: ConnInfo,
     request: Request<Incoming>,
 ) -> Response<Observed> {
@@ -163,7 +163,7 @@ pub async fn handle(
 
 /// The checklist, in order. Each line is one phase; each returns early with a `Rejection`.
 async fn phases(
-    gw: &Gateway,
+    gw: &Pipeline,
     ctx: &mut RequestCtx,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
@@ -266,7 +266,7 @@ async fn phases(
         .await?;
     // 3 (fields): mass assignment and the owner of a create.
     let method = head.method.clone();
-    let body = guard::request_body(
+    let body = inspect::request_body(
         ctx,
         route_config,
         &permit,
@@ -281,7 +281,7 @@ async fn phases(
     ctx.upstream = Some(upstream.name.clone());
     // 3 (objects): a write to an owned object is checked on the object first.
     if let Some(check) = permit.owner_check()
-        && guard::needs_preflight(&method, route_config)
+        && inspect::needs_preflight(&method, route_config)
     {
         let (status, bytes) = upstream
             .preflight(
@@ -292,10 +292,10 @@ async fn phases(
                 limits.max_inspect_body,
             )
             .await?;
-        guard::preflight_verdict(ctx, &permit, check, &upstream.name, status, &bytes)?;
+        inspect::preflight_verdict(ctx, &permit, check, &upstream.name, status, &bytes)?;
     }
     let mut head = head;
-    guard::prepare_inspected_request(route_config, &permit, &method, &mut head.headers);
+    inspect::prepare_inspected_request(route_config, &permit, &method, &mut head.headers);
     if method == Method::HEAD && permit.owner_check().is_some() {
         // A HEAD answer has no body to check: ask for the object, send only its head.
         head.method = Method::GET;
@@ -326,16 +326,12 @@ async fn phases(
         )
         .await?;
     // 3 (responses): owner of what is read, fields that never leave.
-    guard::response(
-        ctx,
-        route_config,
-        &permit,
-        &method,
-        upstream,
-        response,
-        limits.max_inspect_body,
-    )
-    .await
+    let reading = inspect::Reading {
+        upstream: &upstream.name,
+        deadline: upstream.timeout(),
+        max_bytes: limits.max_inspect_body,
+    };
+    inspect::response(ctx, route_config, &permit, &method, reading, response).await
 }
 
 /// The host a request is for: its authority (for `X-Forwarded-Host`) and its lower-case

@@ -20,11 +20,9 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::header::{HOST, LOCATION};
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
@@ -36,22 +34,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use palisade_store::{KeyPeppers, KeyService};
-
-use crate::config::RateStoreKind;
-use crate::ratelimit::memory::MemoryStore;
-use crate::ratelimit::redis::RedisStore;
-use crate::ratelimit::store::RateStore;
-
 use crate::body;
 use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
 use crate::headers;
-use crate::observe::security::{Scope, security_event};
 use crate::observe::{Metrics, Observed};
 use crate::park::{Activity, Parkable, QUIET_BEFORE_PARKING, Tracked, TrackedResponse};
-use crate::pipeline::{self, Gateway};
+use crate::pipeline;
 use crate::rescue::problem_response;
+use crate::running::{Bound, Running, Stores, install_process_wide};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,200 +59,12 @@ pub enum StartError {
     },
 }
 
-/// State shared by every listener and the admin API.
-pub struct Shared {
-    gateway: ArcSwap<Gateway>,
-    /// Rate-limit stores, kept across reloads (a reload must not reset anyone's quota).
-    rate_stores: RateStores,
-    /// The open key store, kept across reloads that leave `[store]` unchanged so that its
-    /// cache and connections survive.
-    keys: tokio::sync::Mutex<Option<OpenStore>>,
-    pub metrics: Arc<Metrics>,
-    config_path: PathBuf,
-    /// `--env-file`, read again on every reload.
-    env_file: Option<PathBuf>,
-    reload_lock: tokio::sync::Mutex<()>,
-    /// Port of the bound https listener, for redirects.
-    https_port: Option<u16>,
-    bound: Bound,
-}
-
-/// The addresses actually bound (a config may ask for port 0).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Bound {
-    pub http: Option<SocketAddr>,
-    pub https: Option<SocketAddr>,
-    pub admin: Option<SocketAddr>,
-}
-
-impl Shared {
-    /// The pipeline requests are served with right now.
-    pub fn current(&self) -> Arc<Gateway> {
-        self.gateway.load_full()
-    }
-
-    /// Loads the config file again and swaps the pipeline. The running pipeline stays
-    /// when the new config fails to load or build.
-    pub async fn reload(&self) -> Result<(), ConfigError> {
-        let _one_at_a_time = self.reload_lock.lock().await;
-        let result = match Config::load_with_env_file(&self.config_path, self.env_file.as_deref()) {
-            Ok(config) => {
-                let mut open = self.keys.lock().await;
-                match OpenStore::reuse_or_open(open.take(), &config).await {
-                    Ok((store, peppers)) => {
-                        let keys = store.as_ref().map(|s| s.service.clone());
-                        let rate_store = match self.rate_stores.for_config(&config, &self.metrics) {
-                            Ok(rate_store) => (rate_store.check_supported().await)
-                                .map(|()| rate_store)
-                                .map_err(|message| config.error_at("rate_limit.store", message)),
-                            Err(error) => Err(error),
-                        };
-                        let built = rate_store.and_then(|rate_store| {
-                            Gateway::build(config, self.metrics.clone(), keys, rate_store)
-                        });
-                        // The new peppers apply only with the pipeline they came with: the
-                        // running pipeline shares this key service.
-                        if let (Ok(_), Some(store), Some(peppers)) = (&built, &store, peppers) {
-                            store.service.set_peppers(peppers);
-                        }
-                        *open = store;
-                        built
-                    }
-                    Err(error) => Err(error),
-                }
-            }
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(gateway) => {
-                warn_about_listener_changes(&gateway.config, self.bound);
-                crate::observe::alerts::install(&gateway.config.alerts);
-                #[cfg(feature = "otel")]
-                crate::observe::otel::install(gateway.config.telemetry.as_ref());
-                self.gateway.store(Arc::new(gateway));
-                self.metrics.record_reload(true);
-                security_event!(info, Scope::outside(), "config_reloaded", "applied", file = %self.config_path.display());
-                Ok(())
-            }
-            Err(error) => {
-                self.metrics.record_reload(false);
-                security_event!(error, Scope::outside(), "config_reload_failed", "invalid", error = %error, message = "the running config stays in force");
-                Err(error)
-            }
-        }
-    }
-}
-
-/// Listener addresses are bound once; a reload that changes them takes effect at the
-/// next restart, and says so.
-fn warn_about_listener_changes(config: &Config, bound: Bound) {
-    let changed =
-        |configured: Option<SocketAddr>, bound: Option<SocketAddr>| match (configured, bound) {
-            (Some(c), Some(b)) => c.ip() != b.ip() || (c.port() != 0 && c.port() != b.port()),
-            (None, None) => false,
-            _ => true,
-        };
-    if changed(config.server.http, bound.http)
-        || changed(config.server.https, bound.https)
-        || changed(config.server.admin, bound.admin)
-    {
-        tracing::warn!(
-            event = "listeners_unchanged",
-            "listener addresses changed in the config; they apply after a restart"
-        );
-    }
-}
-
-/// An open key store and its background task (revocation listener, last-used flusher).
-/// The rate-limit stores of the process: the memory store (also the fallback for Redis)
-/// for its whole life, the Redis connection for as long as its URL stays the same.
-struct RateStores {
-    memory: Arc<MemoryStore>,
-    redis: std::sync::Mutex<Option<Arc<RedisStore>>>,
-}
-
-impl RateStores {
-    fn for_config(&self, config: &Config, metrics: &Metrics) -> Result<RateStore, ConfigError> {
-        let limits = &config.rate_limit;
-        let RateStoreKind::Redis(url) = &limits.store else {
-            return Ok(RateStore::memory(self.memory.clone()));
-        };
-        let mut open = self.redis.lock().unwrap_or_else(|p| p.into_inner());
-        let redis = match open.as_ref().filter(|r| r.url() == url.expose_secret()) {
-            Some(redis) => redis.clone(),
-            None => {
-                let redis = RedisStore::connect(url.expose_secret())
-                    .map_err(|message| config.error_at("rate_limit.store", message))?;
-                *open = Some(redis.clone());
-                redis
-            }
-        };
-        Ok(RateStore::redis(
-            redis,
-            self.memory.clone(),
-            limits.on_store_error,
-            limits.store_timeout,
-            metrics,
-        ))
-    }
-}
-
-struct OpenStore {
-    url: crate::config::SecretUrl,
-    overlap: Duration,
-    service: KeyService,
-    background: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for OpenStore {
-    fn drop(&mut self) {
-        self.background.abort();
-    }
-}
-
-impl OpenStore {
-    /// The store for `config`: `previous` when its URL and overlap are unchanged, a newly
-    /// opened one otherwise, none without `[store]`. With a kept store, the config's
-    /// peppers for the caller to install with [`KeyService::set_peppers`] once the rest of
-    /// the config has been built (a pepper change alone keeps the store, its cache and connections: a
-    /// rotation needs no restart and no reconnection).
-    async fn reuse_or_open(
-        previous: Option<OpenStore>,
-        config: &Config,
-    ) -> Result<(Option<OpenStore>, Option<KeyPeppers>), ConfigError> {
-        let Some(store) = &config.store else {
-            return Ok((None, None));
-        };
-        let peppers = KeyPeppers::new(&store.key_peppers)
-            .map_err(|e| config.error_at("store.key_pepper", e.to_string()))?;
-        if let Some(previous) = previous
-            && previous.url == store.url
-            && previous.overlap == store.rotation_overlap
-        {
-            return Ok((Some(previous), Some(peppers)));
-        }
-        let service = KeyService::open(store.url.expose_secret(), peppers, store.rotation_overlap)
-            .await
-            .map_err(|e| config.error_at("store.url", format!("cannot open the key store: {e}")))?;
-        let background = service.spawn_background();
-        Ok((
-            Some(OpenStore {
-                url: store.url.clone(),
-                overlap: store.rotation_overlap,
-                service,
-                background,
-            }),
-            None,
-        ))
-    }
-}
-
 /// A running gateway.
 pub struct Server;
 
 /// Handle to a running gateway: its addresses, reload and shutdown.
 pub struct ServerHandle {
-    pub shared: Arc<Shared>,
+    pub running: Arc<Running>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     drain_timeout: Duration,
@@ -280,28 +83,12 @@ impl Server {
     /// Logs one `listening` line per listener and a `ready` line when all are bound.
     pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let config_path = config.source.clone();
-        let env_file = config.env_file.clone();
         let drain_timeout = config.limits.drain_timeout;
         let addrs = (config.server.http, config.server.https, config.server.admin);
         let has_tls = config.server.tls.is_some();
-        let (store, _opened_with_these) = OpenStore::reuse_or_open(None, &config).await?;
-        let keys = store.as_ref().map(|s| s.service.clone());
-        let rate_stores = RateStores {
-            memory: Arc::new(MemoryStore::new(config.rate_limit.max_keys)),
-            redis: std::sync::Mutex::new(None),
-        };
-        let rate_store = rate_stores.for_config(&config, &metrics)?;
-        // A Redis Cluster is detected here, and a cluster URL it cannot use is refused
-        // here, not by every request later.
-        rate_store
-            .check_supported()
-            .await
-            .map_err(|message| config.error_at("rate_limit.store", message))?;
-        let gateway = Gateway::build(config, metrics.clone(), keys, rate_store)?;
-        crate::observe::alerts::install(&gateway.config.alerts);
-        #[cfg(feature = "otel")]
-        crate::observe::otel::install(gateway.config.telemetry.as_ref());
+        let stores = Stores::new(&config);
+        let pipeline = stores.build(config, &metrics).await?;
+        install_process_wide(&pipeline.config);
 
         let bind = |listener: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -337,17 +124,7 @@ impl Server {
             https: group_addr(&https),
             admin: admin.as_ref().and_then(|l| l.local_addr().ok()),
         };
-        let shared = Arc::new(Shared {
-            gateway: ArcSwap::from_pointee(gateway),
-            keys: tokio::sync::Mutex::new(store),
-            rate_stores,
-            metrics,
-            config_path,
-            env_file,
-            reload_lock: tokio::sync::Mutex::new(()),
-            https_port: bound.https.map(|a| a.port()),
-            bound,
-        });
+        let running = Arc::new(Running::new(pipeline, stores, metrics, bound));
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -374,10 +151,10 @@ impl Server {
             .into_iter()
             .flatten()
             .collect();
-            let shared = shared.clone();
+            let running = running.clone();
             let stopped = stopped.clone();
             let worker = crate::workers::spawn(index, move || {
-                serve_worker(listeners, shared, stopped, drain_timeout)
+                serve_worker(listeners, running, stopped, drain_timeout)
             })
             .map_err(|source| StartError::Worker { source })?;
             tasks.spawn(async move {
@@ -388,7 +165,7 @@ impl Server {
             log_listening("admin", bound.admin);
             tasks.spawn(crate::admin::serve(
                 listener,
-                shared.clone(),
+                running.clone(),
                 stopped.clone(),
             ));
         }
@@ -399,7 +176,7 @@ impl Server {
             admin = bound.admin.map(|a| a.to_string()),
         );
         Ok(ServerHandle {
-            shared,
+            running,
             stop,
             tasks,
             drain_timeout,
@@ -415,7 +192,7 @@ fn log_listening(listener: &str, addr: Option<SocketAddr>) {
 
 impl ServerHandle {
     pub fn bound(&self) -> Bound {
-        self.shared.bound
+        self.running.bound
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP, then drains and returns.
@@ -428,7 +205,7 @@ impl ServerHandle {
             tokio::select! {
                 _ = hangup.recv() => {
                     // A failed reload is logged by `reload` and changes nothing.
-                    let _ = self.shared.reload().await;
+                    let _ = self.running.reload().await;
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -456,7 +233,7 @@ impl ServerHandle {
         }
         // Last-used times are written in batches; write the pending batch before exiting,
         // once the drained requests have added theirs.
-        if let Some(keys) = self.shared.current().keys()
+        if let Some(keys) = self.running.current().keys()
             && let Err(error) = keys.flush_last_used().await
         {
             tracing::warn!(event = "store_flush_failed", error = %error);
@@ -471,7 +248,7 @@ impl ServerHandle {
 /// One worker's share of the serving listeners, until shutdown has drained them all.
 async fn serve_worker(
     listeners: Vec<(std::net::TcpListener, Kind)>,
-    shared: Arc<Shared>,
+    running: Arc<Running>,
     stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
@@ -490,7 +267,7 @@ async fn serve_worker(
         loops.spawn(accept_loop(
             listener,
             kind,
-            shared.clone(),
+            running.clone(),
             stopped.clone(),
             drain_timeout,
         ));
@@ -501,7 +278,7 @@ async fn serve_worker(
 async fn accept_loop(
     listener: TcpListener,
     kind: Kind,
-    shared: Arc<Shared>,
+    running: Arc<Running>,
     mut stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
@@ -527,7 +304,7 @@ async fn accept_loop(
             stream,
             peer,
             kind,
-            shared.clone(),
+            running.clone(),
             drain_signal.clone(),
         ));
     }
@@ -549,12 +326,12 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     kind: Kind,
-    shared: Arc<Shared>,
+    running: Arc<Running>,
     mut drain: watch::Receiver<bool>,
 ) {
     // What the connection needs from the current config, read once; the config itself is
     // not held, so that a reload does not wait for long-lived connections to end.
-    let gateway = shared.current();
+    let gateway = running.current();
     let limits = gateway.limits().clone();
     let tls_config = match kind {
         Kind::Serve { tls: true } => gateway.tls.as_ref().map(|tls| tls.server_config.clone()),
@@ -576,8 +353,8 @@ async fn serve_connection(
 
     match kind {
         Kind::Redirect => {
-            let https_port = shared.https_port;
-            let metrics = shared.metrics.clone();
+            let https_port = running.https_port();
+            let metrics = running.metrics.clone();
             let service = service_fn(move |request| {
                 let response = redirect(conn, https_port, &request, metrics.clone());
                 async move { Ok::<_, Infallible>(response) }
@@ -586,7 +363,7 @@ async fn serve_connection(
             until_drained(Box::pin(connection), &mut drain).await;
         }
         Kind::Serve { tls: false } => {
-            serve_parking(stream, &http1, shared, conn, limits.header_timeout, drain).await;
+            serve_parking(stream, &http1, running, conn, limits.header_timeout, drain).await;
         }
         // Boxed: the handshake's and HTTP/2's state would otherwise size every
         // connection's task, plain ones included.
@@ -595,7 +372,7 @@ async fn serve_connection(
                 return;
             };
             Box::pin(serve_tls(
-                stream, tls_config, http1, shared, conn, limits, drain,
+                stream, tls_config, http1, running, conn, limits, drain,
             ))
             .await;
         }
@@ -611,14 +388,14 @@ async fn serve_connection(
 async fn serve_parking(
     stream: TcpStream,
     http1: &hyper::server::conn::http1::Builder,
-    shared: Arc<Shared>,
+    running: Arc<Running>,
     conn: ConnInfo,
     header_timeout: Duration,
     mut drain: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::default());
     let mut io = Parkable::new(stream, activity.clone(), QUIET_BEFORE_PARKING);
-    let mut service = pipeline_service(shared, conn, activity.clone());
+    let mut service = pipeline_service(running, conn, activity.clone());
     let mut deadline = tokio::time::Instant::now() + header_timeout;
     let mut dispatched_by_deadline = activity.dispatched();
     loop {
@@ -687,7 +464,7 @@ async fn serve_tls(
     stream: TcpStream,
     tls_config: Arc<rustls::ServerConfig>,
     http1: hyper::server::conn::http1::Builder,
-    shared: Arc<Shared>,
+    running: Arc<Running>,
     conn: ConnInfo,
     limits: crate::config::LimitsConfig,
     mut drain: watch::Receiver<bool>,
@@ -705,7 +482,7 @@ async fn serve_tls(
     };
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(stream);
-    let service = pipeline_service(shared, conn, Arc::new(Activity::default()));
+    let service = pipeline_service(running, conn, Arc::new(Activity::default()));
     if h2 {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2
@@ -733,7 +510,7 @@ async fn until_drained<C: GracefulConnection>(
 }
 
 fn pipeline_service(
-    shared: Arc<Shared>,
+    running: Arc<Running>,
     conn: ConnInfo,
     activity: Arc<Activity>,
 ) -> impl hyper::service::Service<
@@ -746,7 +523,7 @@ fn pipeline_service(
     service_fn(move |request: Request<Incoming>| {
         let finished = activity.dispatch(!http_body::Body::is_end_stream(request.body()));
         // Loaded per request: a reload applies to the next request on every connection.
-        let gateway = shared.current();
+        let gateway = running.current();
         // Not an `async` block around the pipeline's future: that would hold the future
         // inline and move its kilobytes once more, on the request's first poll.
         Box::pin(TrackedResponse::new(

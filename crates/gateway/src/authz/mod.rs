@@ -12,7 +12,7 @@
 //! rule needs the object itself: the permit carries an `OwnerCheck` that the pipeline
 //! applies to the upstream's response (GET/HEAD) or to a preflight GET before a write.
 
-pub mod guard;
+pub mod inspect;
 
 use crate::authn::Principal;
 use crate::config::{CollectionMode, OwnerMode, OwnerSource, RouteConfig};

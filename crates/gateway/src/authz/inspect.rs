@@ -11,6 +11,8 @@
 //!   so both look the same), 403 (a collection in `deny` mode), 502 when the response is
 //!   too large or not JSON: an owner check that cannot be made fails closed, never open.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -25,7 +27,6 @@ use crate::json::{
     any_matching, filter_owned, owner_of, parse_strict, remove_matching, set_field, values_at,
 };
 use crate::observe::security::{Scope, security_event};
-use crate::proxy::Upstream;
 use crate::rejection::Rejection;
 
 /// Whether a request with `method` on `route` writes to an object that must be owned, and
@@ -200,15 +201,23 @@ pub fn preflight_verdict(
     }
 }
 
+/// How much of an upstream's response the checks may read, and for how long.
+pub struct Reading<'a> {
+    /// The upstream's name, for the rejection when the body cannot be checked.
+    pub upstream: &'a str,
+    pub deadline: Duration,
+    /// `limits.max_inspect_body`.
+    pub max_bytes: u64,
+}
+
 /// The response-side checks: owner (GET/HEAD) and denied fields.
 pub async fn response(
     ctx: &RequestCtx,
     route: &RouteConfig,
     permit: &Permit,
     method: &Method,
-    upstream: &Upstream,
+    reading: Reading<'_>,
     response: Response<Body>,
-    max_inspect: u64,
 ) -> Result<Response<Body>, Rejection> {
     let owner = permit
         .owner_check()
@@ -218,10 +227,9 @@ pub async fn response(
     }
     let status = response.status();
     let uncheckable = |why| Rejection::UncheckableResponse {
-        upstream: upstream.name.to_string(),
+        upstream: reading.upstream.to_owned(),
         why,
     };
-    let deadline = upstream.timeout();
     if owner.is_some() && !status.is_success() {
         // Only a checked 2xx object reaches the client. The upstream's own 404 (or a 409,
         // a redirect, a 304 carrying someone's ETag) could differ from a missing object's
@@ -242,11 +250,12 @@ pub async fn response(
             None => Ok(Response::from_parts(parts, body)),
         };
     }
-    let bytes = match tokio::time::timeout(deadline, read_limited(body, max_inspect)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return Err(uncheckable("too large")),
-        Err(_) => return Err(uncheckable("body timeout")),
-    };
+    let bytes =
+        match tokio::time::timeout(reading.deadline, read_limited(body, reading.max_bytes)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => return Err(uncheckable("too large")),
+            Err(_) => return Err(uncheckable("body timeout")),
+        };
     let mut doc: Value = parse_strict(&bytes).map_err(|_| uncheckable("invalid JSON"))?;
     let mut changed = false;
     if let Some(check) = owner {
