@@ -137,8 +137,8 @@ fn ratelimit(c: &mut Criterion) {
 /// A realistic 1 KiB order: the whole per-request cost of the body check (depth scan,
 /// strict parse, schema, re-serialization) and the schema alone.
 fn validation(c: &mut Criterion) {
-    use palisade_gateway::json::parse_strict;
     use palisade_gateway::json::depth;
+    use palisade_gateway::json::parse_strict;
     use palisade_gateway::validate::schema::{Dialect, Schema};
     let schema = Schema::compile(
         &serde_json::json!({

@@ -12,6 +12,8 @@ pub mod config;
 pub mod ctx;
 pub mod headers;
 pub mod json;
+#[cfg(test)]
+mod layers;
 pub mod limits;
 pub mod observe;
 pub mod park;
