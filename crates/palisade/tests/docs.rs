@@ -380,8 +380,15 @@ impl Fixture {
     }
 }
 
-/// Loads `snippet` with `palisade check`; `Err` with what to show when it does not load.
-fn load(fixture: &Fixture, snippet: &Snippet) -> Result<(), String> {
+/// What `palisade check` made of a snippet.
+enum Outcome {
+    Loads,
+    /// What to show: where, the binary's message and the config as loaded.
+    DoesNotLoad(String),
+}
+
+/// Loads `snippet` with `palisade check`.
+fn load(fixture: &Fixture, snippet: &Snippet) -> Outcome {
     let dir = fixture.directory();
     let config = as_config(&snippet.text);
     for path in references(&config, "file") {
@@ -407,12 +414,12 @@ fn load(fixture: &Fixture, snippet: &Snippet) -> Result<(), String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code();
     if matches!(code, Some(0 | 1)) {
-        return Ok(());
+        return Outcome::Loads;
     }
     // `[telemetry] otlp_endpoint` needs the `otel` feature; without it, the refusal that
     // names the feature is the expected answer.
     if !cfg!(feature = "otel") && code == Some(2) && stderr.contains("`otel` feature") {
-        return Ok(());
+        return Outcome::Loads;
     }
     // The binary names `FILE:LINE`; the snippet comes first in FILE, so that line is on
     // the page at `fence + LINE`.
@@ -428,7 +435,7 @@ fn load(fixture: &Fixture, snippet: &Snippet) -> Result<(), String> {
         .enumerate()
         .map(|(i, line)| format!("{:>4} | {line}", i + 1))
         .collect();
-    Err(format!(
+    Outcome::DoesNotLoad(format!(
         "{}:{}: this ```toml snippet does not load (palisade check exit {code:?}){page_line}:\n{}\n  config as loaded:\n{}",
         snippet.file,
         snippet.fence,
@@ -452,7 +459,7 @@ fn every_toml_snippet_loads() {
                 continue;
             }
             checked += 1;
-            if let Err(failure) = load(&fixture, &snippet) {
+            if let Outcome::DoesNotLoad(failure) = load(&fixture, &snippet) {
                 failures.push(failure);
             }
         }
