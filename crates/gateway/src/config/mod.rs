@@ -10,14 +10,16 @@
 //!    (`route[1].upstream`) by line, so that any later stage can name a line.
 //! 2. serde fills the `raw` structs: what the user writes, `deny_unknown_fields` throughout,
 //!    defaults included. Its schema is `palisade config schema`.
-//! 3. `validate` resolves `${env:…}`/`${file:…}` references (`refs`) in every string,
+//! 3. `build` (one file per section) resolves `${env:…}`/`${file:…}` references (`refs`) in every string,
 //!    parses addresses, URLs, networks and methods, resolves paths against the config
 //!    file's directory, and checks what serde cannot see (a route naming an unknown
 //!    upstream, duplicate names, TLS without an https listener, …).
 //!
 //! To add a key: a field with a doc comment in `raw`, a field in `model`, one line in
-//! `validate`.
+//! the section's builder under `build`. OpenAPI documents are read by `openapi` and
+//! merged into the routes by `openapi_routes`; outbound URLs follow `outbound`.
 
+mod build;
 pub mod envfile;
 pub(crate) mod locate;
 pub mod model;
@@ -27,7 +29,6 @@ pub mod outbound;
 mod raw;
 mod refs;
 mod units;
-mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -143,7 +144,7 @@ impl Config {
         let keys = KeyIndex::build(source, tree.get_ref());
         let raw = raw::RawConfig::deserialize(toml::de::Deserializer::from(tree))
             .map_err(|e| locate::toml_error(&e, path, &keys))?;
-        validate::validate(&raw, path, keys, env)
+        build::build(&raw, path, keys, env)
     }
 
     /// The JSON Schema of `palisade.toml` as the user writes it (`palisade config schema`),
