@@ -221,7 +221,7 @@ fn parse_key(entry: &Value) -> Result<Option<VerifyKey>, String> {
     }
     let alg = match text("alg")? {
         None => None,
-        Some(name) => match alg_from_name(name) {
+        Some(name) => match JwtAlgorithm::from_name(name) {
             Some(alg) if !alg.is_hmac() => Some(alg),
             // An encryption or HMAC algorithm: not a JWS verification key for us.
             _ => return Ok(None),
@@ -293,26 +293,6 @@ fn bit_length(big_endian: &[u8]) -> usize {
         return 0;
     };
     (big_endian.len() - first) * 8 - big_endian[first].leading_zeros() as usize
-}
-
-/// The JWS name of an algorithm we support, as in a header's `alg` (exact, case-sensitive).
-pub fn alg_from_name(name: &str) -> Option<JwtAlgorithm> {
-    use JwtAlgorithm::*;
-    Some(match name {
-        "RS256" => RS256,
-        "RS384" => RS384,
-        "RS512" => RS512,
-        "PS256" => PS256,
-        "PS384" => PS384,
-        "PS512" => PS512,
-        "ES256" => ES256,
-        "ES384" => ES384,
-        "EdDSA" => EdDSA,
-        "HS256" => HS256,
-        "HS384" => HS384,
-        "HS512" => HS512,
-        _ => return None,
-    })
 }
 
 /// Freshness from `Cache-Control`: `max-age` bounded to [[`MIN_TTL`], [`MAX_TTL`]];

@@ -299,7 +299,7 @@ impl JwtVerifier {
             .get("alg")
             .and_then(Value::as_str)
             .ok_or(JwtRejection::Malformed)?;
-        let alg = jwks::alg_from_name(alg_name)
+        let alg = JwtAlgorithm::from_name(alg_name)
             .filter(|alg| inner.algorithms.contains(alg))
             .ok_or(JwtRejection::AlgorithmNotAllowed)?;
         if alg.is_hmac() != matches!(inner.keys, Keys::Secret(_)) {

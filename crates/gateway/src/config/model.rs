@@ -490,6 +490,36 @@ pub enum JwtAlgorithm {
 }
 
 impl JwtAlgorithm {
+    /// Every algorithm with its JWS name (RFC 7518, RFC 8037), as in a header's `alg`
+    /// and in `auth.jwt.algorithms`. `none` is not one.
+    const NAMES: [(JwtAlgorithm, &'static str); 12] = [
+        (JwtAlgorithm::RS256, "RS256"),
+        (JwtAlgorithm::RS384, "RS384"),
+        (JwtAlgorithm::RS512, "RS512"),
+        (JwtAlgorithm::PS256, "PS256"),
+        (JwtAlgorithm::PS384, "PS384"),
+        (JwtAlgorithm::PS512, "PS512"),
+        (JwtAlgorithm::ES256, "ES256"),
+        (JwtAlgorithm::ES384, "ES384"),
+        (JwtAlgorithm::EdDSA, "EdDSA"),
+        (JwtAlgorithm::HS256, "HS256"),
+        (JwtAlgorithm::HS384, "HS384"),
+        (JwtAlgorithm::HS512, "HS512"),
+    ];
+
+    /// The algorithm a JWS name names (exact, case-sensitive), if we support it.
+    pub fn from_name(name: &str) -> Option<JwtAlgorithm> {
+        (Self::NAMES.iter())
+            .find(|(_, n)| *n == name)
+            .map(|(alg, _)| *alg)
+    }
+
+    pub fn name(self) -> &'static str {
+        (Self::NAMES.iter())
+            .find(|(alg, _)| *alg == self)
+            .map_or("", |(_, n)| n)
+    }
+
     pub fn is_hmac(self) -> bool {
         matches!(
             self,

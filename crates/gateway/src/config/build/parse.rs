@@ -167,29 +167,15 @@ pub(super) fn route_path(s: &str) -> Result<String, String> {
 }
 
 pub(super) fn jwt_algorithm(s: &str) -> Result<JwtAlgorithm, String> {
-    use JwtAlgorithm::*;
-    Ok(match s {
-        "RS256" => RS256,
-        "RS384" => RS384,
-        "RS512" => RS512,
-        "PS256" => PS256,
-        "PS384" => PS384,
-        "PS512" => PS512,
-        "ES256" => ES256,
-        "ES384" => ES384,
-        "EdDSA" => EdDSA,
-        "HS256" => HS256,
-        "HS384" => HS384,
-        "HS512" => HS512,
-        other if other.eq_ignore_ascii_case("none") => {
-            return Err("`none` is never allowed: unsigned tokens prove nothing".to_owned());
-        }
-        other => {
-            return Err(format!(
-                "unknown algorithm `{other}`: expected RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512"
-            ));
-        }
-    })
+    if let Some(alg) = JwtAlgorithm::from_name(s) {
+        return Ok(alg);
+    }
+    if s.eq_ignore_ascii_case("none") {
+        return Err("`none` is never allowed: unsigned tokens prove nothing".to_owned());
+    }
+    Err(format!(
+        "unknown algorithm `{s}`: expected RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512"
+    ))
 }
 
 /// A key-material URL: https, or http to a loopback host (a test or sidecar issuer). Keys
