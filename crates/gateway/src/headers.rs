@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use http::header::{
-    CONNECTION, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
     STRICT_TRANSPORT_SECURITY, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderMap, Response};
@@ -166,6 +166,37 @@ pub fn finish_response<B>(
             headers.remove(STRICT_TRANSPORT_SECURITY);
         }
     }
+}
+
+/// Content types, read the same way by every control that reads a body.
+/// The lower-case `type/subtype` of a message's `Content-Type`.
+pub fn media_essence(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    (!essence.is_empty()).then_some(essence)
+}
+
+/// Whether the `Content-Type` names no charset, or UTF-8.
+pub fn utf8_charset(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    value
+        .split(';')
+        .skip(1)
+        .all(|parameter| match parameter.split_once('=') {
+            Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let charset = charset.trim().trim_matches('"');
+                charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        })
+}
+
+/// Whether a media type essence is JSON: `application/json` or `application/*+json`.
+pub fn is_json_media(essence: &str) -> bool {
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]

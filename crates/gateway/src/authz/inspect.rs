@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use http::header::{CONTENT_LENGTH, ETAG};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body as _;
 use serde_json::Value;
@@ -23,6 +23,7 @@ use super::{OwnerCheck, Permit, owner_violation};
 use crate::body::{self, Body, read_limited};
 use crate::config::{CollectionMode, OnCreate, OwnerMode, OwnerSource, RouteConfig};
 use crate::ctx::RequestCtx;
+use crate::headers::{is_json_media, media_essence};
 use crate::json::{
     any_matching, filter_owned, owner_of, parse_strict, remove_matching, set_field, values_at,
 };
@@ -306,13 +307,5 @@ pub async fn response(
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-        })
-        .unwrap_or(false)
+    media_essence(headers).is_some_and(|essence| is_json_media(&essence))
 }
