@@ -70,8 +70,9 @@ pub struct ServerHandle {
     drain_timeout: Duration,
 }
 
+/// What a serving listener does with its connections.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+enum Role {
     /// Serves the pipeline; `tls` says whether connections are TLS.
     Serve { tls: bool },
     /// Answers everything with a redirect to https.
@@ -129,9 +130,9 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let http_kind = if has_tls {
-            Kind::Redirect
+            Role::Redirect
         } else {
-            Kind::Serve { tls: false }
+            Role::Serve { tls: false }
         };
         log_listening("https", bound.https);
         log_listening("http", bound.http);
@@ -139,11 +140,11 @@ impl Server {
         let mut https = https.map(Vec::into_iter);
         let mut http = http.map(Vec::into_iter);
         for index in 0..workers {
-            let listeners: Vec<(std::net::TcpListener, Kind)> = [
+            let listeners: Vec<(std::net::TcpListener, Role)> = [
                 https
                     .as_mut()
                     .and_then(Iterator::next)
-                    .map(|l| (l, Kind::Serve { tls: true })),
+                    .map(|l| (l, Role::Serve { tls: true })),
                 http.as_mut()
                     .and_then(Iterator::next)
                     .map(|l| (l, http_kind)),
@@ -247,13 +248,13 @@ impl ServerHandle {
 
 /// One worker's share of the serving listeners, until shutdown has drained them all.
 async fn serve_worker(
-    listeners: Vec<(std::net::TcpListener, Kind)>,
+    listeners: Vec<(std::net::TcpListener, Role)>,
     running: Arc<Running>,
     stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
     let mut loops = JoinSet::new();
-    for (socket, kind) in listeners {
+    for (socket, role) in listeners {
         let listener = match socket
             .set_nonblocking(true)
             .and_then(|()| TcpListener::from_std(socket))
@@ -266,7 +267,7 @@ async fn serve_worker(
         };
         loops.spawn(accept_loop(
             listener,
-            kind,
+            role,
             running.clone(),
             stopped.clone(),
             drain_timeout,
@@ -277,7 +278,7 @@ async fn serve_worker(
 
 async fn accept_loop(
     listener: TcpListener,
-    kind: Kind,
+    role: Role,
     running: Arc<Running>,
     mut stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
@@ -303,7 +304,7 @@ async fn accept_loop(
         tokio::spawn(serve_connection(
             stream,
             peer,
-            kind,
+            role,
             running.clone(),
             drain_signal.clone(),
         ));
@@ -325,7 +326,7 @@ async fn accept_loop(
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    kind: Kind,
+    role: Role,
     running: Arc<Running>,
     mut drain: watch::Receiver<bool>,
 ) {
@@ -333,14 +334,14 @@ async fn serve_connection(
     // not held, so that a reload does not wait for long-lived connections to end.
     let gateway = running.current();
     let limits = gateway.limits().clone();
-    let tls_config = match kind {
-        Kind::Serve { tls: true } => gateway.tls.as_ref().map(|tls| tls.server_config.clone()),
+    let tls_config = match role {
+        Role::Serve { tls: true } => gateway.tls.as_ref().map(|tls| tls.server_config.clone()),
         _ => None,
     };
     drop(gateway);
     let conn = ConnInfo {
         peer,
-        tls: kind == Kind::Serve { tls: true },
+        tls: role == Role::Serve { tls: true },
     };
 
     let mut http1 = hyper::server::conn::http1::Builder::new();
@@ -351,8 +352,8 @@ async fn serve_connection(
         // pipeline's problem+json 431 rather than hyper's bare one.
         .max_buf_size((limits.max_header_bytes * 4).max(64 * 1024));
 
-    match kind {
-        Kind::Redirect => {
+    match role {
+        Role::Redirect => {
             let https_port = running.https_port();
             let metrics = running.metrics.clone();
             let service = service_fn(move |request| {
@@ -362,12 +363,12 @@ async fn serve_connection(
             let connection = http1.serve_connection(TokioIo::new(stream), service);
             until_drained(Box::pin(connection), &mut drain).await;
         }
-        Kind::Serve { tls: false } => {
+        Role::Serve { tls: false } => {
             serve_parking(stream, &http1, running, conn, limits.header_timeout, drain).await;
         }
         // Boxed: the handshake's and HTTP/2's state would otherwise size every
         // connection's task, plain ones included.
-        Kind::Serve { tls: true } => {
+        Role::Serve { tls: true } => {
             let Some(tls_config) = tls_config else {
                 return;
             };
