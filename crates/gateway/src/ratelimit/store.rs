@@ -3,7 +3,7 @@
 //! Input: the checks of one request. Output: the decisions, or what `on_store_error`
 //! says to do instead. With `store = "memory"` the in-process store decides. With Redis,
 //! every call is bounded by `store_timeout`; when it fails (or is resting after a recent
-//! failure, see `redis.rs`), `local` decides in this instance's memory, `deny` answers 503
+//! failure, see `redis`), `local` decides in this instance's memory, `deny` answers 503
 //! and `allow` admits without counting. Each fallback is counted, and marked on the
 //! request's access line; the first failure and the recovery are logged by the store. The
 //! local store is the same one across reloads, so a fallback keeps the counts of earlier

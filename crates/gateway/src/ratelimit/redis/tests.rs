@@ -2,9 +2,12 @@
 //! store's, all-or-nothing calls, failure and recovery, clock offsets and deadlines,
 //! cluster key placement, and the pure helpers.
 
+use super::keys::{CLUSTER_TAG, bucket_key, cluster_key};
+use super::script::parse_answer;
 use super::*;
 use crate::quota::gcra::Quota;
 use crate::ratelimit::memory::MemoryStore;
+use crate::ratelimit::memory::Op;
 use palisade_testkit::{RedisCluster, RedisServer};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
