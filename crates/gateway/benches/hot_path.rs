@@ -19,9 +19,9 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use palisade_gateway::authn::jwt::JwtVerifier;
+use palisade_gateway::bench::JwtVerifier;
+use palisade_gateway::bench::canonicalize;
 use palisade_gateway::config::{JwtAlgorithm, JwtConfig, JwtKeySource};
-use palisade_gateway::path::canonicalize;
 use palisade_store::{KeyService, NewKey};
 use palisade_testkit::jwks::{Algorithm, JwksServer};
 use secrecy::{ExposeSecret, SecretString};
@@ -118,8 +118,8 @@ fn authn(c: &mut Criterion) {
 }
 
 fn ratelimit(c: &mut Criterion) {
-    use palisade_gateway::quota::gcra::Quota;
-    use palisade_gateway::ratelimit::memory::{Check, MemoryStore};
+    use palisade_gateway::bench::Quota;
+    use palisade_gateway::bench::{Check, MemoryStore};
     let store = MemoryStore::new(1_000_000);
     let quota = Quota::new(1_000_000_000, Duration::from_secs(1), None).unwrap();
     let keys: Vec<String> = (0..10_000)
@@ -137,9 +137,9 @@ fn ratelimit(c: &mut Criterion) {
 /// A realistic 1 KiB order: the whole per-request cost of the body check (depth scan,
 /// strict parse, schema, re-serialization) and the schema alone.
 fn validation(c: &mut Criterion) {
-    use palisade_gateway::json::depth;
-    use palisade_gateway::json::parse_strict;
-    use palisade_gateway::validate::schema::{Dialect, Schema};
+    use palisade_gateway::bench::depth;
+    use palisade_gateway::bench::parse_strict;
+    use palisade_gateway::bench::{Dialect, Schema};
     let schema = Schema::compile(
         &serde_json::json!({
             "type": "object",
@@ -207,8 +207,8 @@ fn validation(c: &mut Criterion) {
 /// A realistic route table: what a request costs to route once its path is canonical.
 fn routes(c: &mut Criterion) {
     use http::Method;
+    use palisade_gateway::bench::Router;
     use palisade_gateway::config::Config;
-    use palisade_gateway::routes::Router;
     let mut toml = String::from(
         "[server]\nhttp = \"127.0.0.1:8080\"\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n",
     );
@@ -262,10 +262,10 @@ fn routes(c: &mut Criterion) {
 /// headers (`WWW-Authenticate` for a 401). What every refused request costs to answer.
 fn rescue(c: &mut Criterion) {
     use http::Method;
-    use palisade_gateway::ctx::{ConnInfo, RequestCtx};
+    use palisade_gateway::bench::Rejection;
+    use palisade_gateway::bench::respond;
+    use palisade_gateway::bench::{ConnInfo, RequestCtx};
     use palisade_gateway::observe::Metrics;
-    use palisade_gateway::rejection::Rejection;
-    use palisade_gateway::rescue::respond;
     let ctx = RequestCtx::new(
         ConnInfo {
             peer: "127.0.0.1:40000".parse().unwrap(),

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use palisade_gateway::quota::gcra::Quota;
-use palisade_gateway::ratelimit::memory::{Check, MemoryStore};
+use palisade_gateway::bench::Quota;
+use palisade_gateway::bench::{Check, MemoryStore};
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -29,7 +29,7 @@ use crate::rescue::problem_response;
 use crate::running::Running;
 
 /// Serves the admin API until `stopped` turns true.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     running: Arc<Running>,
     mut stopped: watch::Receiver<bool>,

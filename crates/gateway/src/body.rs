@@ -8,25 +8,25 @@ use bytes::Bytes;
 use http_body::Body as _;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A streaming body whose errors are boxed.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 /// A complete body from bytes the gateway produced.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed()
 }
 
 /// A body with no bytes (redirects, 204s, HEAD answers).
-pub fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
 /// Any body whose errors convert into `BoxError`, such as hyper's `Incoming`.
-pub fn boxed<B>(body: B) -> Body
+pub(crate) fn boxed<B>(body: B) -> Body
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -36,7 +36,7 @@ where
 
 /// Why a body could not be read whole.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// Declared or sent: more than the limit. Reading stops at the first byte past it.
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: u64 },
@@ -46,7 +46,7 @@ pub enum ReadError {
 }
 
 /// Reads a body whole, failing past `limit` bytes (declared or actual).
-pub async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ReadError> {
+pub(crate) async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ReadError> {
     if body.size_hint().lower() > limit {
         return Err(ReadError::TooLarge { limit });
     }

@@ -25,7 +25,7 @@ pub struct ConnInfo {
 /// An address written as `Display` writes it, IPv4 in one piece: the client address goes
 /// into the access line and `X-Forwarded-For` of every request, and std's formatter
 /// writes an IPv4 address as seven pieces through the formatting machinery.
-pub struct IpText(pub IpAddr);
+pub(crate) struct IpText(pub IpAddr);
 
 impl std::fmt::Display for IpText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

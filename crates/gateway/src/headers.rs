@@ -19,15 +19,15 @@ use http::{HeaderMap, Response};
 use crate::config::IpNet;
 
 /// The header API keys may arrive in besides `Authorization`.
-pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub const X_PALISADE_SUBJECT: HeaderName = HeaderName::from_static("x-palisade-subject");
-pub const X_PALISADE_ROLES: HeaderName = HeaderName::from_static("x-palisade-roles");
-pub const X_PALISADE_KEY_ID: HeaderName = HeaderName::from_static("x-palisade-key-id");
-pub const X_PALISADE_SCOPES: HeaderName = HeaderName::from_static("x-palisade-scopes");
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_PALISADE_SUBJECT: HeaderName = HeaderName::from_static("x-palisade-subject");
+pub(crate) const X_PALISADE_ROLES: HeaderName = HeaderName::from_static("x-palisade-roles");
+pub(crate) const X_PALISADE_KEY_ID: HeaderName = HeaderName::from_static("x-palisade-key-id");
+pub(crate) const X_PALISADE_SCOPES: HeaderName = HeaderName::from_static("x-palisade-scopes");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -45,7 +45,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -65,7 +65,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// One pass over the names present (a request or response carries a handful) instead of
 /// one lookup per name that might be there: on every request both sides remove a few
 /// dozen names, and most of them are absent.
-pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+pub(crate) fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| doomed(name))
@@ -85,7 +85,7 @@ pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> boo
 /// as some proxies append them). A hop that cannot be read ends the walk at the nearest
 /// address already verified: skipping it would let the entries to its left, which the
 /// client wrote, be believed.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(peer) {
         return peer;
@@ -144,7 +144,7 @@ const FINGERPRINTS: &[&str] = &[
 ];
 
 /// Applies the response-side rules to every response, proxied or generated.
-pub fn finish_response<B>(
+pub(crate) fn finish_response<B>(
     response: &mut Response<B>,
     request_id: &str,
     hsts: Option<&HeaderValue>,
@@ -170,14 +170,14 @@ pub fn finish_response<B>(
 
 /// Content types, read the same way by every control that reads a body.
 /// The lower-case `type/subtype` of a message's `Content-Type`.
-pub fn media_essence(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn media_essence(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
     let essence = value.split(';').next()?.trim().to_ascii_lowercase();
     (!essence.is_empty()).then_some(essence)
 }
 
 /// Whether the `Content-Type` names no charset, or UTF-8.
-pub fn utf8_charset(headers: &HeaderMap) -> bool {
+pub(crate) fn utf8_charset(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -194,7 +194,7 @@ pub fn utf8_charset(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a media type essence is JSON: `application/json` or `application/*+json`.
-pub fn is_json_media(essence: &str) -> bool {
+pub(crate) fn is_json_media(essence: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

@@ -25,7 +25,11 @@ use crate::rejection::Rejection;
 ///
 /// hyper's own buffer limit is set above this one, so that an oversized head normally
 /// gets this check's problem+json answer rather than hyper's bare 431.
-pub fn check_head(uri: &http::Uri, headers: &HeaderMap, max_bytes: usize) -> Result<(), Rejection> {
+pub(crate) fn check_head(
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    max_bytes: usize,
+) -> Result<(), Rejection> {
     // Approximate wire size: "name: value\r\n" per header, plus the request target.
     let size = headers
         .iter()
@@ -39,7 +43,7 @@ pub fn check_head(uri: &http::Uri, headers: &HeaderMap, max_bytes: usize) -> Res
 }
 
 /// Turns the client's body into the body sent upstream, enforcing `max_body`.
-pub async fn limit_body(
+pub(crate) async fn limit_body(
     incoming: Incoming,
     max_body: u64,
     read_timeout: Duration,

@@ -51,14 +51,14 @@ const HEAD_END: u32 = u32::from_be_bytes(*b"\r\n\r\n");
 /// How long a connection stays at rest, with no byte read, before it is parked. Short
 /// against a client's think time, long against the gap between a response and the next
 /// request of a busy client.
-pub const QUIET_BEFORE_PARKING: Duration = Duration::from_millis(100);
+pub(crate) const QUIET_BEFORE_PARKING: Duration = Duration::from_millis(100);
 
 /// What the requests of one connection have done, shared by its service and its socket.
 ///
 /// Every update happens on the connection's own task (hyper polls the service's futures and
 /// the response bodies there), so relaxed ordering is enough.
 #[derive(Debug, Default)]
-pub struct Activity {
+pub(crate) struct Activity {
     dispatched: AtomicU64,
     finished: AtomicU64,
     last_had_body: AtomicBool,
@@ -67,7 +67,7 @@ pub struct Activity {
 impl Activity {
     /// Records a request hyper dispatched; the guard marks it finished when dropped (with
     /// the response body, or with the request future if it never produced one).
-    pub fn dispatch(self: &Arc<Self>, has_body: bool) -> Finished {
+    pub(crate) fn dispatch(self: &Arc<Self>, has_body: bool) -> Finished {
         self.dispatched.fetch_add(1, Ordering::Relaxed);
         self.last_had_body.store(has_body, Ordering::Relaxed);
         Finished(self.clone())
@@ -78,14 +78,14 @@ impl Activity {
     }
 
     /// How many requests hyper has dispatched on this connection.
-    pub fn dispatched(&self) -> u64 {
+    pub(crate) fn dispatched(&self) -> u64 {
         self.dispatched.load(Ordering::Relaxed)
     }
 }
 
 /// Marks one dispatched request finished when dropped.
 #[derive(Debug)]
-pub struct Finished(Arc<Activity>);
+pub(crate) struct Finished(Arc<Activity>);
 
 impl Drop for Finished {
     fn drop(&mut self) {
@@ -95,7 +95,7 @@ impl Drop for Finished {
 
 /// A response body that marks its request finished when hyper is done with it.
 #[derive(Debug)]
-pub struct Tracked<B> {
+pub(crate) struct Tracked<B> {
     body: B,
     _finished: Option<Finished>,
 }
@@ -123,7 +123,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
 pin_project_lite::pin_project! {
     /// A request's future whose response body is made [`Tracked`]: the request counts as
     /// finished when that body is dropped, or with this future if it never answers.
-    pub struct TrackedResponse<F> {
+    pub(crate) struct TrackedResponse<F> {
         #[pin]
         response: F,
         finished: Option<Finished>,
@@ -131,7 +131,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> TrackedResponse<F> {
-    pub fn new(response: F, finished: Finished) -> Self {
+    pub(crate) fn new(response: F, finished: Finished) -> Self {
         TrackedResponse {
             response,
             finished: Some(finished),
@@ -158,7 +158,7 @@ where
 
 /// The client's socket as hyper sees it during one session (see the module's contract).
 #[derive(Debug)]
-pub struct Parkable {
+pub(crate) struct Parkable {
     stream: TcpStream,
     activity: Arc<Activity>,
     /// The last four bytes read, oldest first; a new connection starts between messages.
@@ -177,7 +177,11 @@ pub struct Parkable {
 }
 
 impl Parkable {
-    pub fn new(stream: TcpStream, activity: Arc<Activity>, quiet_before_parking: Duration) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        activity: Arc<Activity>,
+        quiet_before_parking: Duration,
+    ) -> Self {
         Parkable {
             stream,
             activity,
@@ -192,11 +196,11 @@ impl Parkable {
     }
 
     /// Whether the session that just ended was ended here to park; resets for the next one.
-    pub fn take_parked(&mut self) -> bool {
+    pub(crate) fn take_parked(&mut self) -> bool {
         std::mem::take(&mut self.parked)
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub(crate) fn stream(&self) -> &TcpStream {
         &self.stream
     }
 

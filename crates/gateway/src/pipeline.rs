@@ -44,7 +44,7 @@ use crate::validate::Validation;
 
 /// One build of the pipeline from one config.
 #[derive(Debug)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     pub config: Config,
     router: Router,
     route_names: Vec<Arc<str>>,
@@ -62,7 +62,7 @@ impl Pipeline {
     /// Builds every phase from `config`; any error names the file, line and key. `keys` is
     /// the key service for `config.store` and `rate_store` the rate-limit store (both
     /// opened by the server and kept across reloads).
-    pub fn build(
+    pub(crate) fn build(
         config: Config,
         metrics: Arc<Metrics>,
         keys: Option<KeyService>,
@@ -102,23 +102,23 @@ impl Pipeline {
         })
     }
 
-    pub fn limits(&self) -> &LimitsConfig {
+    pub(crate) fn limits(&self) -> &LimitsConfig {
         &self.config.limits
     }
 
-    pub fn upstreams(&self) -> &Upstreams {
+    pub(crate) fn upstreams(&self) -> &Upstreams {
         &self.upstreams
     }
 
     /// The API-key service, when `[store]` is configured.
-    pub fn keys(&self) -> Option<&KeyService> {
+    pub(crate) fn keys(&self) -> Option<&KeyService> {
         self.keys.as_ref()
     }
 }
 
 /// Serves one request. Never fails: every rejection and every panic becomes a
 /// problem+json response at the one rescue point below.
-pub async fn handle(
+pub(crate) async fn handle(
     gw: Arc<Pipeline>,
     conn: ConnInfo,
     request: Request<Incoming>,
@@ -235,7 +235,7 @@ async fn phases(
         .to_owned();
     let permit = gw
         .authz
-        .authorize(ctx, route, route_config, principal, &matched.params, &path)?;
+        .authorize(ctx, route_config, principal, &matched.params, &path)?;
     // 5 (schema): path parameters, query, headers and cookies.
     gw.validation
         .check_request(ctx, route, &matched.params, head.uri.query(), &head.headers)?;
@@ -336,7 +336,7 @@ async fn phases(
 
 /// The host a request is for: its authority (for `X-Forwarded-Host`) and its lower-case
 /// name without port (for routing).
-pub struct RequestHost {
+pub(crate) struct RequestHost {
     pub authority: String,
     pub name: String,
 }
@@ -345,7 +345,7 @@ pub struct RequestHost {
 ///
 /// Why strict: a proxy and an upstream that pick different hosts from `GET http://a/`
 /// with `Host: b`, or from two `Host` headers, route one request two ways.
-pub fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, Rejection> {
+pub(crate) fn request_host(head: &http::request::Parts) -> Result<Option<RequestHost>, Rejection> {
     let mut host_headers = head.headers.get_all(HOST).iter();
     let header = host_headers.next();
     if host_headers.next().is_some() {

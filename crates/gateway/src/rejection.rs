@@ -80,4 +80,4 @@ pub struct FieldError {
 }
 
 /// At most this many errors are reported for one request (the first ones found).
-pub const MAX_ERRORS: usize = 20;
+pub(crate) const MAX_ERRORS: usize = 20;

@@ -182,7 +182,7 @@ struct Problem<'a> {
 }
 
 /// The `type` URI of a problem: a URN, stable, and not a link anyone must host.
-pub fn problem_type(slug: &str) -> String {
+pub(crate) fn problem_type(slug: &str) -> String {
     format!("urn:palisade:problem:{slug}")
 }
 
@@ -249,7 +249,7 @@ pub fn respond(rejection: Rejection, ctx: &RequestCtx, metrics: &Metrics) -> Res
 }
 
 /// A problem+json response. Public so the admin API answers in the same shape.
-pub fn problem_response(
+pub(crate) fn problem_response(
     status: StatusCode,
     slug: &str,
     title: &str,
@@ -331,7 +331,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs a request future, turning a panic inside it into `Rejection::Internal`, so a
 /// bug costs one request a generic 500 and the server keeps serving.
-pub async fn rescue_panics<F, T>(future: F) -> Result<T, Rejection>
+pub(crate) async fn rescue_panics<F, T>(future: F) -> Result<T, Rejection>
 where
     F: Future<Output = Result<T, Rejection>>,
 {

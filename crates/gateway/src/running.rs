@@ -20,7 +20,7 @@ use crate::ratelimit::redis::RedisStore;
 use crate::ratelimit::store::RateStore;
 
 /// The running gateway, shared by every listener and the admin API.
-pub struct Running {
+pub(crate) struct Running {
     pipeline: ArcSwap<Pipeline>,
     stores: Stores,
     pub metrics: Arc<Metrics>,
@@ -58,7 +58,7 @@ impl Running {
     }
 
     /// The pipeline requests are served with right now.
-    pub fn current(&self) -> Arc<Pipeline> {
+    pub(crate) fn current(&self) -> Arc<Pipeline> {
         self.pipeline.load_full()
     }
 
@@ -69,7 +69,7 @@ impl Running {
 
     /// Loads the config file again and swaps the pipeline. The running pipeline stays
     /// when the new config fails to load or build.
-    pub async fn reload(&self) -> Result<(), ConfigError> {
+    pub(crate) async fn reload(&self) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let built = match Config::load_with_env_file(&self.config_path, self.env_file.as_deref()) {
             Ok(config) => self.stores.build(config, &self.metrics).await,

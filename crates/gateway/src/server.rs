@@ -30,6 +30,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
+use palisade_store::KeyService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -64,7 +65,7 @@ pub struct Server;
 
 /// Handle to a running gateway: its addresses, reload and shutdown.
 pub struct ServerHandle {
-    pub running: Arc<Running>,
+    pub(crate) running: Arc<Running>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     drain_timeout: Duration,
@@ -194,6 +195,11 @@ fn log_listening(listener: &str, addr: Option<SocketAddr>) {
 impl ServerHandle {
     pub fn bound(&self) -> Bound {
         self.running.bound
+    }
+
+    /// The key service of the running pipeline, if the config has a `[store]`.
+    pub fn keys(&self) -> Option<KeyService> {
+        self.running.current().keys().cloned()
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP, then drains and returns.

@@ -21,7 +21,7 @@ use crate::config::{Config, ConfigError, TlsSource};
 
 /// The TLS side of one pipeline.
 #[derive(Clone)]
-pub struct Tls {
+pub(crate) struct Tls {
     pub server_config: Arc<ServerConfig>,
     pub hsts: HeaderValue,
 }
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Tls {
 
 impl Tls {
     /// Builds the TLS settings of `config`, or `None` when it has no `[server.tls]`.
-    pub fn build(config: &Config) -> Result<Option<Tls>, ConfigError> {
+    pub(crate) fn build(config: &Config) -> Result<Option<Tls>, ConfigError> {
         let Some(tls) = &config.server.tls else {
             return Ok(None);
         };
@@ -100,7 +100,7 @@ const SUITE_PREFERENCE: [rustls::CipherSuite; 6] = [
 
 /// A rustls server config with palisade's fixed policy: TLS 1.2+, the suite order of
 /// [`SUITE_PREFERENCE`], ALPN h2 and http/1.1.
-pub fn server_config(
+pub(crate) fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {

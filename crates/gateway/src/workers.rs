@@ -32,26 +32,29 @@ thread_local! {
 }
 
 /// How many workers serve requests: one per core the process may use.
-pub fn count() -> usize {
+pub(crate) fn count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The worker the calling thread is (0 for any other thread), below [`count`].
-pub fn current() -> usize {
+pub(crate) fn current() -> usize {
     INDEX.with(Cell::get)
 }
 
 /// The calling worker's own item of a per-worker set (one per worker, built with
 /// [`count`]); threads that are not workers share the first.
-pub fn own<T>(per_worker: &[T]) -> &T {
+pub(crate) fn own<T>(per_worker: &[T]) -> &T {
     &per_worker[current() % per_worker.len()]
 }
 
 /// Binds `count` listening sockets to `addr`, all in one `SO_REUSEPORT` group. With port 0
 /// the first socket picks the port and the others join it. Must run inside a runtime (the
 /// sockets are handed back unregistered, ready for each worker's runtime).
-pub fn bind_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+pub(crate) fn bind_group(
+    addr: SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
     let mut sockets = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count.max(1) {
@@ -73,7 +76,10 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::ne
 /// Starts worker `index` on a thread of its own: a single-threaded runtime that runs
 /// `serve` (built on that thread, inside that runtime) to completion, then drops every task
 /// it still holds. The returned receiver completes when the worker has stopped.
-pub fn spawn<F, Fut>(index: usize, serve: F) -> std::io::Result<tokio::sync::oneshot::Receiver<()>>
+pub(crate) fn spawn<F, Fut>(
+    index: usize,
+    serve: F,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,

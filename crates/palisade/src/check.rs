@@ -55,7 +55,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     // Schemas are compiled when serve builds its pipeline, not when the config loads: the
     // same build here, so a config `check` passes is one `serve` starts with.
-    if let Err(error) = palisade_gateway::validate::Validation::build(&config) {
+    if let Err(error) = palisade_gateway::Validation::build(&config) {
         eprintln!("palisade: error: {error}");
         return ExitCode::from(EXIT_BAD_CONFIG);
     }

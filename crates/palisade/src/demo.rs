@@ -189,8 +189,7 @@ struct DemoKeys {
 
 async fn demo_keys(server: &palisade_gateway::ServerHandle) -> Result<DemoKeys, Failure> {
     use secrecy::ExposeSecret;
-    let gateway = server.running.current();
-    let keys = gateway
+    let keys = server
         .keys()
         .ok_or_else(|| Failure::Config("the demo config has no [store]".to_owned()))?;
     let mut issued = Vec::new();

@@ -44,19 +44,19 @@ use super::jwt::{JwtRejection, b64url_decode};
 use crate::config::JwtAlgorithm;
 
 /// Shortest freshness honoured from a `Cache-Control: max-age`.
-pub const MIN_TTL: Duration = Duration::from_secs(60);
+pub(crate) const MIN_TTL: Duration = Duration::from_secs(60);
 /// Longest freshness honoured from a `Cache-Control: max-age`.
-pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Whole-request timeout of a key-set or discovery fetch.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest key-set or discovery document accepted.
-pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// Keys beyond this many in one set are ignored.
 const MAX_KEYS: usize = 100;
 
 /// The type (and curve) of a verification key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     Rsa,
     EcP256,
     EcP384,
@@ -65,7 +65,7 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Whether a key of this kind can verify `alg` (the `kty`/curve must fit the alg).
-    pub fn fits(self, alg: JwtAlgorithm) -> bool {
+    pub(crate) fn fits(self, alg: JwtAlgorithm) -> bool {
         use JwtAlgorithm::*;
         match alg {
             RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => self == KeyKind::Rsa,
@@ -78,7 +78,7 @@ impl KeyKind {
 }
 
 /// One public verification key from a JWKS.
-pub struct VerifyKey {
+pub(crate) struct VerifyKey {
     pub kid: Option<String>,
     /// The key's own `alg`, if it named one; a token's alg must then be exactly this.
     pub alg: Option<JwtAlgorithm>,
@@ -104,7 +104,7 @@ impl VerifyKey {
 
 /// The outcome of looking a token's key up in a set.
 #[derive(Debug)]
-pub enum Selection {
+pub(crate) enum Selection {
     Found(Arc<VerifyKey>),
     /// Keys with this `kid` exist, but none fits the token's alg.
     Unsuitable,
@@ -116,14 +116,14 @@ pub enum Selection {
 
 /// A parsed, immutable key set.
 #[derive(Debug, Default)]
-pub struct KeySet {
+pub(crate) struct KeySet {
     keys: Vec<Arc<VerifyKey>>,
 }
 
 impl KeySet {
     /// Parses a JWKS document (`{"keys":[…]}`). Fails only if the document itself is not a
     /// JWKS; unusable keys are skipped (see the module doc).
-    pub fn parse(document: &[u8]) -> Result<KeySet, String> {
+    pub(crate) fn parse(document: &[u8]) -> Result<KeySet, String> {
         let value: Value = serde_json::from_slice(document)
             .map_err(|e| format!("the key set is not JSON: {e}"))?;
         let Some(entries) = value.get("keys").and_then(Value::as_array) else {
@@ -149,17 +149,17 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
     /// Finds the key for a token: by `kid` if it has one; without one, the only key that
     /// fits `alg`.
-    pub fn select(&self, kid: Option<&str>, alg: JwtAlgorithm) -> Selection {
+    pub(crate) fn select(&self, kid: Option<&str>, alg: JwtAlgorithm) -> Selection {
         match kid {
             Some(kid) => {
                 let mut named = self
@@ -187,7 +187,7 @@ impl KeySet {
 }
 
 /// Maps a selection to the key or the rejection it means once no refresh can help.
-pub fn settle(selection: Selection) -> Result<Arc<VerifyKey>, JwtRejection> {
+pub(crate) fn settle(selection: Selection) -> Result<Arc<VerifyKey>, JwtRejection> {
     match selection {
         Selection::Found(key) => Ok(key),
         Selection::Unsuitable => Err(JwtRejection::AlgorithmNotAllowed),
@@ -297,7 +297,7 @@ fn bit_length(big_endian: &[u8]) -> usize {
 
 /// Freshness from `Cache-Control`: `max-age` bounded to [[`MIN_TTL`], [`MAX_TTL`]];
 /// `no-cache`/`no-store` mean [`MIN_TTL`]; `None` when the header says nothing about it.
-pub fn cache_ttl(headers: &http::HeaderMap) -> Option<Duration> {
+pub(crate) fn cache_ttl(headers: &http::HeaderMap) -> Option<Duration> {
     let mut ttl = None;
     for value in headers.get_all(http::header::CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };
@@ -321,7 +321,7 @@ pub fn cache_ttl(headers: &http::HeaderMap) -> Option<Duration> {
 
 /// Where a remote key set comes from.
 #[derive(Debug)]
-pub enum RemoteSource {
+pub(crate) enum RemoteSource {
     Jwks(reqwest::Url),
     Discovery(reqwest::Url),
 }
@@ -341,7 +341,7 @@ struct CacheState {
 
 /// A remote key set, fetched lazily and cached. Cheap to share (`Arc`).
 #[derive(Debug)]
-pub struct RemoteKeys {
+pub(crate) struct RemoteKeys {
     source: RemoteSource,
     issuer: String,
     client: reqwest::Client,
@@ -366,7 +366,7 @@ enum Cause {
 
 impl RemoteKeys {
     /// Builds the cache; touches no network.
-    pub fn new(
+    pub(crate) fn new(
         source: RemoteSource,
         issuer: &str,
         default_ttl: Duration,
@@ -401,7 +401,7 @@ impl RemoteKeys {
 
     /// The key for a token's `kid` and `alg`, fetching or refreshing the set as the module
     /// doc describes.
-    pub async fn key_for(
+    pub(crate) async fn key_for(
         self: &Arc<Self>,
         kid: Option<&str>,
         alg: JwtAlgorithm,

@@ -16,9 +16,9 @@
 //! than one of them being picked: a gateway and an upstream that pick differently see two
 //! different callers.
 
-pub mod jwks;
-pub mod jwt;
-pub mod verified;
+pub(crate) mod jwks;
+pub(crate) mod jwt;
+pub(crate) mod verified;
 
 use std::sync::Arc;
 
@@ -33,84 +33,52 @@ use crate::observe::security::{Scope, security_event};
 use crate::rejection::Rejection;
 use jwt::{JwtRejection, JwtVerifier};
 
-/// How a principal was established.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// A public route: no credentials were checked.
-    Anonymous,
-    ApiKey,
-    Jwt,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Anonymous => "anonymous",
-            AuthMethod::ApiKey => "api_key",
-            AuthMethod::Jwt => "jwt",
-        }
-    }
-}
-
 /// A verified identity. Only `Authenticator::authenticate` can construct one.
 #[derive(Debug, Clone)]
-pub struct Principal {
-    method: AuthMethod,
+pub(crate) struct Principal {
     subject: Option<Arc<str>>,
     roles: Arc<[String]>,
     scopes: Arc<[String]>,
     key_id: Option<Arc<str>>,
-    token_id: Option<Arc<str>>,
     claims: Option<Arc<serde_json::Value>>,
 }
 
 impl Principal {
     fn anonymous() -> Self {
         Principal {
-            method: AuthMethod::Anonymous,
             subject: None,
             roles: Arc::from(Vec::new()),
             scopes: Arc::from(Vec::new()),
             key_id: None,
-            token_id: None,
             claims: None,
         }
     }
 
-    pub fn method(&self) -> AuthMethod {
-        self.method
-    }
-
     /// The subject (user or application) the caller acts for.
-    pub fn subject(&self) -> Option<&str> {
+    pub(crate) fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
     }
 
-    pub fn roles(&self) -> &[String] {
+    pub(crate) fn roles(&self) -> &[String] {
         &self.roles
     }
 
-    pub fn scopes(&self) -> &[String] {
+    pub(crate) fn scopes(&self) -> &[String] {
         &self.scopes
     }
 
     /// The public id of the API key used, never the key itself.
-    pub fn key_id(&self) -> Option<&str> {
+    pub(crate) fn key_id(&self) -> Option<&str> {
         self.key_id.as_deref()
     }
 
     /// Subject and key id, shared, for the request context (and so every later log line).
-    pub fn identity(&self) -> (Option<Arc<str>>, Option<Arc<str>>) {
+    pub(crate) fn identity(&self) -> (Option<Arc<str>>, Option<Arc<str>>) {
         (self.subject.clone(), self.key_id.clone())
     }
 
-    /// The token's `jti`, when it has one.
-    pub fn token_id(&self) -> Option<&str> {
-        self.token_id.as_deref()
-    }
-
     /// Every claim of the JWT (for owner rules that name a claim other than `sub`).
-    pub fn claims(&self) -> Option<&serde_json::Value> {
+    pub(crate) fn claims(&self) -> Option<&serde_json::Value> {
         self.claims.as_deref()
     }
 }
@@ -130,7 +98,7 @@ enum Presented {
 }
 
 /// The authentication phase, built from the config on every (re)load.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     keys: Option<KeyService>,
     jwt: Option<JwtVerifier>,
 }
@@ -145,14 +113,14 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(keys: Option<KeyService>, jwt: Option<JwtVerifier>) -> Self {
+    pub(crate) fn new(keys: Option<KeyService>, jwt: Option<JwtVerifier>) -> Self {
         Authenticator { keys, jwt }
     }
 
     /// Establishes who is calling. Contract: reads headers only (never the body or the
     /// query string); never forwards; every failure is logged as `auth_failed` with its
     /// reason and never with the credential.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         ctx: &RequestCtx,
         route: &RouteConfig,
@@ -185,12 +153,10 @@ impl Authenticator {
                 };
                 match keys.verify(key).await {
                     Ok(verified) => Ok(Principal {
-                        method: AuthMethod::ApiKey,
                         subject: Some(verified.subject),
                         roles: verified.roles,
                         scopes: verified.scopes,
                         key_id: Some(verified.id),
-                        token_id: None,
                         claims: None,
                     }),
                     Err(KeyRejection::StoreUnavailable) => {
@@ -226,12 +192,10 @@ impl Authenticator {
                         Err(self.fail(ctx, "bad_subject", Given::NotAGuess, None, Some(token)))
                     }
                     Ok(verified) => Ok(Principal {
-                        method: AuthMethod::Jwt,
                         subject: Some(verified.subject.as_str().into()),
                         roles: verified.roles.into(),
                         scopes: verified.scopes.into(),
                         key_id: None,
-                        token_id: verified.token_id.map(Into::into),
                         claims: Some(Arc::new(verified.claims)),
                     }),
                     Err(JwtRejection::KeysUnavailable) => {

@@ -26,9 +26,9 @@ use super::jwks::VerifyKey;
 const CAPACITY: usize = 16 * 1024;
 
 /// The SHA-256 of a whole compact token.
-pub type TokenDigest = [u8; 32];
+pub(crate) type TokenDigest = [u8; 32];
 
-pub fn digest(token: &str) -> TokenDigest {
+pub(crate) fn digest(token: &str) -> TokenDigest {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
@@ -42,14 +42,14 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct VerifiedSignatures {
+pub(crate) struct VerifiedSignatures {
     entries: Mutex<HashMap<TokenDigest, Entry>>,
 }
 
 impl VerifiedSignatures {
     /// Whether the token with `digest` was verified under `key` (the same key, not an
     /// equal one).
-    pub fn holds(&self, digest: &TokenDigest, key: &Arc<VerifyKey>) -> bool {
+    pub(crate) fn holds(&self, digest: &TokenDigest, key: &Arc<VerifyKey>) -> bool {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(digest)
@@ -58,7 +58,13 @@ impl VerifiedSignatures {
 
     /// Remembers that the token with `digest` verified under `key` and is valid until
     /// `expires_at`. Call only after the signature and every claim were checked.
-    pub fn insert(&self, digest: TokenDigest, key: &Arc<VerifyKey>, expires_at: f64, now: f64) {
+    pub(crate) fn insert(
+        &self,
+        digest: TokenDigest,
+        key: &Arc<VerifyKey>,
+        expires_at: f64,
+        now: f64,
+    ) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= CAPACITY && !entries.contains_key(&digest) {
             entries.retain(|_, entry| entry.expires_at > now);
@@ -76,7 +82,7 @@ impl VerifiedSignatures {
     }
 
     #[cfg(test)]
-    pub fn entries(&self) -> usize {
+    pub(crate) fn entries(&self) -> usize {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

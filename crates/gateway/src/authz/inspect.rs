@@ -33,7 +33,7 @@ use crate::rejection::Rejection;
 /// Whether a request with `method` on `route` writes to an object that must be owned, and
 /// so needs a preflight GET. A POST is a write to an object unless the rule treats the
 /// route as a collection (it has `collection` or `on_create`).
-pub fn needs_preflight(method: &Method, route: &RouteConfig) -> bool {
+pub(crate) fn needs_preflight(method: &Method, route: &RouteConfig) -> bool {
     let Some(rule) = &route.owner else {
         return false;
     };
@@ -72,7 +72,7 @@ fn owner_in_body(
 
 /// Applies `request_fields.deny` and the owner field rules to the body. The body sent
 /// upstream is the document that was checked, re-serialized, never the original bytes.
-pub async fn request_body(
+pub(crate) async fn request_body(
     ctx: &RequestCtx,
     route: &RouteConfig,
     permit: &Permit,
@@ -146,7 +146,7 @@ fn owner_text(value: &Value) -> Option<String> {
 /// whole current representation, which the response checks need: conditional requests
 /// (a 304 would confirm the object exists), ranges (a 206 fragment cannot be checked) and
 /// content codings (a compressed body cannot be parsed).
-pub fn prepare_inspected_request(
+pub(crate) fn prepare_inspected_request(
     route: &RouteConfig,
     permit: &Permit,
     method: &Method,
@@ -171,7 +171,7 @@ pub fn prepare_inspected_request(
 }
 
 /// Checks the preflight GET's answer for an owned write.
-pub fn preflight_verdict(
+pub(crate) fn preflight_verdict(
     ctx: &RequestCtx,
     permit: &Permit,
     check: &OwnerCheck,
@@ -203,7 +203,7 @@ pub fn preflight_verdict(
 }
 
 /// How much of an upstream's response the checks may read, and for how long.
-pub struct Reading<'a> {
+pub(crate) struct Reading<'a> {
     /// The upstream's name, for the rejection when the body cannot be checked.
     pub upstream: &'a str,
     pub deadline: Duration,
@@ -212,7 +212,7 @@ pub struct Reading<'a> {
 }
 
 /// The response-side checks: owner (GET/HEAD) and denied fields.
-pub async fn response(
+pub(crate) async fn response(
     ctx: &RequestCtx,
     route: &RouteConfig,
     permit: &Permit,

@@ -12,7 +12,7 @@
 //! rule needs the object itself: the permit carries an `OwnerCheck` that the pipeline
 //! applies to the upstream's response (GET/HEAD) or to a preflight GET before a write.
 
-pub mod inspect;
+pub(crate) mod inspect;
 
 use crate::authn::Principal;
 use crate::config::{CollectionMode, OwnerMode, OwnerSource, RouteConfig};
@@ -22,31 +22,25 @@ use crate::rejection::Rejection;
 
 /// Proof that a principal may call a route. Consumed by `proxy::Upstream::forward`.
 #[derive(Debug)]
-pub struct Permit {
-    route: usize,
+pub(crate) struct Permit {
     principal: Principal,
     owner: Option<OwnerCheck>,
 }
 
 impl Permit {
-    /// Index of the route this permit is for.
-    pub fn route(&self) -> usize {
-        self.route
-    }
-
-    pub fn principal(&self) -> &Principal {
+    pub(crate) fn principal(&self) -> &Principal {
         &self.principal
     }
 
     /// The owner check still due on the upstream's object, if any.
-    pub fn owner_check(&self) -> Option<&OwnerCheck> {
+    pub(crate) fn owner_check(&self) -> Option<&OwnerCheck> {
         self.owner.as_ref()
     }
 }
 
 /// An owner check on the object's JSON, decided once the object is seen.
 #[derive(Debug, Clone)]
-pub struct OwnerCheck {
+pub(crate) struct OwnerCheck {
     /// JSON pointer to the owner in the object (or in each item of a collection).
     pub field: String,
     /// The caller's claim value the owner must equal.
@@ -60,19 +54,18 @@ pub struct OwnerCheck {
 
 /// The authorization phase, built from the config on every (re)load.
 #[derive(Debug, Default)]
-pub struct Authorizer {}
+pub(crate) struct Authorizer {}
 
 impl Authorizer {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Authorizer {}
     }
 
     /// Decides whether `principal` may call `route`. Contract: reads only the principal,
     /// the route's rules and the path parameters; never the body; logs every denial.
-    pub fn authorize(
+    pub(crate) fn authorize(
         &self,
         ctx: &RequestCtx,
-        index: usize,
         route: &RouteConfig,
         principal: Principal,
         params: &[(String, String)],
@@ -91,7 +84,6 @@ impl Authorizer {
         }
         let Some(rule) = &route.owner else {
             return Ok(Permit {
-                route: index,
                 principal,
                 owner: None,
             });
@@ -109,7 +101,6 @@ impl Authorizer {
                 role = %role,
             );
             return Ok(Permit {
-                route: index,
                 principal,
                 owner: None,
             });
@@ -119,7 +110,6 @@ impl Authorizer {
             return match rule.mode {
                 OwnerMode::Enforce => Err(Rejection::NotFound),
                 OwnerMode::Report => Ok(Permit {
-                    route: index,
                     principal,
                     owner: None,
                 }),
@@ -151,17 +141,13 @@ impl Authorizer {
                 },
             }),
         };
-        Ok(Permit {
-            route: index,
-            principal,
-            owner,
-        })
+        Ok(Permit { principal, owner })
     }
 }
 
 /// The principal's value for an owner `claim`: the subject for `sub`, else that JWT claim
 /// (a string, or a number in its JSON form).
-pub fn claim_value(principal: &Principal, claim: &str) -> Option<String> {
+pub(crate) fn claim_value(principal: &Principal, claim: &str) -> Option<String> {
     if claim == "sub" {
         return principal.subject().map(str::to_owned);
     }
@@ -173,7 +159,7 @@ pub fn claim_value(principal: &Principal, claim: &str) -> Option<String> {
 }
 
 /// Logs an owner violation (an attempted BOLA/IDOR, or a would-be one in report mode).
-pub fn owner_violation(
+pub(crate) fn owner_violation(
     ctx: &RequestCtx,
     principal: &Principal,
     reason: &'static str,

@@ -64,7 +64,7 @@ impl KeyIndex {
 
     /// The 1-based line of `key`, or of its nearest parent present in the file
     /// (`route[1].upstream` → `route[1]` → `route`); `None` if no parent is.
-    pub fn line_of(&self, key: &str) -> Option<usize> {
+    pub(crate) fn line_of(&self, key: &str) -> Option<usize> {
         let mut key = key;
         loop {
             if let Some(&i) = self.by_path.get(key) {

@@ -263,11 +263,6 @@ impl PerKey {
         matches!(self, PerKey::Ip | PerKey::Route | PerKey::Header(_))
     }
 
-    /// Whether the key is only known once the body has been read.
-    pub fn needs_body(&self) -> bool {
-        matches!(self, PerKey::Body(_))
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             PerKey::Ip => "ip",

@@ -132,7 +132,7 @@ fn visit_parents<'v>(
 }
 
 /// Removes every field `pointer` names; returns how many were removed.
-pub fn remove_matching(value: &mut Value, pointer: &str) -> usize {
+pub(crate) fn remove_matching(value: &mut Value, pointer: &str) -> usize {
     let segs = segments(pointer);
     let mut parents = Vec::new();
     visit_parents(value, &segs, &mut parents);
@@ -193,7 +193,7 @@ fn leaves<'v>(value: &'v Value, segs: &[String], out: &mut Vec<&'v Value>) {
 }
 
 /// Whether any field `pointer` names is present.
-pub fn any_matching(value: &Value, pointer: &str) -> bool {
+pub(crate) fn any_matching(value: &Value, pointer: &str) -> bool {
     let mut found = Vec::new();
     leaves(value, &segments(pointer), &mut found);
     !found.is_empty()
@@ -201,7 +201,7 @@ pub fn any_matching(value: &Value, pointer: &str) -> bool {
 
 /// The owner at `pointer`, as text: a string as is, a number in its JSON form. Anything
 /// else (absent, null, object) is no owner.
-pub fn owner_of(value: &Value, pointer: &str) -> Option<String> {
+pub(crate) fn owner_of(value: &Value, pointer: &str) -> Option<String> {
     match value.pointer(pointer)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -211,7 +211,7 @@ pub fn owner_of(value: &Value, pointer: &str) -> Option<String> {
 
 /// Keeps the items of the array at `collection` whose owner is `expected`; returns
 /// `(kept, removed)`, or `None` when there is no array there.
-pub fn filter_owned(
+pub(crate) fn filter_owned(
     doc: &mut Value,
     collection: &str,
     field: &str,
@@ -229,7 +229,7 @@ pub fn filter_owned(
 
 /// Every value found at `pointer`, member names compared ignoring ASCII case (so
 /// `/ownerId` also finds `OwnerID`, which some upstreams bind to the same field).
-pub fn values_at<'v>(value: &'v Value, pointer: &str) -> Vec<&'v Value> {
+pub(crate) fn values_at<'v>(value: &'v Value, pointer: &str) -> Vec<&'v Value> {
     let mut found = Vec::new();
     leaves(value, &segments(pointer), &mut found);
     found
@@ -237,7 +237,7 @@ pub fn values_at<'v>(value: &'v Value, pointer: &str) -> Vec<&'v Value> {
 
 /// Sets the field at `pointer` (its parent must be an object), removing any member whose
 /// name differs only in case; false when it cannot.
-pub fn set_field(value: &mut Value, pointer: &str, new: Value) -> bool {
+pub(crate) fn set_field(value: &mut Value, pointer: &str, new: Value) -> bool {
     let segs = segments(pointer);
     let Some((last, parents)) = segs.split_last() else {
         return false;

@@ -38,7 +38,7 @@ use crate::rejection::Rejection;
 const EXCERPT_BYTES: usize = 2048;
 
 /// One configured upstream with its connection pool.
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub name: Arc<str>,
     scheme: Scheme,
     authority: Authority,
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Upstream {
 }
 
 /// The request parts the proxy needs, already canonicalized by earlier phases.
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub head: http::request::Parts,
     pub body: Body,
     /// The canonical path that was routed.
@@ -154,7 +154,7 @@ impl Upstream {
 
     /// Sends the request upstream. Contract: the caller has routed, authenticated and
     /// authorized it (the `Permit`), and limited its body.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         permit: &Permit,
         ctx: &RequestCtx,
@@ -232,7 +232,7 @@ impl Upstream {
 
     /// The preflight of an owned write: GET `path` with the caller's identity (and nothing
     /// else of the client's), read whole up to `limit` bytes.
-    pub async fn preflight(
+    pub(crate) async fn preflight(
         &self,
         permit: &Permit,
         ctx: &RequestCtx,
@@ -290,12 +290,12 @@ impl Upstream {
     }
 
     /// The time this upstream has to answer (its own `timeout` or `limits.request_timeout`).
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Whether a TCP connection to the upstream opens within `within` (for `/readyz`).
-    pub async fn reachable(&self, within: Duration) -> bool {
+    pub(crate) async fn reachable(&self, within: Duration) -> bool {
         let port = self
             .authority
             .port_u16()
@@ -318,10 +318,10 @@ impl Upstream {
 
 /// Every upstream of one config, indexed like `Config::upstreams`.
 #[derive(Debug)]
-pub struct Upstreams(Vec<Upstream>);
+pub(crate) struct Upstreams(Vec<Upstream>);
 
 impl Upstreams {
-    pub fn build(config: &Config) -> Result<Self, ConfigError> {
+    pub(crate) fn build(config: &Config) -> Result<Self, ConfigError> {
         config
             .upstreams
             .iter()
@@ -333,11 +333,11 @@ impl Upstreams {
             .map(Upstreams)
     }
 
-    pub fn get(&self, index: usize) -> &Upstream {
+    pub(crate) fn get(&self, index: usize) -> &Upstream {
         &self.0[index]
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Upstream> {
         self.0.iter()
     }
 }

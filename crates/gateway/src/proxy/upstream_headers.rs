@@ -22,7 +22,7 @@ use crate::headers::{
 /// `original_host` is the host the client addressed (`Host` or the URI authority),
 /// passed on as `X-Forwarded-Host`; `Host` itself is set to the upstream's authority by
 /// the HTTP client.
-pub fn prepare(
+pub(super) fn prepare(
     headers: &mut HeaderMap,
     ctx: &RequestCtx,
     original_host: Option<&str>,

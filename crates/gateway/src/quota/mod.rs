@@ -3,5 +3,5 @@
 //! (`crate::ratelimit`) applies them; the per-request context and the rescue point only
 //! carry and print them.
 
-pub mod gcra;
-pub mod state;
+pub(crate) mod gcra;
+pub(crate) mod state;

@@ -47,7 +47,7 @@ pub struct Taken {
 
 /// The `RateLimit-Policy` and `RateLimit` values (draft-ietf-httpapi-ratelimit-headers-09,
 /// structured fields): `"name";q=LIMIT;w=WINDOW` and `"name";r=REMAINING;t=RESET`.
-pub fn header_values(state: &RateLimitState) -> (String, String) {
+pub(crate) fn header_values(state: &RateLimitState) -> (String, String) {
     let seconds_up = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
     let name = sf_string(&state.policy);
     (

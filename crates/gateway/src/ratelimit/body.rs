@@ -28,7 +28,7 @@ enum Format {
 
 /// Reads `pointers` from the body (nothing is read when there are none). `required` (a
 /// login's account) must be present; `query` must not name any of them too.
-pub async fn read_fields(
+pub(crate) async fn read_fields(
     headers: &HeaderMap,
     query: Option<&str>,
     body: Body,

@@ -77,7 +77,7 @@ enum Source<'a> {
 }
 
 /// The rate-limit phase of one pipeline build. The stores are shared across reloads.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     store: RateStore,
     default: Vec<Prepared>,
     routes: Vec<RouteLimits>,
@@ -97,13 +97,13 @@ impl std::fmt::Debug for RateLimiter {
 
 /// The body fields a route's limits need, read once by `ratelimit::body`.
 #[derive(Debug, Default)]
-pub struct BodyFields {
+pub(crate) struct BodyFields {
     /// Values by JSON pointer; a field that is absent (or not a scalar) is not listed.
     pub values: Vec<(String, String)>,
 }
 
 impl BodyFields {
-    pub fn get(&self, pointer: &str) -> Option<&str> {
+    pub(crate) fn get(&self, pointer: &str) -> Option<&str> {
         (self.values.iter())
             .find(|(p, _)| p == pointer)
             .map(|(_, v)| v.as_str())
@@ -111,7 +111,11 @@ impl BodyFields {
 }
 
 impl RateLimiter {
-    pub fn new(config: &Config, store: RateStore, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub(crate) fn new(
+        config: &Config,
+        store: RateStore,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
         let prepare = |policy: &Policy, scope: &str| -> Result<Prepared, String> {
             Ok(Prepared {
                 quota: Quota::new(policy.limit, policy.window, Some(policy.burst))?,
@@ -172,7 +176,7 @@ impl RateLimiter {
 
     /// The body fields `route`'s limits need (policies per body field, the login account
     /// for the lockout); empty when the body need not be read.
-    pub fn body_fields(&self, route: usize) -> Vec<&str> {
+    pub(crate) fn body_fields(&self, route: usize) -> Vec<&str> {
         let mut pointers: Vec<&str> = (self.policies(route).iter())
             .filter_map(|p| match &p.policy.per {
                 PerKey::Body(pointer) => Some(pointer.as_str()),
@@ -187,7 +191,7 @@ impl RateLimiter {
 
     /// The body field a login on `route` must name its account in, if failed logins are
     /// counted per account there.
-    pub fn login_account_pointer(&self, route: usize) -> Option<&str> {
+    pub(crate) fn login_account_pointer(&self, route: usize) -> Option<&str> {
         self.guarded(route)?;
         self.login_account(route)
     }
@@ -200,7 +204,7 @@ impl RateLimiter {
 
     /// Counts the policies keyed on what is known before authentication, and refuses an
     /// address locked out by `auth_failures`.
-    pub async fn before_auth(
+    pub(crate) async fn before_auth(
         &self,
         ctx: &mut RequestCtx,
         route: usize,
@@ -245,7 +249,7 @@ impl RateLimiter {
     }
 
     /// Counts the policies keyed on the verified caller.
-    pub async fn after_auth(
+    pub(crate) async fn after_auth(
         &self,
         ctx: &mut RequestCtx,
         route: usize,
@@ -269,7 +273,7 @@ impl RateLimiter {
 
     /// Counts the policies keyed on body fields, and refuses an account locked out by
     /// `auth_failures`. A missing field counts under the empty value.
-    pub async fn after_body(
+    pub(crate) async fn after_body(
         &self,
         ctx: &mut RequestCtx,
         route: usize,
@@ -295,7 +299,7 @@ impl RateLimiter {
 
     /// Gives back what a login attempt was charged in advance, once its answer shows it
     /// did not fail (anything but 401 or 403).
-    pub async fn settle_login(&self, ctx: &mut RequestCtx, status: StatusCode) {
+    pub(crate) async fn settle_login(&self, ctx: &mut RequestCtx, status: StatusCode) {
         let Some(attempt) = ctx.login_attempt.take() else {
             return;
         };
@@ -335,7 +339,7 @@ impl RateLimiter {
 
     /// Records a failed authentication: presented credentials that could be a guess
     /// answered 401. Counts against the address. (Logins are charged in advance instead.)
-    pub async fn record_failure(&self, ctx: &mut RequestCtx, route: usize) {
+    pub(crate) async fn record_failure(&self, ctx: &mut RequestCtx, route: usize) {
         let Some(lockout) = self.guarded(route).filter(|l| l.per_ip) else {
             return;
         };
@@ -348,7 +352,11 @@ impl RateLimiter {
     }
 
     /// The account a login request named, when failures are counted per account.
-    pub fn login_account_value<'f>(&self, route: usize, fields: &'f BodyFields) -> Option<&'f str> {
+    pub(crate) fn login_account_value<'f>(
+        &self,
+        route: usize,
+        fields: &'f BodyFields,
+    ) -> Option<&'f str> {
         self.login_account(route)
             .and_then(|pointer| fields.get(pointer))
     }

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -28,7 +27,7 @@ pub trait Clock: Send + Sync {
 }
 
 /// The process's monotonic clock.
-pub struct SystemClock(Instant);
+pub(crate) struct SystemClock(Instant);
 
 impl Default for SystemClock {
     fn default() -> Self {
@@ -39,23 +38,6 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-}
-
-/// A clock that moves only when told (tests).
-#[derive(Default)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    pub fn advance(&self, by: std::time::Duration) {
-        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.0.fetch_add(by, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -228,7 +210,25 @@ fn make_room(shard: &mut Shard, capacity: usize, now: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
+
+    /// A clock that moves only when told.
+    #[derive(Default)]
+    struct ManualClock(AtomicU64);
+
+    impl ManualClock {
+        fn advance(&self, by: Duration) {
+            let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+            self.0.fetch_add(by, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now_ns(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
 
     fn store(max_keys: usize) -> (MemoryStore, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::default());

@@ -3,10 +3,10 @@
 //! the body fields some limits key on (`body`) and the pipeline phase that applies the
 //! configured policies and the failed-authentication lockout (`limiter`).
 
-pub mod body;
-pub mod limiter;
-pub mod memory;
-pub mod redis;
-pub mod store;
+pub(crate) mod body;
+pub(crate) mod limiter;
+pub(crate) mod memory;
+pub(crate) mod redis;
+pub(crate) mod store;
 
-pub use limiter::{BodyFields, RateLimiter};
+pub(crate) use limiter::{BodyFields, RateLimiter};

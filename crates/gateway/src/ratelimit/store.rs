@@ -22,7 +22,7 @@ use crate::quota::gcra::Decision;
 
 /// What the store said about one request's checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Decided(Vec<Decision>),
     /// The shared store failed and `on_store_error = "deny"`.
     Unavailable,
@@ -31,7 +31,7 @@ pub enum Verdict {
 }
 
 /// The rate-limit store of one pipeline build.
-pub struct RateStore {
+pub(crate) struct RateStore {
     local: Arc<MemoryStore>,
     shared: Option<Shared>,
 }
@@ -48,7 +48,7 @@ struct Shared {
 }
 
 impl RateStore {
-    pub fn memory(local: Arc<MemoryStore>) -> Self {
+    pub(crate) fn memory(local: Arc<MemoryStore>) -> Self {
         RateStore {
             local,
             shared: None,
@@ -56,7 +56,7 @@ impl RateStore {
     }
 
     /// Redis first; `local` is the fallback for `on_store_error = "local"`.
-    pub fn redis(
+    pub(crate) fn redis(
         redis: Arc<RedisStore>,
         local: Arc<MemoryStore>,
         on_error: OnStoreError,
@@ -79,18 +79,18 @@ impl RateStore {
     }
 
     /// Keys tracked by the in-memory store (the fallback's, with Redis).
-    pub fn local_len(&self) -> usize {
+    pub(crate) fn local_len(&self) -> usize {
         self.local.len()
     }
 
     /// Whether a shared store (Redis) decides when it answers.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.shared.is_some()
     }
 
     /// At config load: refuses a shared store the limiter cannot work with (see
     /// `RedisStore::check_supported`).
-    pub async fn check_supported(&self) -> Result<(), String> {
+    pub(crate) async fn check_supported(&self) -> Result<(), String> {
         match &self.shared {
             Some(shared) => (shared.redis).check_supported(Duration::from_secs(1)).await,
             None => Ok(()),
@@ -98,7 +98,7 @@ impl RateStore {
     }
 
     /// Decides `checks`; the second value names the fallback taken, if any (for the log).
-    pub async fn decide(&self, checks: &[Check<'_>]) -> (Verdict, Option<&'static str>) {
+    pub(crate) async fn decide(&self, checks: &[Check<'_>]) -> (Verdict, Option<&'static str>) {
         let Some(shared) = &self.shared else {
             return (Verdict::Decided(self.local.check_all(checks)), None);
         };
@@ -120,7 +120,7 @@ impl RateStore {
     /// Gives back `Refund` checks to the store that took them: this instance's memory
     /// (`shared = false`) or Redis. A refund Redis cannot take is lost (counted as a failed
     /// call), never moved to another store, which never took it.
-    pub async fn refund(&self, checks: &[Check<'_>], shared: bool) {
+    pub(crate) async fn refund(&self, checks: &[Check<'_>], shared: bool) {
         if checks.is_empty() {
             return;
         }

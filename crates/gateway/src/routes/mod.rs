@@ -274,7 +274,7 @@ fn overlap_with_earlier(
 }
 
 /// The methods RFC 9110 defines, in the conventional order `Allow` lists them.
-pub const STANDARD_METHODS: [Method; 9] = [
+pub(crate) const STANDARD_METHODS: [Method; 9] = [
     Method::GET,
     Method::HEAD,
     Method::POST,

@@ -21,7 +21,7 @@ mod media;
 mod params;
 mod request_body;
 mod responses;
-pub mod schema;
+pub(crate) mod schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -150,7 +150,7 @@ pub struct VerifiedToken {
 
 /// Unverified, log-safe facts about a token, for the `auth_failed` event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TokenHints {
+pub(crate) struct TokenHints {
     /// The header's `kid`.
     pub kid: Option<String>,
     /// The header's `alg`.
@@ -393,7 +393,7 @@ impl JwtVerifier {
 /// anything, for the log of a failed verification (`auth_failed`). Empty for tokens over
 /// 64 KiB or whose segments do not parse. The values are attacker-chosen: printable ASCII
 /// only (anything else becomes `?`), at most 128 characters each.
-pub fn unverified_hints(token: &str) -> TokenHints {
+pub(crate) fn unverified_hints(token: &str) -> TokenHints {
     if token.len() > HINT_MAX_TOKEN_BYTES {
         return TokenHints::default();
     }
@@ -522,7 +522,7 @@ impl<'de> Deserialize<'de> for StrictObject {
 /// Strict base64url without padding (RFC 7515 §2): only the url-safe alphabet, no `=`, no
 /// impossible length, and the unused low bits of the last character must be zero (so every
 /// byte string has exactly one encoding).
-pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     fn sextet(c: u8) -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

@@ -70,7 +70,7 @@ pub enum Decision {
 /// Decides one request at `now` (nanoseconds on the caller's monotonic clock) for a key
 /// whose TAT is `tat` (`None`: never seen, or forgotten). Returns the decision and the TAT
 /// to store: `None` when refused, because a refusal consumes nothing.
-pub fn decide(tat: Option<u64>, now: u64, quota: &Quota) -> (Decision, Option<u64>) {
+pub(crate) fn decide(tat: Option<u64>, now: u64, quota: &Quota) -> (Decision, Option<u64>) {
     // In u128: `T × burst` and `TAT + T` cannot overflow there (both operands are < 2^64),
     // so nothing near the ends of the clock's range can wrap or saturate into a wrong answer.
     let t = u128::from(quota.interval_ns());

@@ -24,7 +24,7 @@ impl RedisStore {
     /// mistake stops the load instead of failing every request. A server that cannot be
     /// reached now is accepted: `on_store_error` covers it until it answers (and the first
     /// call on each connection detects a cluster then).
-    pub async fn check_supported(&self, timeout: Duration) -> Result<(), String> {
+    pub(crate) async fn check_supported(&self, timeout: Duration) -> Result<(), String> {
         // A connection of its own: the workers' connections live on their own threads.
         let info = async {
             let mut connection = self.probe.get_multiplexed_async_connection().await?;
@@ -40,7 +40,7 @@ impl RedisStore {
     }
 
     /// Whether decisions go to a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         self.cluster.load(Ordering::Relaxed)
     }
 

@@ -40,11 +40,11 @@ use super::memory::Check;
 use crate::quota::gcra::Decision;
 
 /// How long the store is skipped after a failure before it is tried again.
-pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Why a call to the store gave no decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// No answer within the store timeout.
     Timeout,
     /// The connection failed or Redis answered with an error.
@@ -54,7 +54,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             StoreError::Timeout => "timeout",
             StoreError::Failed(_) => "error",
@@ -64,7 +64,7 @@ impl StoreError {
 }
 
 /// A Redis rate-limit store. Cheap to share; kept across reloads while its URL is unchanged.
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     /// The URL as configured (it may carry a password: never logged).
     url: String,
     /// The URL without credentials, for logs.
@@ -110,7 +110,7 @@ struct Health {
 impl RedisStore {
     /// Prepares the store; connects lazily, on the first decision, so a gateway starts
     /// (and falls back as configured) even when Redis is down.
-    pub fn connect(url: &str) -> Result<Arc<RedisStore>, String> {
+    pub(crate) fn connect(url: &str) -> Result<Arc<RedisStore>, String> {
         let display = without_credentials(url);
         let client =
             redis::Client::open(url).map_err(|e| format!("invalid Redis URL {display}: {e}"))?;
@@ -149,12 +149,12 @@ impl RedisStore {
         }))
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// Decides every check of one call (one pipeline phase) in one script, within `timeout`.
-    pub async fn check_all(
+    pub(crate) async fn check_all(
         &self,
         checks: &[Check<'_>],
         timeout: Duration,
@@ -167,7 +167,7 @@ impl RedisStore {
 
     /// Like `check_all`, but tried even while the store rests after a failure: for refunds,
     /// which are rare and would otherwise be lost right when a later call failed.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         checks: &[Check<'_>],
         timeout: Duration,
@@ -261,7 +261,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `redis://user:secret@host:6379/0` → `redis://***@host:6379/0`.
-pub fn without_credentials(url: &str) -> String {
+pub(crate) fn without_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}***{}", &url[..scheme_end + 3], &url[at..])
