@@ -30,7 +30,7 @@ use crate::config::{Config, ConfigError, LimitsConfig};
 use crate::ctx::{ConnInfo, RequestCtx};
 use crate::headers;
 use crate::limits;
-use crate::observe::{Metrics, Observed};
+use crate::observe::{LoggedBody, Metrics};
 use crate::path;
 use crate::proxy::{Outgoing, Upstreams};
 use crate::ratelimit;
@@ -122,7 +122,7 @@ pub(crate) async fn handle(
     gw: Arc<Pipeline>,
     conn: ConnInfo,
     request: Request<Incoming>,
-) -> Response<Observed> {
+) -> Response<LoggedBody> {
     let mut ctx = RequestCtx::new(conn, request.method().clone());
     ctx.client_ip = headers::client_ip(
         conn.peer.ip(),
@@ -158,7 +158,7 @@ pub(crate) async fn handle(
     }
     let status = response.status().as_u16();
     let metrics = gw.metrics.clone();
-    response.map(|body| Observed::new(body, ctx, status, metrics))
+    response.map(|body| LoggedBody::new(body, ctx, status, metrics))
 }
 
 /// The checklist, in order. Each line is one phase; each returns early with a `Rejection`.

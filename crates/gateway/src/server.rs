@@ -39,7 +39,7 @@ use crate::body;
 use crate::config::{Config, ConfigError};
 use crate::ctx::{ConnInfo, RequestCtx};
 use crate::headers;
-use crate::observe::{Metrics, Observed};
+use crate::observe::{LoggedBody, Metrics};
 use crate::park::{Activity, Parkable, QUIET_BEFORE_PARKING, Tracked, TrackedResponse};
 use crate::pipeline;
 use crate::rescue::problem_response;
@@ -522,7 +522,7 @@ fn pipeline_service(
     activity: Arc<Activity>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = Response<Tracked<Observed>>,
+    Response = Response<Tracked<LoggedBody>>,
     Error = Infallible,
     Future = InFlight,
 > + Clone
@@ -543,8 +543,9 @@ fn pipeline_service(
 /// A request being served. Boxed because hyper sets aside room for one in-flight request
 /// future per connection for the connection's whole life: unboxed, every idle keep-alive
 /// connection would hold the pipeline's state machine (some kilobytes) while waiting.
-type InFlight =
-    std::pin::Pin<Box<dyn Future<Output = Result<Response<Tracked<Observed>>, Infallible>> + Send>>;
+type InFlight = std::pin::Pin<
+    Box<dyn Future<Output = Result<Response<Tracked<LoggedBody>>, Infallible>> + Send>,
+>;
 
 /// The plain-http answer when TLS is configured: 308 to the same host and path on https.
 ///
@@ -555,7 +556,7 @@ fn redirect(
     https_port: Option<u16>,
     request: &Request<Incoming>,
     metrics: Arc<Metrics>,
-) -> Response<Observed> {
+) -> Response<LoggedBody> {
     let ctx = RequestCtx::new(conn, request.method().clone());
     let host = request
         .uri()
@@ -600,5 +601,5 @@ fn redirect(
     };
     headers::finish_response(&mut response, ctx.id.as_str(), None);
     let status = response.status().as_u16();
-    response.map(|b| Observed::new(b, ctx, status, metrics))
+    response.map(|b| LoggedBody::new(b, ctx, status, metrics))
 }

@@ -15,7 +15,7 @@ use crate::ctx::RequestCtx;
 ///
 /// The line is written from `Drop`, which runs whether the body completed, failed, or
 /// the client went away mid-stream: no request goes unlogged.
-pub struct Observed {
+pub struct LoggedBody {
     inner: Body,
     bytes: u64,
     record: Option<Record>,
@@ -27,9 +27,9 @@ struct Record {
     metrics: Arc<Metrics>,
 }
 
-impl Observed {
+impl LoggedBody {
     pub fn new(inner: Body, ctx: RequestCtx, status: u16, metrics: Arc<Metrics>) -> Self {
-        Observed {
+        LoggedBody {
             inner,
             bytes: 0,
             record: Some(Record {
@@ -77,7 +77,7 @@ impl Observed {
     }
 }
 
-impl Drop for Observed {
+impl Drop for LoggedBody {
     fn drop(&mut self) {
         // An empty body may never be polled; it was still sent in full.
         let completed = self.inner.is_end_stream();
@@ -85,7 +85,7 @@ impl Drop for Observed {
     }
 }
 
-impl HttpBody for Observed {
+impl HttpBody for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 

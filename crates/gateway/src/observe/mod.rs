@@ -18,7 +18,7 @@ pub mod output;
 pub mod redact;
 pub mod security;
 
-pub use access::{Observed, redact_query};
+pub use access::{LoggedBody, redact_query};
 pub use metrics::Metrics;
 
 use tracing_subscriber::EnvFilter;

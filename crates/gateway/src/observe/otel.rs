@@ -1,7 +1,7 @@
 //! OpenTelemetry traces (cargo feature `otel`): one span per request, sent over OTLP/HTTP.
 //!
 //! Input: every finished request (its context and status), handed over by the access log's
-//! `Observed` when the response body ends; the `[telemetry]` of the running config. Output:
+//! `LoggedBody` when the response body ends; the `[telemetry]` of the running config. Output:
 //! one `SERVER` span per sampled request, named after its route (`unmatched` without one),
 //! with the request id as `palisade.request_id`; spans are POSTed in batches, as OTLP/JSON,
 //! to `<otlp_endpoint>/v1/traces` by a background task. Failure: a collector that is down,

@@ -33,10 +33,11 @@ pub(crate) enum Verdict {
 /// The rate-limit store of one pipeline build.
 pub(crate) struct RateStore {
     local: Arc<MemoryStore>,
-    shared: Option<Shared>,
+    shared: Option<SharedStore>,
 }
 
-struct Shared {
+/// The shared store (Redis), with what to do when it fails and the counts of its answers.
+struct SharedStore {
     redis: Arc<RedisStore>,
     on_error: OnStoreError,
     timeout: Duration,
@@ -65,7 +66,7 @@ impl RateStore {
     ) -> Self {
         RateStore {
             local,
-            shared: Some(Shared {
+            shared: Some(SharedStore {
                 redis,
                 on_error,
                 timeout,
@@ -137,7 +138,7 @@ impl RateStore {
     }
 }
 
-impl Shared {
+impl SharedStore {
     /// Counts one call's outcome; the decisions if Redis gave them.
     fn count(&self, result: Result<Vec<Decision>, StoreError>) -> Option<Vec<Decision>> {
         match result {
