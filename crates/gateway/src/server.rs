@@ -13,7 +13,7 @@
 //! signals, reloads and the key store's background work stay on the runtime that called
 //! [`Server::start`].
 //!
-//! The current pipeline lives in an `ArcSwap`: each connection loads it per request, a
+//! The current pipeline is kept by `running`: each connection loads it per request, a
 //! reload stores a new one, and a config that fails to load never replaces a good one.
 //! Shutdown stops accepting, lets in-flight requests finish for up to
 //! `limits.drain_timeout`, then returns.
