@@ -9,7 +9,7 @@
 //! here, next to their keys, so that the JSON Schema shows them.
 //!
 //! The doc comment on every field is that key's documentation: it becomes the schema's
-//! description (`palisade config schema`) and the README's config reference.
+//! description (`palisade config schema`) and the generated `docs/config-reference.md`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -125,11 +125,11 @@ pub(crate) struct RawRateLimit {
     /// response of a rate-limited route.
     pub headers: RawRateLimitHeaders,
     /// Most keys (clients, addresses, …) tracked at once by the in-memory store; idle keys
-    /// are evicted first. Bounds its memory (see the README).
+    /// are evicted first. Bounds its memory (see docs/rate-limiting.md).
     pub max_keys: u64,
     /// Where counts live: `memory` (this instance) or `redis://[:PASSWORD@]HOST:PORT/DB`,
     /// shared by every instance (use `${env:…}` for a URL with a password); any node of a
-    /// Redis Cluster works too (detected, database 0; see the README).
+    /// Redis Cluster works too (detected, database 0; see docs/rate-limiting.md).
     pub store: String,
     /// When the Redis store fails or is slower than `store_timeout`: `local` counts in this
     /// instance's memory meanwhile, `deny` answers 503, `allow` lets requests through.
@@ -527,8 +527,9 @@ pub(crate) struct RawUpstream {
     pub url: String,
     /// Overrides `limits.request_timeout` for this upstream.
     pub timeout: Option<HumanDuration>,
-    /// Extra CA certificate (PEM) trusted for this upstream, relative to this file's
-    /// directory. Only for `https://` URLs.
+    /// CA certificate (PEM) this upstream's certificate must chain to, relative to this
+    /// file's directory; it replaces the public roots for this upstream. Only for
+    /// `https://` URLs.
     pub ca: Option<String>,
 }
 
@@ -689,7 +690,7 @@ pub(crate) struct RawAlerts {
     /// `${env:PALISADE_ALERT_WEBHOOK}`. Absent: alerts are only logged.
     pub webhook: Option<String>,
     /// Apply the built-in rules `auth_failed_spike`, `rate_limited_spike` and
-    /// `upstream_error_spike` (see the README); an `[[alert]]` of the same name replaces one.
+    /// `upstream_error_spike` (see docs/logging.md); an `[[alert]]` of the same name replaces one.
     pub builtin: bool,
 }
 
