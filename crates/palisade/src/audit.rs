@@ -18,7 +18,7 @@ use palisade_audit::{Identity, Options};
 use std::time::Duration;
 
 #[derive(clap::Args)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     /// The API's base URL (https://api.example.com); probes never leave its host.
     url: url::Url,
     /// OpenAPI 3.0/3.1 document: the operations, their parameters, which are public.
@@ -71,7 +71,7 @@ pub struct AuditArgs {
     out: Option<PathBuf>,
 }
 
-pub fn run(args: AuditArgs) -> ExitCode {
+pub(crate) fn run(args: AuditArgs) -> ExitCode {
     let usage = |message: String| {
         eprintln!("palisade: error: {message}");
         ExitCode::from(crate::EXIT_BAD_CONFIG)

@@ -24,7 +24,7 @@ use crate::EXIT_BAD_CONFIG;
 const EXIT_CONTROL_FAILED: u8 = 1;
 
 #[derive(clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The config file.
     #[arg(short, long, default_value = "palisade.toml")]
     config: PathBuf,
@@ -45,7 +45,7 @@ pub struct CheckArgs {
     emit_prometheus_rules: Option<PathBuf>,
 }
 
-pub fn run(args: CheckArgs) -> ExitCode {
+pub(crate) fn run(args: CheckArgs) -> ExitCode {
     let config = match Config::load_with_env_file(&args.config, args.env_file.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -99,7 +99,7 @@ fn write_out(path: Option<&PathBuf>, text: &str, status: ExitCode) -> ExitCode {
 const MIN_HSTS_SECONDS: u64 = 180 * 24 * 3600;
 
 /// The report for `config`, read from `path`.
-pub fn report(config: &Config, path: &Path) -> Report {
+pub(crate) fn report(config: &Config, path: &Path) -> Report {
     Report {
         command: "check",
         target: path.display().to_string(),

@@ -11,7 +11,7 @@ use palisade_gateway::{Config, Server};
 use crate::Failure;
 
 #[derive(clap::Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Plain-HTTP listener (redirects to https).
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
@@ -82,7 +82,7 @@ spec = "{spec}"
 /// The sample API's OpenAPI spec, which the demo config's routes come from.
 const SPEC: &str = include_str!("../../../examples/openapi.yaml");
 
-pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     if args.print_config {
         let references = DemoSecrets {
             admin_token: "${env:PALISADE_ADMIN_TOKEN}".to_owned(),

@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 use crate::Failure;
 
 #[derive(clap::Args)]
-pub struct KeysArgs {
+pub(crate) struct KeysArgs {
     /// The config file whose [store] holds the keys.
     #[arg(short, long, default_value = "palisade.toml", global = true)]
     config: PathBuf,
@@ -74,7 +74,7 @@ enum ListFormat {
     Json,
 }
 
-pub async fn run(args: KeysArgs) -> Result<(), Failure> {
+pub(crate) async fn run(args: KeysArgs) -> Result<(), Failure> {
     let config = Config::load_with_env_file(&args.config, args.env_file.as_deref())
         .map_err(|e| Failure::Config(e.to_string()))?;
     let Some(store) = &config.store else {

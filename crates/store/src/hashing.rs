@@ -41,7 +41,7 @@ const DOMAIN: &[u8] = b"palisade-api-key-v1\0";
 pub const MIN_PEPPER_LEN: usize = 16;
 
 /// Length of a stored hash.
-pub const HASH_LEN: usize = 32;
+pub(crate) const HASH_LEN: usize = 32;
 
 /// At most this many peppers at once: a rotation needs two, and every extra one may cost a
 /// MAC per verification.
