@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests: API keys, palisade's response headers and
 //! problem bodies, and log lines.
 
-// Each test binary uses only some of these.
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use palisade_testkit::gateway::{log_event, log_field};

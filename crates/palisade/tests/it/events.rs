@@ -1,7 +1,7 @@
 //! Checklist #7: every security event shares one schema — time, event, request id, client
 //! ip, route, principal (subject, key id), reason — whatever layer logged it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,8 +2,6 @@
 //! carries their policy, a `[[route]]` may override one, and anything outside the spec is
 //! 404/405 or a load error.
 
-mod common;
-
 use std::time::Duration;
 
 use palisade_testkit::{GatewayProcess, RecordingUpstream};

@@ -1,7 +1,7 @@
 //! Checklist #4 end to end: 429s with `Retry-After` and the IETF `RateLimit` headers, per ip
 //! before authentication and per client after it, against the real gateway.
 
-mod common;
+use crate::common;
 
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 

@@ -1,7 +1,7 @@
 //! Checklist #7, secrets never in logs: whatever a client puts in a request, no API key,
 //! JWT or card number reaches a log line in the clear.
 
-mod common;
+use crate::common;
 
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 

@@ -17,7 +17,7 @@
 //!
 //! (Timeouts, refused connections and upstream 5xx are in `proxy.rs`.)
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
 

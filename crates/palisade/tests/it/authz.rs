@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 use serde_json::{Value, json};

@@ -26,7 +26,7 @@
 //! - HTTP/1 framing that two parsers could read two ways is refused (400) or read the one
 //!   safe way and the connection closed; the body of a request is never parsed as a request.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
