@@ -5,23 +5,12 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 
-use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
-
-const TOKEN: &str = "pg-test-admin-token-0123456789";
-const PEPPER: &str = "pg-test-pepper-0123456789abcdef0123456789";
+use palisade_testkit::config::ADMIN_TOKEN;
+use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream, TestConfig};
 
 fn start(upstream: &RecordingUpstream, database: &PostgresServer) -> GatewayProcess {
-    let config = format!(
+    let routes = format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "{database}"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{url}"
@@ -32,13 +21,12 @@ path = "/api/orders"
 methods = ["GET"]
 upstream = "app"
 "#,
-        database = database.url(),
         url = upstream.url()
     );
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config)
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    TestConfig::new()
+        .store(database.url())
+        .tables(&routes)
+        .gateway(env!("CARGO_BIN_EXE_palisade"))
         .start()
 }
 
@@ -63,7 +51,7 @@ async fn revocation_on_one_instance_reaches_another_within_a_second() {
 
     let (key, id) = common::create_key(
         &a,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "shared", "subject": "svc"}),
     )
     .await;
@@ -73,7 +61,7 @@ async fn revocation_on_one_instance_reaches_another_within_a_second() {
 
     let revoked = client
         .delete(format!("{}/keys/{id}", a.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

@@ -24,15 +24,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use palisade_testkit::config::{ADMIN_TOKEN, KEY_PEPPER};
 use palisade_testkit::gateway::log_event;
 use palisade_testkit::raw::{self, RawConnection};
-use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream, TestConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
-const TOKEN: &str = "faults-test-admin-token-0123456789";
-const PEPPER: &str = "faults-test-pepper-0123456789abcdef0123456";
 
 /// A deliberately broken upstream, by path:
 /// `/garbage` answers bytes that are not HTTP; `/hangup` closes without a byte;
@@ -141,14 +140,9 @@ async fn a_broken_upstream_is_a_502_and_never_a_whole_looking_response() {
     }
 }
 
-fn reload_config(upstream: &str) -> String {
-    format!(
+fn reload_config(upstream: &str) -> TestConfig {
+    TestConfig::new().tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
 [[upstream]]
 name = "app"
 url = "{upstream}"
@@ -160,7 +154,7 @@ methods = ["GET"]
 upstream = "app"
 auth = "public"
 "#
-    )
+    ))
 }
 
 /// Clients hammering the gateway while it is told, again and again, to load broken
@@ -168,11 +162,9 @@ auth = "public"
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_reloads_under_load_fail_no_request() {
     let upstream = RecordingUpstream::start().await;
-    let good = reload_config(&upstream.url());
-    let gw = GatewayProcess::builder(BIN)
-        .config(good.clone())
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .start();
+    let config = reload_config(&upstream.url());
+    let good = config.render();
+    let gw = config.gateway(BIN).start();
     let url = format!("{}/old", gw.http_url());
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -225,7 +217,7 @@ async fn broken_reloads_under_load_fail_no_request() {
         // Through the admin API: refused with 422.
         let rsp = client
             .post(format!("{}/reload", gw.admin_url()))
-            .bearer_auth(TOKEN)
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap();
@@ -260,7 +252,7 @@ async fn broken_reloads_under_load_fail_no_request() {
     gw.write_config(&good.replace("/old", "/new"));
     let rsp = client
         .post(format!("{}/reload", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -356,18 +348,9 @@ async fn sigterm_under_load_cuts_nothing_and_exits_0() {
 
 /// An API-keyed route `/api/orders` with its keys in the store at `store_url`, and the admin
 /// API to create them.
-fn keyed_config(upstream: &RecordingUpstream, store_url: &str) -> String {
-    format!(
+fn keyed_config(upstream: &RecordingUpstream, store_url: &str) -> TestConfig {
+    TestConfig::new().store(store_url).tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "{store_url}"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{url}"
@@ -379,7 +362,7 @@ methods = ["GET"]
 upstream = "app"
 "#,
         url = upstream.url()
-    )
+    ))
 }
 
 async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
@@ -413,20 +396,18 @@ async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str
 async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() {
     let database = PostgresServer::start();
     let upstream = RecordingUpstream::start().await;
-    let gw = GatewayProcess::builder(BIN)
-        .config(keyed_config(&upstream, &database.url()))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    let gw = keyed_config(&upstream, &database.url())
+        .gateway(BIN)
         .start();
     let (cached, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "cached", "subject": "svc-cached"}),
     )
     .await;
     let (uncached, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "uncached", "subject": "svc-uncached"}),
     )
     .await;
@@ -495,7 +476,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     // Creating a key needs the database: a clear error, no key shown.
     let rsp = reqwest::Client::new()
         .post(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({"name": "during-outage", "subject": "svc-x"}))
         .send()
         .await
@@ -533,7 +514,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     // Nothing was lost: both keys work again (above), and a new one can be made.
     let (after, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "after", "subject": "svc-after"}),
     )
     .await;
@@ -591,20 +572,18 @@ impl Drop for Unwritable {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     let upstream = RecordingUpstream::start().await;
-    let gw = GatewayProcess::builder(BIN)
-        .config(keyed_config(&upstream, "sqlite://store/keys.db"))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    let gw = keyed_config(&upstream, "sqlite://store/keys.db")
+        .gateway(BIN)
         .start();
     let (used, used_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "used", "subject": "svc-used"}),
     )
     .await;
     let (unused, unused_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "unused", "subject": "svc-unused"}),
     )
     .await;
@@ -617,7 +596,7 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     };
     let rsp = reqwest::Client::new()
         .post(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({"name": "during-fault", "subject": "svc-x"}))
         .send()
         .await
@@ -651,8 +630,8 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
             .args(["keys", "-c"])
             .arg(gw.config_path())
             .args(["create", "--name", "cli-during-fault", "--subject", "svc-y"])
-            .env("PALISADE_KEY_PEPPER", PEPPER)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
+            .env("PALISADE_KEY_PEPPER", KEY_PEPPER)
+            .env("PALISADE_ADMIN_TOKEN", ADMIN_TOKEN)
             .current_dir(gw.dir()),
     );
     let stderr = String::from_utf8_lossy(&cli.stderr);
@@ -667,7 +646,7 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     drop(fault);
     let (after, after_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "after", "subject": "svc-after"}),
     )
     .await;
@@ -677,7 +656,7 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     // Nothing stored was lost: the store lists exactly the three keys created through it.
     let listed = reqwest::Client::new()
         .get(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
