@@ -399,6 +399,19 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     let gw = keyed_config(&upstream, &database.url())
         .gateway(BIN)
         .start();
+    // The gateway clears its key cache when its LISTEN connection comes up, which on a busy
+    // machine can be well after `ready`: a key verified before then would not stay cached.
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("listening for key revocations"))
+            },
+            Duration::from_secs(30),
+        )
+    })
+    .expect("the gateway listened for key revocations");
     let (cached, _) = common::create_key(
         &gw,
         ADMIN_TOKEN,
