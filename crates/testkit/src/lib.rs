@@ -11,12 +11,14 @@
 //!   and key pepper;
 //! - [`redis`]: [`RedisServer`], a throw-away `redis-server` with a minimal RESP client, and
 //!   [`RedisCluster`], several of them joined into a Redis Cluster;
+//! - [`ports`]: ports reserved across processes for the servers started on a chosen port;
 //! - [`secrets`]: the secrets tests hand to palisade, searched for in all it writes.
 
 pub mod config;
 pub mod gateway;
 pub mod jwks;
 pub mod pki;
+pub mod ports;
 pub mod postgres;
 pub mod raw;
 pub mod redis;
