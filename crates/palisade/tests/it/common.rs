@@ -92,12 +92,12 @@ pub async fn metrics(gw: &GatewayProcess) -> String {
     response.text().await.unwrap()
 }
 
-/// A port free when asked (bound, then released): for an upstream nothing listens on, or a
-/// listener whose address the test must know before the gateway logs it.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port of 127.0.0.1 that refuses connections for as long as the socket lives: it is
+/// bound but never listens, so no other socket can take the port meanwhile (a port found
+/// free and released could be bound by anything before the test is done with it).
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }

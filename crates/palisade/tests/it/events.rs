@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread")]
 async fn every_security_event_carries_the_shared_fields() {
     let upstream = RecordingUpstream::start().await;
+    let (_down, down) = common::refusing_port();
     let gw = TestConfig::new()
         .store("sqlite://keys.db")
         .tables(&format!(
@@ -69,7 +70,7 @@ upstream = "down"
 auth = "public"
 "#,
             app = upstream.url(),
-            down = common::free_port()
+            down = down
         ))
         .gateway(env!("CARGO_BIN_EXE_palisade"))
         .file(
