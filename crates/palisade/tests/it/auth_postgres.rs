@@ -30,17 +30,6 @@ upstream = "app"
         .start()
 }
 
-async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{}/api/orders", gw.http_url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn revocation_on_one_instance_reaches_another_within_a_second() {
     let database = PostgresServer::start();
@@ -56,8 +45,8 @@ async fn revocation_on_one_instance_reaches_another_within_a_second() {
     )
     .await;
     // Both instances verify it, so both have it cached.
-    assert_eq!(status_with(&a, &key).await, 200);
-    assert_eq!(status_with(&b, &key).await, 200);
+    assert_eq!(common::status_with(&a, &key).await, 200);
+    assert_eq!(common::status_with(&b, &key).await, 200);
 
     let revoked = client
         .delete(format!("{}/keys/{id}", a.admin_url()))
@@ -67,10 +56,10 @@ async fn revocation_on_one_instance_reaches_another_within_a_second() {
         .unwrap();
     assert_eq!(revoked.status(), 204);
     let revoked_at = Instant::now();
-    assert_eq!(status_with(&a, &key).await, 401);
+    assert_eq!(common::status_with(&a, &key).await, 401);
     // The bound: every instance within one second.
     loop {
-        if status_with(&b, &key).await == 401 {
+        if common::status_with(&b, &key).await == 401 {
             break;
         }
         assert!(

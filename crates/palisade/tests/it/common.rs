@@ -26,6 +26,18 @@ pub async fn create_key(gw: &GatewayProcess, admin_token: &str, body: Value) -> 
     (key, id)
 }
 
+/// The status of `GET /api/orders` with the API key `key`.
+pub async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/orders", gw.http_url()))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The headers palisade puts on (or removes from) every response; returns the request id.
 /// `what` names the case in failure messages.
 pub fn assert_gateway_headers(rsp: &RawResponse, what: &str) -> String {

@@ -365,22 +365,11 @@ upstream = "app"
     ))
 }
 
-async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{}/api/orders", gw.http_url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// Waits (generously) until `key` gets `status`; panics naming `what` otherwise.
 async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = status_with(gw, key).await;
+        let got = common::status_with(gw, key).await;
         if got == status {
             return;
         }
@@ -392,6 +381,17 @@ async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str
     }
 }
 
+/// Waits for a log line whose message contains `text`; panics otherwise.
+fn wait_for_message(gw: &GatewayProcess, text: &str) {
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| l["message"].as_str().is_some_and(|m| m.contains(text)),
+            Duration::from_secs(30),
+        )
+    })
+    .unwrap_or_else(|| panic!("no log line saying {text:?}\n{}", gw.stdout()));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() {
     let database = PostgresServer::start();
@@ -401,17 +401,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
         .start();
     // The gateway clears its key cache when its LISTEN connection comes up, which on a busy
     // machine can be well after `ready`: a key verified before then would not stay cached.
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |l| {
-                l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("listening for key revocations"))
-            },
-            Duration::from_secs(30),
-        )
-    })
-    .expect("the gateway listened for key revocations");
+    wait_for_message(&gw, "listening for key revocations");
     let (cached, _) = common::create_key(
         &gw,
         ADMIN_TOKEN,
@@ -425,7 +415,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     )
     .await;
     assert_eq!(
-        status_with(&gw, &cached).await,
+        common::status_with(&gw, &cached).await,
         200,
         "cached key, database up"
     );
@@ -433,17 +423,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     database.stop();
     // The gateway sees the database go when its LISTEN connection drops; from then on every
     // key is read from the store before use, and the read fails.
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |l| {
-                l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("lost the key revocation feed"))
-            },
-            Duration::from_secs(30),
-        )
-    })
-    .expect("the gateway noticed the database go");
+    wait_for_message(&gw, "lost the key revocation feed");
     // A key it has never verified cannot be: 503, never 401 (which would tell a client its
     // valid key is wrong), never 200.
     wait_for_status(
@@ -458,18 +438,18 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
         // A key the store confirmed before the outage keeps working: nothing can be
         // revoked in a database that is down.
         assert_eq!(
-            status_with(&gw, &cached).await,
+            common::status_with(&gw, &cached).await,
             200,
             "cached key, database down ({round})"
         );
         assert_eq!(
-            status_with(&gw, &uncached).await,
+            common::status_with(&gw, &uncached).await,
             503,
             "uncached key, database down ({round})"
         );
         let forged = format!("{}x", &uncached[..uncached.len() - 1]);
         assert_eq!(
-            status_with(&gw, &forged).await,
+            common::status_with(&gw, &forged).await,
             503,
             "unknown key, database down ({round})"
         );
@@ -514,13 +494,13 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     )
     .await;
     assert_eq!(
-        status_with(&gw, &cached).await,
+        common::status_with(&gw, &cached).await,
         200,
         "cached key after recovery"
     );
     let forged = format!("{}x", &uncached[..uncached.len() - 1]);
     assert_eq!(
-        status_with(&gw, &forged).await,
+        common::status_with(&gw, &forged).await,
         401,
         "unknown key after recovery"
     );
@@ -532,7 +512,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     )
     .await;
     assert_eq!(
-        status_with(&gw, &after).await,
+        common::status_with(&gw, &after).await,
         200,
         "a key made after recovery"
     );
@@ -600,7 +580,11 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
         serde_json::json!({"name": "unused", "subject": "svc-unused"}),
     )
     .await;
-    assert_eq!(status_with(&gw, &used).await, 200, "before the fault");
+    assert_eq!(
+        common::status_with(&gw, &used).await,
+        200,
+        "before the fault"
+    );
 
     let store = gw.dir().join("store");
     let Some(fault) = Unwritable::make(&store) else {
@@ -626,13 +610,13 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     // Keys keep verifying: the one the gateway has seen, and the one it reads now.
     for round in 0..3 {
         assert_eq!(
-            status_with(&gw, &used).await,
+            common::status_with(&gw, &used).await,
             200,
             "used key, store unwritable ({round})"
         );
         // An unwritable store is still readable: a key never used before is read and works.
         assert_eq!(
-            status_with(&gw, &unused).await,
+            common::status_with(&gw, &unused).await,
             200,
             "unused key, store unwritable ({round})"
         );
