@@ -399,8 +399,8 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     let gw = keyed_config(&upstream, &database.url())
         .gateway(BIN)
         .start();
-    // The gateway clears its key cache when its LISTEN connection comes up, which on a busy
-    // machine can be well after `ready`: a key verified before then would not stay cached.
+    // The gateway clears its key cache when its LISTEN connection comes up, and nothing
+    // makes that happen before `ready`: a key verified before then would not stay cached.
     wait_for_message(&gw, "listening for key revocations");
     let (cached, _) = common::create_key(
         &gw,
