@@ -2,8 +2,8 @@
 //!
 //! [`PostgresServer::start`] runs Debian's `initdb` and `pg_ctl` (the highest version under
 //! `/usr/lib/postgresql/*/bin`, or the directory in `PALISADE_PG_BIN`) on a fresh data
-//! directory inside a temporary directory under `/tmp`, on a free port of 127.0.0.1 (never
-//! the machine's own server on 5432), with the Unix socket inside the temporary directory,
+//! directory inside a temporary directory under `/tmp`, on a port of 127.0.0.1 reserved for
+//! it ([`crate::ports`]), with the Unix socket inside the temporary directory,
 //! `trust` authentication and `fsync`/`full_page_writes` off for speed (committed data
 //! survives [`PostgresServer::stop`] + [`PostgresServer::restart`], which is a crash of the
 //! server, not of the machine; `synchronous_commit` stays on for that reason). Dropping the
@@ -21,7 +21,7 @@
 use std::{
     fs,
     io::{self, Read, Write},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -30,6 +30,8 @@ use std::{
 };
 
 use tempfile::TempDir;
+
+use crate::ports::{self, ReservedPort};
 
 /// How long to wait for the server to accept TCP connections.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,6 +42,8 @@ pub struct PostgresServer {
     dir: TempDir,
     bin: PathBuf,
     port: u16,
+    /// Holds `port` for this server until it drops.
+    reservation: Option<ReservedPort>,
     as_postgres_user: bool,
 }
 
@@ -71,6 +75,7 @@ impl PostgresServer {
             dir,
             bin,
             port: 0,
+            reservation: None,
             as_postgres_user,
         };
         let mut initdb = server.pg_command("initdb");
@@ -99,10 +104,13 @@ impl PostgresServer {
         )?;
         drop(conf);
 
-        // A free port can be taken between our probe and the server's bind: retry a few times.
+        // A process that is not a test can still bind the port before the server: retry a
+        // few times.
         let mut last_error = None;
         for _ in 0..5 {
-            server.port = free_port()?;
+            let reservation = ports::reserve(&[])?;
+            server.port = reservation.port();
+            server.reservation = Some(reservation);
             fs::write(
                 server.data_dir().join("palisade-port.conf"),
                 format!("port = {}\n", server.port),
@@ -240,17 +248,6 @@ fn run(cmd: &mut Command) -> io::Result<Output> {
 pub fn euid_is_root() -> io::Result<bool> {
     let out = run(Command::new("id").arg("-u"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-fn free_port() -> io::Result<u16> {
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        if port != 5432 {
-            return Ok(port);
-        }
-    }
 }
 
 /// `PALISADE_PG_BIN`, else the highest `/usr/lib/postgresql/<version>/bin` with `initdb`.

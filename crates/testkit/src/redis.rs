@@ -4,7 +4,7 @@
 //! thing: a fake would agree with whatever the gateway believes about expiry, key names and
 //! what a dead server looks like. [`RedisServer::start`] runs Debian's
 //! `redis-server` (`/usr/bin/redis-server`, or the program in `PALISADE_REDIS_SERVER`) as a
-//! child process on a free port of 127.0.0.1 (never the machine's own server on 6379), with
+//! child process on a port of 127.0.0.1 reserved for it ([`crate::ports`]), with
 //! its working directory and log inside a temporary directory under `/tmp`. Persistence is
 //! off (`--save ""`, `--appendonly no`): nothing reaches the disk, so
 //! [`RedisServer::stop`] (a `SIGKILL`, as in a crash) followed by [`RedisServer::restart`]
@@ -27,7 +27,7 @@
 use std::{
     fs,
     io::{self, BufRead, BufReader, Read, Write},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{Mutex, MutexGuard},
@@ -36,6 +36,8 @@ use std::{
 };
 
 use tempfile::TempDir;
+
+use crate::ports::{self, ReservedPort};
 
 /// How long to wait for the server to answer `PING`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +54,8 @@ pub struct RedisServer {
     dir: TempDir,
     program: PathBuf,
     port: u16,
+    /// Holds `port` (and a cluster node's bus port) for this server until it drops.
+    reservation: Option<ReservedPort>,
     /// Extra server arguments, kept for [`RedisServer::restart`].
     extra_args: Vec<String>,
     /// `None` between [`RedisServer::stop`] and [`RedisServer::restart`].
@@ -92,14 +96,24 @@ impl RedisServer {
             dir,
             program,
             port: 0,
+            reservation: None,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             child: Mutex::new(None),
         };
 
-        // A free port can be taken between our probe and the server's bind: retry a few times.
+        // A cluster node also listens on its port + 10000 (the cluster bus).
+        let offsets: &[u16] = if extra_args.contains(&"--cluster-enabled") {
+            &[10_000]
+        } else {
+            &[]
+        };
+        // A process that is not a test can still bind the port before the server: retry a
+        // few times.
         let mut last_error = None;
         for _ in 0..5 {
-            server.port = free_port()?;
+            let reservation = ports::reserve(offsets)?;
+            server.port = reservation.port();
+            server.reservation = Some(reservation);
             let log_before = server.log().len();
             match server.start_and_wait() {
                 Ok(()) => return Ok(server),
@@ -559,17 +573,6 @@ fn read_value(reader: &mut impl BufRead) -> io::Result<RespValue> {
             "unknown RESP type byte {:?}",
             char::from(other)
         ))),
-    }
-}
-
-fn free_port() -> io::Result<u16> {
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        if port != 6379 {
-            return Ok(port);
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! inside the window, not before, respect their cooldown, reach a real webhook receiver,
 //! and a webhook that never answers does not slow requests down.
 
-mod common;
+use crate::common;
 
 use std::hash::BuildHasher;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use palisade_testkit::gateway::log_event;
 use palisade_testkit::jwks::{JwksServer, SigningKey};

@@ -7,7 +7,7 @@
 //! Requests go through reqwest with a client timeout ([`LIVENESS`]): a request that hangs
 //! on a dead store fails the test. Nothing here asserts on durations.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -622,12 +622,17 @@ where
     let router = Router::new().fallback(move |req: Request| {
         let (answer, record) = (answer.clone(), record.clone());
         async move {
-            let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+            let (parts, body) = req.into_parts();
+            let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
             record.lock().unwrap().push(format!("{method} {path}"));
+            // The whole body is read before the answer, as a server does. Answered unread,
+            // the connection is closed under a client that may already have sent its next
+            // request on it, and that probe fails or not as the scheduler decides.
+            let _ = axum::body::to_bytes(body, usize::MAX).await;
             if stall == Some(path.as_str()) {
                 tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             }
-            answer(&method, &path, req.headers())
+            answer(&method, &path, &parts.headers)
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,38 +1,22 @@
 //! Checklist #4 end to end: 429s with `Retry-After` and the IETF `RateLimit` headers, per ip
 //! before authentication and per client after it, against the real gateway.
 
-mod common;
+use crate::common;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
-
-const TOKEN: &str = "ratelimit-test-admin-token-0123";
-const PEPPER: &str = "ratelimit-test-pepper-0123456789abcdef0123";
+use palisade_testkit::config::ADMIN_TOKEN;
+use palisade_testkit::{GatewayProcess, RecordingUpstream, TestConfig};
 
 /// A gateway with an API-key store and one upstream; `rest` adds `[rate_limit]` and routes.
 fn start_with(upstream: &RecordingUpstream, rest: &str) -> GatewayProcess {
-    let config = format!(
-        r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-# The tests vary the client address through X-Forwarded-For from this trusted peer.
-trusted_proxies = ["127.0.0.1"]
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
-[[upstream]]
-name = "app"
-url = "{url}"
-{rest}"#,
-        url = upstream.url()
-    );
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config)
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    TestConfig::new()
+        // The tests vary the client address through X-Forwarded-For from this trusted peer.
+        .server(r#"trusted_proxies = ["127.0.0.1"]"#)
+        .store("sqlite://keys.db")
+        .tables(&format!(
+            "[[upstream]]\nname = \"app\"\nurl = \"{url}\"\n{rest}",
+            url = upstream.url()
+        ))
+        .gateway(env!("CARGO_BIN_EXE_palisade"))
         .start()
 }
 
@@ -215,7 +199,7 @@ async fn anonymous_floods_cannot_spend_a_clients_quota() {
     let gw = start(&upstream);
     let (key, id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "app", "subject": "app"}),
     )
     .await;
@@ -314,7 +298,7 @@ async fn refused_requests_still_spend_earlier_phases(gw: &GatewayProcess) {
     let new_key = |name: &'static str| {
         common::create_key(
             gw,
-            TOKEN,
+            ADMIN_TOKEN,
             serde_json::json!({"name": name, "subject": name}),
         )
     };
@@ -482,7 +466,7 @@ rate_limit = { limit = 2, window = "1h", per = "subject", name = "per-subject" }
     let key_of = |name: &'static str, subject: &'static str| {
         common::create_key(
             &gw,
-            TOKEN,
+            ADMIN_TOKEN,
             serde_json::json!({"name": name, "subject": subject}),
         )
     };
@@ -728,7 +712,7 @@ async fn guessing_keys_from_one_address_locks_that_address_only() {
     let gw = start_with_lockout(&upstream);
     let (key, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "app", "subject": "app"}),
     )
     .await;
@@ -746,13 +730,13 @@ async fn guessing_keys_from_one_address_locks_that_address_only() {
     // revoked (an old client may keep sending it): 401s, never a lockout.
     let (revoked, revoked_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "old", "subject": "app"}),
     )
     .await;
     let deleted = client
         .delete(format!("{}/keys/{revoked_id}", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

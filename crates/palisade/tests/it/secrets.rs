@@ -3,7 +3,7 @@
 //! API. (Everything the gateway prints is searched for secrets by the harness, in every
 //! integration test; this file covers what it answers.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! Requests are raw bytes, so that the test, not a client library, decides every header
 //! and every framing byte.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The shared suite against a real PostgreSQL server (one per test), plus cross-instance
 //! revocation over LISTEN/NOTIFY and the behaviour when that feed is lost.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use common::TestStore;
 use palisade_store::KeyRejection;
 use secrecy::ExposeSecret;
 
-store_suite!(TestStore::postgres());
+crate::store_suite!(TestStore::postgres());
 
 /// The bound: revoke on instance A, instance B (same PostgreSQL) rejects within 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

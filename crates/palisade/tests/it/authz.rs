@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use palisade_testkit::config::ADMIN_TOKEN;
+use palisade_testkit::{GatewayProcess, RecordingUpstream, TestConfig};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
-const TOKEN: &str = "authz-test-admin-token-0123456789";
-const PEPPER: &str = "authz-test-pepper-0123456789abcdef0123456789";
 
 /// The sample API on a free port (alice owns orders 1 and 3, bob owns 2).
 async fn sample_api() -> String {
@@ -20,20 +19,11 @@ async fn sample_api() -> String {
     format!("http://{addr}")
 }
 
-fn config(api: &str, recorder: &str, mode: &str) -> String {
-    format!(
+fn config(api: &str, recorder: &str, mode: &str) -> TestConfig {
+    TestConfig::new().store("sqlite://keys.db").tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
 [limits]
 max_inspect_body = "64KiB"
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
 
 [[upstream]]
 name = "api"
@@ -90,7 +80,7 @@ methods = ["GET"]
 upstream = "recorder"
 owner = {{ field = "/ownerId" }}
 "#
-    )
+    ))
 }
 
 struct Setup {
@@ -104,11 +94,7 @@ struct Setup {
 async fn setup(mode: &str) -> Setup {
     let api = sample_api().await;
     let recorder = RecordingUpstream::start().await;
-    let gw = GatewayProcess::builder(BIN)
-        .config(config(&api, &recorder.url(), mode))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
-        .start();
+    let gw = config(&api, &recorder.url(), mode).gateway(BIN).start();
     let mut keys = Vec::new();
     for (subject, role) in [
         ("alice", "customer"),
@@ -116,7 +102,7 @@ async fn setup(mode: &str) -> Setup {
         ("root", "admin"),
     ] {
         let body = json!({"name": subject, "subject": subject, "roles": [role]});
-        keys.push(common::create_key(&gw, TOKEN, body).await.0);
+        keys.push(common::create_key(&gw, ADMIN_TOKEN, body).await.0);
     }
     let [alice, bob, admin] = <[String; 3]>::try_from(keys).unwrap();
     Setup {
@@ -307,7 +293,8 @@ async fn roles_scopes_params_fields_and_uncheckable_responses() {
     let (status, body) = call(gw, "GET", "/reports", Some(&s.alice), None).await;
     assert_eq!(status, 403);
     assert_eq!(body["type"], "urn:palisade:problem:forbidden");
-    let (eve, _) = common::create_key(gw, TOKEN, json!({"name": "norole", "subject": "eve"})).await;
+    let (eve, _) =
+        common::create_key(gw, ADMIN_TOKEN, json!({"name": "norole", "subject": "eve"})).await;
     assert_eq!(
         call(gw, "GET", "/api/orders", Some(&eve), None).await.0,
         403

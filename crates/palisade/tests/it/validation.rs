@@ -2,8 +2,6 @@
 //! reaches the upstream, each error names its place and rule (never the value), and the
 //! upstream receives exactly the document that was validated.
 
-mod common;
-
 use std::time::Duration;
 
 use palisade_testkit::{GatewayProcess, RecordingUpstream};

@@ -278,7 +278,7 @@ async fn printed_demo_config_is_a_working_config() {
         .config(config)
         .file(
             "examples/openapi.yaml",
-            include_str!("../../../examples/openapi.yaml"),
+            include_str!("../../../../examples/openapi.yaml"),
         )
         .env("PALISADE_ADMIN_TOKEN", "printed-config-token")
         .env(

@@ -1,6 +1,6 @@
 //! The shared suite against a SQLite file, plus SQLite specifics.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use common::TestStore;
 use palisade_store::{KeyPeppers, KeyRejection, KeyService, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
-store_suite!(TestStore::sqlite());
+crate::store_suite!(TestStore::sqlite());
 
 /// No cross-process notification on SQLite: another instance on the same file sees a
 /// revocation at its next revalidation (500 ms), so within the same 1 s bound as PostgreSQL.

@@ -3,25 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
-use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
-
-const TOKEN: &str = "pg-test-admin-token-0123456789";
-const PEPPER: &str = "pg-test-pepper-0123456789abcdef0123456789";
+use palisade_testkit::config::ADMIN_TOKEN;
+use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream, TestConfig};
 
 fn start(upstream: &RecordingUpstream, database: &PostgresServer) -> GatewayProcess {
-    let config = format!(
+    let routes = format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "{database}"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{url}"
@@ -32,25 +21,13 @@ path = "/api/orders"
 methods = ["GET"]
 upstream = "app"
 "#,
-        database = database.url(),
         url = upstream.url()
     );
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config)
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    TestConfig::new()
+        .store(database.url())
+        .tables(&routes)
+        .gateway(env!("CARGO_BIN_EXE_palisade"))
         .start()
-}
-
-async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{}/api/orders", gw.http_url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,26 +40,26 @@ async fn revocation_on_one_instance_reaches_another_within_a_second() {
 
     let (key, id) = common::create_key(
         &a,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "shared", "subject": "svc"}),
     )
     .await;
     // Both instances verify it, so both have it cached.
-    assert_eq!(status_with(&a, &key).await, 200);
-    assert_eq!(status_with(&b, &key).await, 200);
+    assert_eq!(common::status_with(&a, &key).await, 200);
+    assert_eq!(common::status_with(&b, &key).await, 200);
 
     let revoked = client
         .delete(format!("{}/keys/{id}", a.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(revoked.status(), 204);
     let revoked_at = Instant::now();
-    assert_eq!(status_with(&a, &key).await, 401);
+    assert_eq!(common::status_with(&a, &key).await, 401);
     // The issue's bound: every instance within one second.
     loop {
-        if status_with(&b, &key).await == 401 {
+        if common::status_with(&b, &key).await == 401 {
             break;
         }
         assert!(

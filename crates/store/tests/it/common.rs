@@ -3,8 +3,6 @@
 //! Each case gets a fresh store ([`TestStore`]): a SQLite file in a temporary directory, or
 //! a real PostgreSQL server of its own started by `palisade_testkit::postgres`.
 
-#![allow(dead_code)]
-
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -30,8 +28,14 @@ pub fn fingerprint(pepper: &str) -> String {
 
 /// A fresh store for one test.
 pub enum TestStore {
-    Sqlite { dir: TempDir, path: PathBuf },
-    Postgres { server: PostgresServer },
+    /// `_dir` holds the file; it is removed when the store drops.
+    Sqlite {
+        _dir: TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        server: PostgresServer,
+    },
 }
 
 impl TestStore {
@@ -39,7 +43,7 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("tempdir");
         // A directory that does not exist yet: opening creates it and the file.
         let path = dir.path().join("data").join("palisade.db");
-        TestStore::Sqlite { dir, path }
+        TestStore::Sqlite { _dir: dir, path }
     }
 
     pub fn postgres() -> TestStore {

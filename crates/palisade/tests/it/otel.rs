@@ -1,7 +1,7 @@
 //! OpenTelemetry traces (the `otel` feature): one span per request reaches a real OTLP/HTTP
 //! collector with the request id, route and status; a collector that is down or hangs never
 //! slows or fails a request; `[telemetry]` is refused when it is invalid, and by a binary
-//! built without the feature. Run with `cargo test -p palisade --features otel --test otel`;
+//! built without the feature. Run with `cargo test -p palisade --features otel --test it otel::`;
 //! in the default build only the "built without the feature" test runs.
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");

@@ -5,7 +5,7 @@
 //! upstream received (exactly the canonical path, or nothing at all), and what the access
 //! log recorded.
 
-mod common;
+use crate::common;
 
 use common::{assert_gateway_headers, assert_problem, log_line};
 

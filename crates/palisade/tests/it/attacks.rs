@@ -26,7 +26,7 @@
 //! - HTTP/1 framing that two parsers could read two ways is refused (400) or read the one
 //!   safe way and the connection closed; the body of a request is never parsed as a request.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
@@ -34,29 +34,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::assert_gateway_headers;
+use palisade_testkit::config::ADMIN_TOKEN;
 use palisade_testkit::raw::{self, RawConnection};
-use palisade_testkit::{GatewayProcess, Recorded, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, Recorded, RecordingUpstream, TestConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
-const TOKEN: &str = "attacks-test-admin-token-0123456789";
-const PEPPER: &str = "attacks-test-pepper-0123456789abcdef012345";
 
-fn config(upstream: &RecordingUpstream) -> String {
-    format!(
+fn config(upstream: &RecordingUpstream) -> TestConfig {
+    TestConfig::new().store("sqlite://keys.db").tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
 [limits]
 max_body = "64KiB"
 header_timeout = "2s"
 request_timeout = "3s"
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
 
 [[upstream]]
 name = "app"
@@ -85,7 +75,7 @@ auth = "api_key"
 roles = ["admin"]
 "#,
         url = upstream.url()
-    )
+    ))
 }
 
 /// Whose verified identity the upstream must see.
@@ -507,20 +497,16 @@ fn cases(user: &str, admin: &str) -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_attack_corpus_reaches_the_upstream_only_in_canonical_authorized_form() {
     let upstream = Arc::new(RecordingUpstream::start().await);
-    let gw = GatewayProcess::builder(BIN)
-        .config(config(&upstream))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
-        .start();
+    let gw = config(&upstream).gateway(BIN).start();
     let (user, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "user", "subject": "svc-user", "roles": ["user"]}),
     )
     .await;
     let (admin, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "admin", "subject": "svc-admin", "roles": ["admin"]}),
     )
     .await;

@@ -17,22 +17,21 @@
 //!
 //! (Timeouts, refused connections and upstream 5xx are in `proxy.rs`.)
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use palisade_testkit::config::{ADMIN_TOKEN, KEY_PEPPER};
 use palisade_testkit::gateway::log_event;
 use palisade_testkit::raw::{self, RawConnection};
-use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, PostgresServer, RecordingUpstream, TestConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
-const TOKEN: &str = "faults-test-admin-token-0123456789";
-const PEPPER: &str = "faults-test-pepper-0123456789abcdef0123456";
 
 /// A deliberately broken upstream, by path:
 /// `/garbage` answers bytes that are not HTTP; `/hangup` closes without a byte;
@@ -141,14 +140,9 @@ async fn a_broken_upstream_is_a_502_and_never_a_whole_looking_response() {
     }
 }
 
-fn reload_config(upstream: &str) -> String {
-    format!(
+fn reload_config(upstream: &str) -> TestConfig {
+    TestConfig::new().tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
 [[upstream]]
 name = "app"
 url = "{upstream}"
@@ -160,7 +154,7 @@ methods = ["GET"]
 upstream = "app"
 auth = "public"
 "#
-    )
+    ))
 }
 
 /// Clients hammering the gateway while it is told, again and again, to load broken
@@ -168,11 +162,9 @@ auth = "public"
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_reloads_under_load_fail_no_request() {
     let upstream = RecordingUpstream::start().await;
-    let good = reload_config(&upstream.url());
-    let gw = GatewayProcess::builder(BIN)
-        .config(good.clone())
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .start();
+    let config = reload_config(&upstream.url());
+    let good = config.render();
+    let gw = config.gateway(BIN).start();
     let url = format!("{}/old", gw.http_url());
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -225,7 +217,7 @@ async fn broken_reloads_under_load_fail_no_request() {
         // Through the admin API: refused with 422.
         let rsp = client
             .post(format!("{}/reload", gw.admin_url()))
-            .bearer_auth(TOKEN)
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap();
@@ -260,7 +252,7 @@ async fn broken_reloads_under_load_fail_no_request() {
     gw.write_config(&good.replace("/old", "/new"));
     let rsp = client
         .post(format!("{}/reload", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -356,18 +348,9 @@ async fn sigterm_under_load_cuts_nothing_and_exits_0() {
 
 /// An API-keyed route `/api/orders` with its keys in the store at `store_url`, and the admin
 /// API to create them.
-fn keyed_config(upstream: &RecordingUpstream, store_url: &str) -> String {
-    format!(
+fn keyed_config(upstream: &RecordingUpstream, store_url: &str) -> TestConfig {
+    TestConfig::new().store(store_url).tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "{store_url}"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{url}"
@@ -379,25 +362,14 @@ methods = ["GET"]
 upstream = "app"
 "#,
         url = upstream.url()
-    )
-}
-
-async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{}/api/orders", gw.http_url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    ))
 }
 
 /// Waits (generously) until `key` gets `status`; panics naming `what` otherwise.
 async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = status_with(gw, key).await;
+        let got = common::status_with(gw, key).await;
         if got == status {
             return;
         }
@@ -409,29 +381,48 @@ async fn wait_for_status(gw: &GatewayProcess, key: &str, status: u16, what: &str
     }
 }
 
+/// `key` with another last character: its id with a wrong secret. (Always another: a fixed
+/// replacement is the key itself when its secret happens to end with it.)
+fn wrong_secret(key: &str) -> String {
+    let last = if key.ends_with('x') { 'y' } else { 'x' };
+    format!("{}{last}", &key[..key.len() - 1])
+}
+
+/// Waits for a log line whose message contains `text`; panics otherwise.
+fn wait_for_message(gw: &GatewayProcess, text: &str) {
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| l["message"].as_str().is_some_and(|m| m.contains(text)),
+            Duration::from_secs(30),
+        )
+    })
+    .unwrap_or_else(|| panic!("no log line saying {text:?}\n{}", gw.stdout()));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() {
     let database = PostgresServer::start();
     let upstream = RecordingUpstream::start().await;
-    let gw = GatewayProcess::builder(BIN)
-        .config(keyed_config(&upstream, &database.url()))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    let gw = keyed_config(&upstream, &database.url())
+        .gateway(BIN)
         .start();
+    // The gateway clears its key cache when its LISTEN connection comes up, and nothing
+    // makes that happen before `ready`: a key verified before then would not stay cached.
+    wait_for_message(&gw, "listening for key revocations");
     let (cached, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "cached", "subject": "svc-cached"}),
     )
     .await;
     let (uncached, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "uncached", "subject": "svc-uncached"}),
     )
     .await;
     assert_eq!(
-        status_with(&gw, &cached).await,
+        common::status_with(&gw, &cached).await,
         200,
         "cached key, database up"
     );
@@ -439,17 +430,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     database.stop();
     // The gateway sees the database go when its LISTEN connection drops; from then on every
     // key is read from the store before use, and the read fails.
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |l| {
-                l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("lost the key revocation feed"))
-            },
-            Duration::from_secs(30),
-        )
-    })
-    .expect("the gateway noticed the database go");
+    wait_for_message(&gw, "lost the key revocation feed");
     // A key it has never verified cannot be: 503, never 401 (which would tell a client its
     // valid key is wrong), never 200.
     wait_for_status(
@@ -464,18 +445,18 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
         // A key the store confirmed before the outage keeps working: nothing can be
         // revoked in a database that is down.
         assert_eq!(
-            status_with(&gw, &cached).await,
+            common::status_with(&gw, &cached).await,
             200,
             "cached key, database down ({round})"
         );
         assert_eq!(
-            status_with(&gw, &uncached).await,
+            common::status_with(&gw, &uncached).await,
             503,
             "uncached key, database down ({round})"
         );
-        let forged = format!("{}x", &uncached[..uncached.len() - 1]);
+        let forged = wrong_secret(&uncached);
         assert_eq!(
-            status_with(&gw, &forged).await,
+            common::status_with(&gw, &forged).await,
             503,
             "unknown key, database down ({round})"
         );
@@ -495,7 +476,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     // Creating a key needs the database: a clear error, no key shown.
     let rsp = reqwest::Client::new()
         .post(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({"name": "during-outage", "subject": "svc-x"}))
         .send()
         .await
@@ -520,25 +501,25 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     )
     .await;
     assert_eq!(
-        status_with(&gw, &cached).await,
+        common::status_with(&gw, &cached).await,
         200,
         "cached key after recovery"
     );
-    let forged = format!("{}x", &uncached[..uncached.len() - 1]);
+    let forged = wrong_secret(&uncached);
     assert_eq!(
-        status_with(&gw, &forged).await,
+        common::status_with(&gw, &forged).await,
         401,
         "unknown key after recovery"
     );
     // Nothing was lost: both keys work again (above), and a new one can be made.
     let (after, _) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "after", "subject": "svc-after"}),
     )
     .await;
     assert_eq!(
-        status_with(&gw, &after).await,
+        common::status_with(&gw, &after).await,
         200,
         "a key made after recovery"
     );
@@ -591,24 +572,26 @@ impl Drop for Unwritable {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     let upstream = RecordingUpstream::start().await;
-    let gw = GatewayProcess::builder(BIN)
-        .config(keyed_config(&upstream, "sqlite://store/keys.db"))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
+    let gw = keyed_config(&upstream, "sqlite://store/keys.db")
+        .gateway(BIN)
         .start();
     let (used, used_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "used", "subject": "svc-used"}),
     )
     .await;
     let (unused, unused_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "unused", "subject": "svc-unused"}),
     )
     .await;
-    assert_eq!(status_with(&gw, &used).await, 200, "before the fault");
+    assert_eq!(
+        common::status_with(&gw, &used).await,
+        200,
+        "before the fault"
+    );
 
     let store = gw.dir().join("store");
     let Some(fault) = Unwritable::make(&store) else {
@@ -617,7 +600,7 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     };
     let rsp = reqwest::Client::new()
         .post(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({"name": "during-fault", "subject": "svc-x"}))
         .send()
         .await
@@ -634,13 +617,13 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     // Keys keep verifying: the one the gateway has seen, and the one it reads now.
     for round in 0..3 {
         assert_eq!(
-            status_with(&gw, &used).await,
+            common::status_with(&gw, &used).await,
             200,
             "used key, store unwritable ({round})"
         );
         // An unwritable store is still readable: a key never used before is read and works.
         assert_eq!(
-            status_with(&gw, &unused).await,
+            common::status_with(&gw, &unused).await,
             200,
             "unused key, store unwritable ({round})"
         );
@@ -651,8 +634,8 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
             .args(["keys", "-c"])
             .arg(gw.config_path())
             .args(["create", "--name", "cli-during-fault", "--subject", "svc-y"])
-            .env("PALISADE_KEY_PEPPER", PEPPER)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
+            .env("PALISADE_KEY_PEPPER", KEY_PEPPER)
+            .env("PALISADE_ADMIN_TOKEN", ADMIN_TOKEN)
             .current_dir(gw.dir()),
     );
     let stderr = String::from_utf8_lossy(&cli.stderr);
@@ -667,7 +650,7 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     drop(fault);
     let (after, after_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         serde_json::json!({"name": "after", "subject": "svc-after"}),
     )
     .await;
@@ -677,7 +660,7 @@ async fn an_unwritable_sqlite_store_fails_writes_cleanly_and_loses_nothing() {
     // Nothing stored was lost: the store lists exactly the three keys created through it.
     let listed = reqwest::Client::new()
         .get(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

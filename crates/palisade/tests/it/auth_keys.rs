@@ -4,26 +4,16 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream, secrets};
+use palisade_testkit::config::{ADMIN_TOKEN, KEY_PEPPER};
+use palisade_testkit::{GatewayProcess, RecordingUpstream, TestConfig, secrets};
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
-const TOKEN: &str = "auth-test-admin-token-0123456789";
-const PEPPER: &str = "auth-test-pepper-0123456789abcdef0123456789";
 
-fn config(upstream: &RecordingUpstream) -> String {
-    format!(
+fn config(upstream: &RecordingUpstream) -> TestConfig {
+    TestConfig::new().store("sqlite://keys.db").tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{url}"
@@ -50,19 +40,15 @@ auth = "api_key"
 forward_credentials = true
 "#,
         url = upstream.url()
-    )
+    ))
 }
 
 fn start(upstream: &RecordingUpstream) -> GatewayProcess {
-    GatewayProcess::builder(BIN)
-        .config(config(upstream))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
-        .start()
+    config(upstream).gateway(BIN).start()
 }
 
 async fn create_key(gw: &GatewayProcess, body: serde_json::Value) -> (String, String) {
-    common::create_key(gw, TOKEN, body).await
+    common::create_key(gw, ADMIN_TOKEN, body).await
 }
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -223,7 +209,7 @@ async fn revocation_and_rotation_through_the_admin_api() {
     // Revocation takes effect on the next request.
     let response = client
         .delete(format!("{}/keys/{revoked_id}", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -233,7 +219,7 @@ async fn revocation_and_rotation_through_the_admin_api() {
     // Rotation: the new key works at once, the old one until the overlap ends.
     let rotated = client
         .post(format!("{}/keys/{old_id}/rotate", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({"overlap": "2s"}))
         .send()
         .await
@@ -261,7 +247,7 @@ async fn revocation_and_rotation_through_the_admin_api() {
     // The list shows states, never a secret.
     let list = client
         .get(format!("{}/keys", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -303,8 +289,8 @@ async fn keys_cli_manages_the_same_store_the_gateway_reads() {
                 .arg("-c")
                 .arg(gw.config_path())
                 .args(args)
-                .env("PALISADE_ADMIN_TOKEN", TOKEN)
-                .env("PALISADE_KEY_PEPPER", PEPPER),
+                .env("PALISADE_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("PALISADE_KEY_PEPPER", KEY_PEPPER),
         )
     };
     let created = cli(&[

@@ -3,18 +3,12 @@
 
 use std::time::Duration;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use palisade_testkit::config::ADMIN_TOKEN;
+use palisade_testkit::{GatewayProcess, RecordingUpstream, TestConfig};
 
-const TOKEN: &str = "test-admin-token-0123456789";
-
-fn config(upstream_url: &str, extra_route: &str) -> String {
-    format!(
+fn config(upstream_url: &str, extra_route: &str) -> TestConfig {
+    TestConfig::new().tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
 [limits]
 drain_timeout = "10s"
 
@@ -37,13 +31,12 @@ upstream = "app"
 auth = "public"
 {extra_route}
 "#
-    )
+    ))
 }
 
 fn start(upstream_url: &str) -> GatewayProcess {
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config(upstream_url, ""))
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
+    config(upstream_url, "")
+        .gateway(env!("CARGO_BIN_EXE_palisade"))
         .start()
 }
 
@@ -134,10 +127,11 @@ async fn a_broken_config_never_replaces_the_running_one() {
     gw.write_config(&config(
         &upstream.url(),
         "[[route]]\nname = \"bad\"\npath = \"/bad\"\nmethods = [\"GET\"]\nupstream = \"nope\"\nauth = \"public\"\n",
-    ));
+    )
+    .render());
     let rejected = client
         .post(format!("{}/reload", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -158,6 +152,7 @@ async fn a_broken_config_never_replaces_the_running_one() {
         &upstream.url(),
         "[[route]]\nname = \"new\"\npath = \"/new\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n",
     )
+    .render()
     .replace(
         "[[route]]\nname = \"old\"\npath = \"/old\"\nmethods = [\"GET\"]\nupstream = \"app\"\nauth = \"public\"\n",
         "",
@@ -165,7 +160,7 @@ async fn a_broken_config_never_replaces_the_running_one() {
     gw.write_config(&good);
     let accepted = client
         .post(format!("{}/reload", gw.admin_url()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

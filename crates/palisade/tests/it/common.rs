@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests: API keys, palisade's response headers and
 //! problem bodies, and log lines.
 
-// Each test binary uses only some of these.
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use palisade_testkit::gateway::{log_event, log_field};
@@ -27,6 +24,18 @@ pub async fn create_key(gw: &GatewayProcess, admin_token: &str, body: Value) -> 
     let id = created["info"]["id"].as_str().unwrap().to_owned();
     assert!(key.starts_with(&format!("pal_{id}_")), "{key}");
     (key, id)
+}
+
+/// The status of `GET /api/orders` with the API key `key`.
+pub async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/orders", gw.http_url()))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// The headers palisade puts on (or removes from) every response; returns the request id.
@@ -95,12 +104,12 @@ pub async fn metrics(gw: &GatewayProcess) -> String {
     response.text().await.unwrap()
 }
 
-/// A port free when asked (bound, then released): for an upstream nothing listens on, or a
-/// listener whose address the test must know before the gateway logs it.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port of 127.0.0.1 that refuses connections for as long as the socket lives: it is
+/// bound but never listens, so no other socket can take the port meanwhile (a port found
+/// free and released could be bound by anything before the test is done with it).
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }

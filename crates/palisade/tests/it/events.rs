@@ -1,32 +1,23 @@
 //! Checklist #7: every security event shares one schema — time, event, request id, client
 //! ip, route, principal (subject, key id), reason — whatever layer logged it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use palisade_testkit::config::ADMIN_TOKEN;
 use palisade_testkit::gateway::log_event;
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use palisade_testkit::{RecordingUpstream, TestConfig};
 use serde_json::{Value, json};
-
-const TOKEN: &str = "events-test-admin-token-0123456789";
-const PEPPER: &str = "events-test-pepper-0123456789abcdef0123";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_security_event_carries_the_shared_fields() {
     let upstream = RecordingUpstream::start().await;
-    let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(format!(
+    let (_down, down) = common::refusing_port();
+    let gw = TestConfig::new()
+        .store("sqlite://keys.db")
+        .tables(&format!(
             r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{app}"
@@ -79,19 +70,18 @@ upstream = "down"
 auth = "public"
 "#,
             app = upstream.url(),
-            down = common::free_port()
+            down = down
         ))
+        .gateway(env!("CARGO_BIN_EXE_palisade"))
         .file(
             "order.json",
             r#"{"type": "object", "properties": {"qty": {"type": "integer"}}, "required": ["qty"]}"#,
         )
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
         .start();
     let client = reqwest::Client::new();
     let (key, key_id) = common::create_key(
         &gw,
-        TOKEN,
+        ADMIN_TOKEN,
         json!({ "name": "shop", "subject": "shop-1", "roles": ["customer"] }),
     )
     .await;
@@ -142,7 +132,7 @@ auth = "public"
     let admin = |method: reqwest::Method, path: &str| {
         client
             .request(method, format!("{}{path}", gw.admin_url()))
-            .bearer_auth(TOKEN)
+            .bearer_auth(ADMIN_TOKEN)
     };
     assert_eq!(
         admin(reqwest::Method::POST, "/reload")
@@ -163,7 +153,7 @@ auth = "public"
     for (token, reason) in [(None, "missing_credentials"), (Some("x"), "wrong_secret")] {
         let mut request = client.post(format!("{}/reload", gw.admin_url()));
         if let Some(token) = token {
-            request = request.bearer_auth(format!("{TOKEN}{token}"));
+            request = request.bearer_auth(format!("{ADMIN_TOKEN}{token}"));
         }
         let r = request.send().await.unwrap();
         assert_eq!(r.status(), 401);
@@ -248,7 +238,7 @@ auth = "public"
         assert_eq!(line["key_id"], "-", "{line}");
     }
     assert!(
-        !gw.stdout().contains(&format!("{TOKEN}x")),
+        !gw.stdout().contains(&format!("{ADMIN_TOKEN}x")),
         "the guess is not logged"
     );
 

@@ -2,11 +2,9 @@
 //! carries their policy, a `[[route]]` may override one, and anything outside the spec is
 //! 404/405 or a load error.
 
-mod common;
-
 use std::time::Duration;
 
-use palisade_testkit::{GatewayProcess, RecordingUpstream};
+use palisade_testkit::{GatewayProcess, RecordingUpstream, TestConfig};
 use serde_json::{Value, json};
 
 /// OpenAPI 3.1, YAML: path, query, header and cookie parameters, a body by `$ref`.
@@ -103,21 +101,9 @@ const SPEC_30: &str = r##"{
   }
 }"##;
 
-const TOKEN: &str = "openapi-test-admin-token-012345";
-const PEPPER: &str = "openapi-test-pepper-0123456789abcdef0123";
-
-fn config(upstream: &RecordingUpstream, spec: &str, extra: &str) -> String {
-    format!(
+fn config(upstream: &RecordingUpstream, spec: &str, extra: &str) -> TestConfig {
+    TestConfig::new().store("sqlite://keys.db").tables(&format!(
         r#"
-[server]
-http = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-admin_token = "${{env:PALISADE_ADMIN_TOKEN}}"
-
-[store]
-url = "sqlite://keys.db"
-key_pepper = "${{env:PALISADE_KEY_PEPPER}}"
-
 [[upstream]]
 name = "app"
 url = "{url}"
@@ -126,15 +112,13 @@ url = "{url}"
 spec = "{spec}"
 {extra}"#,
         url = upstream.url()
-    )
+    ))
 }
 
 fn start(upstream: &RecordingUpstream, file: &str, spec: &str, extra: &str) -> GatewayProcess {
-    GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-        .config(config(upstream, file, extra))
+    config(upstream, file, extra)
+        .gateway(env!("CARGO_BIN_EXE_palisade"))
         .file(file, spec)
-        .env("PALISADE_ADMIN_TOKEN", TOKEN)
-        .env("PALISADE_KEY_PEPPER", PEPPER)
         .start()
 }
 
@@ -883,11 +867,11 @@ async fn responses_outside_the_declared_media_types_are_refused_when_enforcing()
     let recording = RecordingUpstream::start().await;
     let start = |mode: &str| {
         let extra = format!("validate_responses = \"{mode}\"\n");
-        GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
-            .config(config(&recording, "openapi.yaml", &extra).replace(&recording.url(), &url))
+        let config = config(&recording, "openapi.yaml", &extra);
+        config
+            .gateway(env!("CARGO_BIN_EXE_palisade"))
+            .config(config.render().replace(&recording.url(), &url))
             .file("openapi.yaml", SPEC_31)
-            .env("PALISADE_ADMIN_TOKEN", TOKEN)
-            .env("PALISADE_KEY_PEPPER", PEPPER)
             .start()
     };
     let (enforcing, logging) = (start("enforce"), start("log"));

@@ -4,8 +4,6 @@
 //! draft 7 (which has no `unevaluatedProperties`). Also: a spec of 300 operations loads, and
 //! the JSON depth limit reaches as deep as the parser reads.
 
-mod common;
-
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 use serde_json::{Value, json};
 

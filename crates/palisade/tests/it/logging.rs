@@ -1,8 +1,7 @@
 //! Checklist #7, secrets never in logs: whatever a client puts in a request, no API key,
 //! JWT or card number reaches a log line in the clear.
 
-mod common;
-
+use palisade_testkit::gateway::{log_event, log_field};
 use palisade_testkit::{GatewayProcess, RecordingUpstream};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,13 +60,11 @@ auth = "public"
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_file_takes_every_line_and_rotates_by_size() {
     let upstream = RecordingUpstream::start().await;
-    // A log-file gateway announces its listeners in the file, not on stdout: choose them.
-    let port = common::free_port();
     let gw = GatewayProcess::builder(env!("CARGO_BIN_EXE_palisade"))
         .config(format!(
             r#"
 [server]
-http = "127.0.0.1:{port}"
+http = "127.0.0.1:0"
 
 [log]
 file = "palisade.log"
@@ -88,18 +85,12 @@ auth = "public"
             upstream.url()
         ))
         .spawn();
+    // A log-file gateway announces its listener and readiness in the file, not on stdout.
+    let addr =
+        tokio::task::block_in_place(|| listening_in_log_file(&gw.dir().join("palisade.log")));
     let client = reqwest::Client::new();
-    let url = |n: usize| format!("http://127.0.0.1:{port}/items/{n}?token=t0ken-value-{n}");
-    // Up when it answers.
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(url(0)).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "the gateway never answered\n{}", gw.stderr());
+    let url = |n: usize| format!("http://{addr}/items/{n}?token=t0ken-value-{n}");
+    assert_eq!(client.get(url(0)).send().await.unwrap().status(), 200);
     for n in 1..=60 {
         let response = client.get(url(n)).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -151,4 +142,32 @@ auth = "public"
         "{}",
         gw.stdout()
     );
+}
+
+/// The HTTP listener's address, once the log file says the gateway is ready.
+fn listening_in_log_file(log: &std::path::Path) -> std::net::SocketAddr {
+    let deadline = std::time::Instant::now() + palisade_testkit::gateway::READY_TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let ready = lines.iter().any(|l| log_event(l) == Some("ready"));
+        let http = lines.iter().find_map(|l| {
+            (log_event(l) == Some("listening")
+                && log_field(l, "listener").and_then(serde_json::Value::as_str) == Some("http"))
+            .then(|| log_field(l, "addr")?.as_str()?.parse().ok())
+            .flatten()
+        });
+        if let (true, Some(addr)) = (ready, http) {
+            return addr;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway was not ready in {}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
