@@ -2,7 +2,7 @@
 //! test starts the real `palisade` binary; `common` holds the helpers they share.
 //!
 //! Run one area with a filter: `cargo test -p palisade --test it faults::`. The `otel`
-//! module's traces tests need `--features otel`. `tests/readme.rs` is a binary of its own.
+//! module's traces tests need `--features otel`. `docs` checks README.md and `docs/`.
 
 mod common;
 
@@ -16,6 +16,7 @@ mod authz;
 mod check;
 mod cli;
 mod demo;
+mod docs;
 mod events;
 mod faults;
 mod keepalive;

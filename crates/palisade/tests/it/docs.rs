@@ -2,7 +2,7 @@
 //!
 //! - `docs/config-reference.md`'s table is generated from the config types' JSON Schema
 //!   (`palisade config schema`); the test fails when the two drift apart. Regenerate it with
-//!   `PALISADE_BLESS=1 cargo test -p palisade --test docs`.
+//!   `PALISADE_BLESS=1 cargo test -p palisade --test it docs::`.
 //! - Every ```` ```toml ```` snippet loads through the real binary (`palisade check -c FILE`:
 //!   exit 0 or 1 is "loads", exit 2 is "does not load"). The convention for fragments, files
 //!   and skipped snippets is in `docs/README.md` ("Config snippets in these pages").
@@ -219,7 +219,7 @@ fn config_reference_matches_the_config_types() {
         return;
     }
     panic!(
-        "docs/config-reference.md is out of date; run\n  PALISADE_BLESS=1 cargo test -p palisade --test docs\nexpected:\n{expected}"
+        "docs/config-reference.md is out of date; run\n  PALISADE_BLESS=1 cargo test -p palisade --test it docs::\nexpected:\n{expected}"
     );
 }
 
