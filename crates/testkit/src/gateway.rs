@@ -197,7 +197,7 @@ impl GatewayBuilder {
             )
         });
 
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(CapturedOutput::default());
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let out_shared = shared.clone();
@@ -279,14 +279,15 @@ struct Output {
     stderr_done: bool,
 }
 
+/// The gateway process's stdout and stderr as read so far, shared with the reader threads.
 #[derive(Default)]
-struct Shared {
+struct CapturedOutput {
     output: Mutex<Output>,
     /// Signalled on every new line of output and when a stream closes.
     changed: Condvar,
 }
 
-impl Shared {
+impl CapturedOutput {
     fn lock(&self) -> MutexGuard<'_, Output> {
         self.output.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -298,7 +299,7 @@ pub struct GatewayProcess {
     status: Option<ExitStatus>,
     dir: TempDir,
     args: Vec<String>,
-    shared: Arc<Shared>,
+    shared: Arc<CapturedOutput>,
 }
 
 impl std::fmt::Debug for GatewayProcess {

@@ -105,14 +105,15 @@ struct State {
     next_id: u64,
 }
 
-struct Shared {
+/// The issuer as its tasks see it: keys and settings, fetch counts, its address.
+struct Issuer {
     state: Mutex<State>,
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
     addr: SocketAddr,
 }
 
-impl Shared {
+impl Issuer {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,7 +128,7 @@ impl Shared {
 
 /// A running JWKS/OIDC issuer. Dropping it stops the server.
 pub struct JwksServer {
-    shared: Arc<Shared>,
+    shared: Arc<Issuer>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -146,7 +147,7 @@ impl JwksServer {
             .await
             .expect("bind jwks server");
         let addr = listener.local_addr().expect("local addr");
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Issuer {
             state: Mutex::new(State {
                 keys: Vec::new(),
                 issuer: None,
@@ -448,7 +449,7 @@ fn jwks_document(state: &State) -> Value {
     json!({ "keys": keys })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Issuer>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -467,7 +468,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn handle(
     req: Request<Incoming>,
-    shared: Arc<Shared>,
+    shared: Arc<Issuer>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     match path.as_str() {

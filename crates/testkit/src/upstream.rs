@@ -97,13 +97,14 @@ impl Recorded {
     }
 }
 
+/// The requests received, shared with the server task.
 #[derive(Default)]
-struct Shared {
+struct Recording {
     requests: Mutex<Vec<Recorded>>,
     recorded: Notify,
 }
 
-impl Shared {
+impl Recording {
     fn lock(&self) -> MutexGuard<'_, Vec<Recorded>> {
         // A panicking test thread must not hide the requests from the next assertion.
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
@@ -114,7 +115,7 @@ impl Shared {
 pub struct RecordingUpstream {
     addr: SocketAddr,
     tls: bool,
-    shared: Arc<Shared>,
+    shared: Arc<Recording>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -143,7 +144,7 @@ impl RecordingUpstream {
             .await
             .expect("bind recording upstream");
         let addr = listener.local_addr().expect("local addr");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Recording::default());
         let is_tls = tls.is_some();
         let task = tokio::spawn(accept_loop(listener, tls, shared.clone()));
         RecordingUpstream {
@@ -210,7 +211,7 @@ impl Drop for RecordingUpstream {
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
+    shared: Arc<Recording>,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -242,7 +243,7 @@ async fn accept_loop(
 
 async fn handle(
     req: Request<Incoming>,
-    shared: Arc<Shared>,
+    shared: Arc<Recording>,
 ) -> Result<Response<UpstreamBody>, Infallible> {
     let (parts, mut body) = req.into_parts();
     let mut recorded_body = Vec::new();
