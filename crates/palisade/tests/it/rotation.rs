@@ -486,3 +486,101 @@ async fn pepper_rotation_across_instances_on_postgres() {
     )
     .await;
 }
+
+/// A reload that opens a new key store and then fails to build leaves the running
+/// pipeline's store, and its revocation feed, as they were: a key revoked afterwards is
+/// refused within the one-second bound, not after the cache's 30-second safety net.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_reload_keeps_revocations_arriving() {
+    let database = PostgresServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let admin = random_secret();
+    let good = pg_config(&upstream, &database, &["pepper"]);
+    let gw = GatewayProcess::builder(BIN)
+        .config(good.clone())
+        .secret_file("secrets/admin", &admin)
+        .secret_file("secrets/pepper", &random_secret())
+        .file("schemas/broken.json", r#"{"type": 5}"#)
+        .start();
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| {
+                (l["message"].as_str()).is_some_and(|m| m.contains("listening for key revocations"))
+            },
+            Duration::from_secs(30),
+        )
+    })
+    .unwrap_or_else(|| panic!("the revocation feed never started\n{}", gw.stdout()));
+    let (key, id) = common::create_key(&gw, &admin, json!({"name": "k", "subject": "svc"})).await;
+    assert_ok(
+        &gw,
+        &upstream,
+        with_key(&key),
+        "svc",
+        "cached before the reload",
+    )
+    .await;
+
+    // Another URL for the same database opens a new store; the broken schema then fails
+    // the build, so the reload is refused after the store was opened.
+    let moved = good.replace(
+        &database.url(),
+        &format!("{}?application_name=palisade-moved", database.url()),
+    );
+    gw.write_config(&format!(
+        "{moved}validate = {{ body = \"schemas/broken.json\" }}\n"
+    ));
+    let response = reqwest::Client::new()
+        .post(format!("{}/reload", gw.admin_url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("route[0].validate"), "{body}");
+    assert_ok(
+        &gw,
+        &upstream,
+        with_key(&key),
+        "svc",
+        "after the refused reload",
+    )
+    .await;
+
+    gw.write_config(&good);
+    let revoked = palisade_testkit::secrets::checked_output(
+        Command::new(BIN)
+            .args(["keys", "-c"])
+            .arg(gw.config_path())
+            .args(["revoke", &id]),
+    );
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    // The bound is one second; five leave room for a loaded machine and stay far below
+    // the 30 s after which the cache would re-read the key without the feed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = call(&gw, with_key(&key)).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "before the revocation arrives");
+        assert!(
+            Instant::now() < deadline,
+            "the revoked key still works 5 s later: the revocation feed was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_refused(
+        &gw,
+        &upstream,
+        with_key(&key),
+        "revoked after the refused reload",
+    )
+    .await;
+}
