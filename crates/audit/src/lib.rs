@@ -15,8 +15,6 @@
 //! The credentials the audit was given (identity values, the target URL's password) never
 //! reach the report: every text in it is masked on the way out ([`mask`]).
 
-#![warn(unreachable_pub)]
-
 pub mod budget;
 pub mod checks;
 pub mod client;

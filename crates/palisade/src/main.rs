@@ -6,8 +6,6 @@
 //! - 2: bad usage, a config that does not load, or a server that cannot start (for
 //!   example an address already in use); the message names the file, line and key.
 
-#![warn(unreachable_pub)]
-
 mod audit;
 mod check;
 mod demo;

@@ -17,8 +17,6 @@
 //! State lives in memory behind a [`Mutex`]; [`router`] builds a fresh, seeded copy each call,
 //! so tests never see each other's writes.
 
-#![warn(unreachable_pub)]
-
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::{

@@ -30,8 +30,6 @@
 //!   (except on PostgreSQL while the revocation feed is down, when nothing cached is trusted).
 //! - Last-used times are written in batches, never per request.
 
-#![warn(unreachable_pub)]
-
 pub mod cache;
 mod hashing;
 pub mod keyformat;

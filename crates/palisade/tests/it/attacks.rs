@@ -612,18 +612,18 @@ mod h2_raw {
     use tokio::net::TcpStream;
     use tokio_rustls::client::TlsStream;
 
-    pub const HEADERS: u8 = 0x1;
-    pub const RST_STREAM: u8 = 0x3;
-    pub const SETTINGS: u8 = 0x4;
-    pub const PING: u8 = 0x6;
-    pub const GOAWAY: u8 = 0x7;
-    pub const CONTINUATION: u8 = 0x9;
-    pub const END_STREAM: u8 = 0x1;
-    pub const END_HEADERS: u8 = 0x4;
-    pub const ACK: u8 = 0x1;
-    pub const CANCEL: u32 = 0x8;
+    pub(super) const HEADERS: u8 = 0x1;
+    pub(super) const RST_STREAM: u8 = 0x3;
+    pub(super) const SETTINGS: u8 = 0x4;
+    pub(super) const PING: u8 = 0x6;
+    pub(super) const GOAWAY: u8 = 0x7;
+    pub(super) const CONTINUATION: u8 = 0x9;
+    pub(super) const END_STREAM: u8 = 0x1;
+    pub(super) const END_HEADERS: u8 = 0x4;
+    pub(super) const ACK: u8 = 0x1;
+    pub(super) const CANCEL: u32 = 0x8;
 
-    pub async fn tls(addr: SocketAddr, pki: &TestPki) -> TlsStream<TcpStream> {
+    pub(super) async fn tls(addr: SocketAddr, pki: &TestPki) -> TlsStream<TcpStream> {
         let tcp = TcpStream::connect(addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let connector = tokio_rustls::TlsConnector::from(pki.client_config(&[b"h2"]));
@@ -635,7 +635,7 @@ mod h2_raw {
         tls
     }
 
-    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
         let mut out = len.to_be_bytes()[1..].to_vec();
         out.push(kind);
@@ -662,7 +662,7 @@ mod h2_raw {
     }
 
     /// Literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2).
-    pub fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
+    pub(super) fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
         let mut out = vec![0x00];
         int(&mut out, 0, 7, name.len());
         out.extend_from_slice(name);
@@ -672,7 +672,7 @@ mod h2_raw {
     }
 
     /// A request's header block from `(name, value)` pairs in the order given.
-    pub fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+    pub(super) fn block(fields: &[(&str, &str)]) -> Vec<u8> {
         fields
             .iter()
             .flat_map(|(n, v)| literal(n.as_bytes(), v.as_bytes()))
@@ -680,7 +680,7 @@ mod h2_raw {
     }
 
     /// `GET path` with every pseudo-header in place.
-    pub fn get(path: &str) -> Vec<u8> {
+    pub(super) fn get(path: &str) -> Vec<u8> {
         block(&[
             (":method", "GET"),
             (":scheme", "https"),
@@ -690,7 +690,7 @@ mod h2_raw {
     }
 
     #[derive(Debug, Clone)]
-    pub struct Frame {
+    pub(super) struct Frame {
         pub kind: u8,
         pub flags: u8,
         pub stream: u32,
@@ -698,7 +698,7 @@ mod h2_raw {
     }
 
     impl Frame {
-        pub fn error_code(&self) -> Option<u32> {
+        pub(super) fn error_code(&self) -> Option<u32> {
             let at = match self.kind {
                 RST_STREAM => 0,
                 GOAWAY => 4,
@@ -710,7 +710,7 @@ mod h2_raw {
 
         /// The `:status` of a response HEADERS frame, when it is the first field and coded
         /// as a static-table entry or a literal with `:status` as its indexed name.
-        pub fn status(&self) -> Option<u16> {
+        pub(super) fn status(&self) -> Option<u16> {
             let first = *self.payload.first()?;
             if first & 0x80 != 0 {
                 return match first & 0x7f {
@@ -781,7 +781,7 @@ mod h2_raw {
 
     /// What came back while waiting.
     #[derive(Debug)]
-    pub enum Event {
+    pub(super) enum Event {
         Frame(Frame),
         /// EOF or a read error: the server closed the connection.
         Closed,
@@ -791,14 +791,14 @@ mod h2_raw {
 
     /// A raw HTTP/2 client connection: the preface and an empty SETTINGS are sent on
     /// connect; the server's SETTINGS and PINGs are acknowledged as they are read.
-    pub struct Conn {
+    pub(super) struct Conn {
         pub io: TlsStream<TcpStream>,
         buf: Vec<u8>,
         pub goaway: Option<Frame>,
     }
 
     impl Conn {
-        pub async fn open(addr: SocketAddr, pki: &TestPki) -> Conn {
+        pub(super) async fn open(addr: SocketAddr, pki: &TestPki) -> Conn {
             let mut io = tls(addr, pki).await;
             let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
             hello.extend(frame(SETTINGS, 0, 0, &[]));
@@ -811,12 +811,12 @@ mod h2_raw {
         }
 
         /// Writes bytes; false when the server has closed the connection.
-        pub async fn write(&mut self, bytes: &[u8]) -> bool {
+        pub(super) async fn write(&mut self, bytes: &[u8]) -> bool {
             self.io.write_all(bytes).await.is_ok() && self.io.flush().await.is_ok()
         }
 
         /// The next frame, or `Closed`, or `Quiet` after `within`.
-        pub async fn next(&mut self, within: Duration) -> Event {
+        pub(super) async fn next(&mut self, within: Duration) -> Event {
             let deadline = tokio::time::Instant::now() + within;
             loop {
                 if self.buf.len() >= 9 {
@@ -856,7 +856,7 @@ mod h2_raw {
 
         /// Reads until a frame on `stream` that ends or refuses it (HEADERS, RST_STREAM), a
         /// GOAWAY, or the close; `None` when the server said nothing for `within`.
-        pub async fn outcome(&mut self, stream: u32, within: Duration) -> Option<Event> {
+        pub(super) async fn outcome(&mut self, stream: u32, within: Duration) -> Option<Event> {
             loop {
                 match self.next(within).await {
                     Event::Frame(f)
@@ -874,7 +874,7 @@ mod h2_raw {
 
         /// Reads and drops frames until the server closes the connection or is quiet for
         /// `quiet`; true when it closed.
-        pub async fn drain(&mut self, quiet: Duration) -> bool {
+        pub(super) async fn drain(&mut self, quiet: Duration) -> bool {
             loop {
                 match self.next(quiet).await {
                     Event::Frame(_) => {}

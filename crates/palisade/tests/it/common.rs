@@ -8,7 +8,11 @@ use palisade_testkit::{GatewayProcess, RawResponse};
 use serde_json::Value;
 
 /// Creates a key through the admin API and checks the answer; returns `(key, id)`.
-pub async fn create_key(gw: &GatewayProcess, admin_token: &str, body: Value) -> (String, String) {
+pub(crate) async fn create_key(
+    gw: &GatewayProcess,
+    admin_token: &str,
+    body: Value,
+) -> (String, String) {
     let response = reqwest::Client::new()
         .post(format!("{}/keys", gw.admin_url()))
         .bearer_auth(admin_token)
@@ -27,7 +31,7 @@ pub async fn create_key(gw: &GatewayProcess, admin_token: &str, body: Value) -> 
 }
 
 /// The status of `GET /api/orders` with the API key `key`.
-pub async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
+pub(crate) async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
     reqwest::Client::new()
         .get(format!("{}/api/orders", gw.http_url()))
         .header("x-api-key", key)
@@ -40,7 +44,7 @@ pub async fn status_with(gw: &GatewayProcess, key: &str) -> u16 {
 
 /// The headers palisade puts on (or removes from) every response; returns the request id.
 /// `what` names the case in failure messages.
-pub fn assert_gateway_headers(rsp: &RawResponse, what: &str) -> String {
+pub(crate) fn assert_gateway_headers(rsp: &RawResponse, what: &str) -> String {
     let id = rsp
         .header("x-request-id")
         .unwrap_or_else(|| panic!("{what}: no x-request-id in {rsp:?}"));
@@ -57,7 +61,7 @@ pub fn assert_gateway_headers(rsp: &RawResponse, what: &str) -> String {
 
 /// A palisade problem+json answer with this status and slug, tied to the request id;
 /// returns the id.
-pub fn assert_problem(rsp: &RawResponse, status: u16, slug: &str, what: &str) -> String {
+pub(crate) fn assert_problem(rsp: &RawResponse, status: u16, slug: &str, what: &str) -> String {
     assert_eq!(rsp.status, status, "{what}: {}", rsp.body_str());
     let id = assert_gateway_headers(rsp, what);
     assert_eq!(
@@ -82,7 +86,7 @@ pub fn assert_problem(rsp: &RawResponse, status: u16, slug: &str, what: &str) ->
 
 /// The first log line with this `event` and `request_id` (the access log line is written
 /// when the response body ends, so it may trail the response by a moment).
-pub fn log_line(gw: &GatewayProcess, event: &str, id: &str) -> Value {
+pub(crate) fn log_line(gw: &GatewayProcess, event: &str, id: &str) -> Value {
     tokio::task::block_in_place(|| {
         gw.wait_for_log(
             |v| {
@@ -96,7 +100,7 @@ pub fn log_line(gw: &GatewayProcess, event: &str, id: &str) -> Value {
 }
 
 /// The admin API's `/metrics` text (readable without the token).
-pub async fn metrics(gw: &GatewayProcess) -> String {
+pub(crate) async fn metrics(gw: &GatewayProcess) -> String {
     let response = reqwest::get(format!("{}/metrics", gw.admin_url()))
         .await
         .unwrap();
@@ -107,7 +111,7 @@ pub async fn metrics(gw: &GatewayProcess) -> String {
 /// A port of 127.0.0.1 that refuses connections for as long as the socket lives: it is
 /// bound but never listens, so no other socket can take the port meanwhile (a port found
 /// free and released could be bound by anything before the test is done with it).
-pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, u16) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
     let port = socket.local_addr().unwrap().port();

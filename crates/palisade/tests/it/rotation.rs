@@ -499,7 +499,7 @@ async fn a_refused_reload_keeps_revocations_arriving() {
     let gw = GatewayProcess::builder(BIN)
         .config(good.clone())
         .secret_file("secrets/admin", &admin)
-        .secret_file("secrets/pepper", &random_secret())
+        .secret_file("secrets/pepper", random_secret())
         .file("schemas/broken.json", r#"{"type": 5}"#)
         .start();
     tokio::task::block_in_place(|| {

@@ -13,21 +13,21 @@ use palisade_testkit::postgres::PostgresServer;
 use secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
 
-pub const PEPPER: &str = "test-pepper-0123456789-abcdefghij";
+pub(crate) const PEPPER: &str = "test-pepper-0123456789-abcdefghij";
 
 /// The pepper list `[list…]`, current first.
-pub fn peppers(list: &[&str]) -> KeyPeppers {
+pub(crate) fn peppers(list: &[&str]) -> KeyPeppers {
     let list: Vec<SecretString> = list.iter().map(|p| SecretString::from(*p)).collect();
     KeyPeppers::new(&list).expect("valid peppers")
 }
 
 /// The fingerprint of one pepper, as `KeyInfo::pepper` shows it.
-pub fn fingerprint(pepper: &str) -> String {
+pub(crate) fn fingerprint(pepper: &str) -> String {
     peppers(&[pepper]).fingerprints().next().unwrap().to_owned()
 }
 
 /// A fresh store for one test.
-pub enum TestStore {
+pub(crate) enum TestStore {
     /// `_dir` holds the file; it is removed when the store drops.
     Sqlite {
         _dir: TempDir,
@@ -39,32 +39,32 @@ pub enum TestStore {
 }
 
 impl TestStore {
-    pub fn sqlite() -> TestStore {
+    pub(crate) fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().expect("tempdir");
         // A directory that does not exist yet: opening creates it and the file.
         let path = dir.path().join("data").join("palisade.db");
         TestStore::Sqlite { _dir: dir, path }
     }
 
-    pub fn postgres() -> TestStore {
+    pub(crate) fn postgres() -> TestStore {
         TestStore::Postgres {
             server: PostgresServer::start(),
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             TestStore::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
             TestStore::Postgres { server } => server.url(),
         }
     }
 
-    pub async fn open(&self) -> KeyService {
+    pub(crate) async fn open(&self) -> KeyService {
         self.open_with(&[PEPPER]).await
     }
 
     /// The store with these peppers, current first.
-    pub async fn open_with(&self, list: &[&str]) -> KeyService {
+    pub(crate) async fn open_with(&self, list: &[&str]) -> KeyService {
         KeyService::open(&self.url(), peppers(list), Duration::from_secs(24 * 3600))
             .await
             .expect("open key store")
@@ -72,7 +72,7 @@ impl TestStore {
 
     /// Makes the store unreachable for `svc`: SQLite — its pool is closed (a file cannot be
     /// taken away from open connections); PostgreSQL — the server is stopped.
-    pub async fn take_down(&self, svc: &KeyService) {
+    pub(crate) async fn take_down(&self, svc: &KeyService) {
         match self {
             TestStore::Sqlite { .. } => svc.close().await,
             TestStore::Postgres { server } => server.stop(),
@@ -81,7 +81,7 @@ impl TestStore {
 
     /// Everything the store holds at rest, as bytes: the SQLite file with its WAL, or the
     /// PostgreSQL data directory after a checkpoint, plus the table rendered as text.
-    pub async fn raw_contents(&self) -> Vec<u8> {
+    pub(crate) async fn raw_contents(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
             TestStore::Sqlite { path, .. } => {
@@ -122,7 +122,7 @@ fn read_tree(dir: &Path, out: &mut Vec<u8>) {
     }
 }
 
-pub fn new_key(name: &str) -> NewKey {
+pub(crate) fn new_key(name: &str) -> NewKey {
     NewKey {
         name: name.into(),
         subject: format!("svc-{name}"),
@@ -133,7 +133,7 @@ pub fn new_key(name: &str) -> NewKey {
 }
 
 /// The three parts of a key, checking the format on the way.
-pub fn split(key: &str) -> (&str, &str) {
+pub(crate) fn split(key: &str) -> (&str, &str) {
     assert_eq!(key.len(), 60, "{}", key.len());
     assert!(key.starts_with("pal_"));
     let id = &key[4..16];
@@ -146,7 +146,7 @@ pub fn split(key: &str) -> (&str, &str) {
 }
 
 /// Test-side base62 decoding (independent of the crate's) to look for the raw secret bytes.
-pub fn secret_bytes(secret: &str) -> [u8; 32] {
+pub(crate) fn secret_bytes(secret: &str) -> [u8; 32] {
     let mut n = [0u8; 32];
     for c in secret.bytes() {
         let d = match c {
@@ -190,7 +190,7 @@ async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool)
 // ---------------------------------------------------------------------------------------
 // The cases.
 
-pub async fn create_and_verify(store: &TestStore) {
+pub(crate) async fn create_and_verify(store: &TestStore) {
     let svc = store.open().await;
     let issued = svc.create(new_key("alpha")).await.unwrap();
     let key = issued.key.expose_secret();
@@ -219,7 +219,7 @@ pub async fn create_and_verify(store: &TestStore) {
     assert_eq!(svc.backend(), other.backend());
 }
 
-pub async fn wrong_secret(store: &TestStore) {
+pub(crate) async fn wrong_secret(store: &TestStore) {
     let svc = store.open().await;
     let issued = svc.create(new_key("a")).await.unwrap();
     let key = issued.key.expose_secret();
@@ -239,7 +239,7 @@ pub async fn wrong_secret(store: &TestStore) {
     assert_eq!(KeyRejection::WrongSecret.reason(), "wrong_secret");
 }
 
-pub async fn malformed(store: &TestStore) {
+pub(crate) async fn malformed(store: &TestStore) {
     let svc = store.open().await;
     let issued = svc.create(new_key("a")).await.unwrap();
     let k = issued.key.expose_secret();
@@ -273,7 +273,7 @@ pub async fn malformed(store: &TestStore) {
     assert_eq!(KeyRejection::Malformed.reason(), "malformed");
 }
 
-pub async fn unknown_id(store: &TestStore) {
+pub(crate) async fn unknown_id(store: &TestStore) {
     let svc = store.open().await;
     let issued = svc.create(new_key("a")).await.unwrap();
     let k = issued.key.expose_secret();
@@ -292,7 +292,7 @@ pub async fn unknown_id(store: &TestStore) {
     assert_eq!(KeyRejection::UnknownKey.reason(), "unknown_key");
 }
 
-pub async fn expired(store: &TestStore) {
+pub(crate) async fn expired(store: &TestStore) {
     let svc = store.open().await;
     let mut nk = new_key("short");
     nk.expires_in = Some(Duration::from_secs(1));
@@ -316,7 +316,7 @@ pub async fn expired(store: &TestStore) {
     assert_eq!(other.verify(k).await.unwrap_err(), KeyRejection::Expired);
 }
 
-pub async fn revoke(store: &TestStore) {
+pub(crate) async fn revoke(store: &TestStore) {
     let svc = store.open().await;
     let issued = svc.create(new_key("a")).await.unwrap();
     let keep = svc.create(new_key("keep")).await.unwrap();
@@ -346,7 +346,7 @@ pub async fn revoke(store: &TestStore) {
     assert_eq!(KeyRejection::Revoked.reason(), "revoked");
 }
 
-pub async fn rotate(store: &TestStore) {
+pub(crate) async fn rotate(store: &TestStore) {
     let svc = store.open().await;
     let mut nk = new_key("rot");
     nk.expires_in = Some(Duration::from_secs(3600));
@@ -427,7 +427,7 @@ pub async fn rotate(store: &TestStore) {
     assert!(svc.verify(forever.key.expose_secret()).await.is_ok());
 }
 
-pub async fn list_shows_no_secrets(store: &TestStore) {
+pub(crate) async fn list_shows_no_secrets(store: &TestStore) {
     let svc = store.open().await;
     let a = svc.create(new_key("first")).await.unwrap();
     let b = svc.create(new_key("second")).await.unwrap();
@@ -485,7 +485,7 @@ pub async fn list_shows_no_secrets(store: &TestStore) {
     );
 }
 
-pub async fn last_used_is_batched(store: &TestStore) {
+pub(crate) async fn last_used_is_batched(store: &TestStore) {
     let svc = store.open().await;
     let issued = svc.create(new_key("busy")).await.unwrap();
     let k = issued.key.expose_secret();
@@ -515,7 +515,7 @@ pub async fn last_used_is_batched(store: &TestStore) {
     assert_eq!(listed[0].last_used_at, Some(used));
 }
 
-pub async fn secret_never_at_rest(store: &TestStore) {
+pub(crate) async fn secret_never_at_rest(store: &TestStore) {
     let svc = store.open().await;
     let a = svc.create(new_key("a")).await.unwrap();
     svc.verify(a.key.expose_secret()).await.unwrap();
@@ -545,7 +545,7 @@ pub async fn secret_never_at_rest(store: &TestStore) {
     }
 }
 
-pub async fn store_down(store: &TestStore) {
+pub(crate) async fn store_down(store: &TestStore) {
     let svc = store.open().await;
     let cached = svc.create(new_key("cached")).await.unwrap();
     let uncached = svc.create(new_key("uncached")).await.unwrap();
@@ -585,7 +585,7 @@ pub async fn store_down(store: &TestStore) {
 
 /// Revoke on one instance, a second instance on the same store stops accepting the key
 /// within `bound`.
-pub async fn cross_instance_revocation(store: &TestStore, bound: Duration) {
+pub(crate) async fn cross_instance_revocation(store: &TestStore, bound: Duration) {
     let a = store.open().await;
     let b = store.open().await;
     let _bg_a = a.spawn_background();
@@ -615,7 +615,7 @@ pub async fn cross_instance_revocation(store: &TestStore, bound: Duration) {
 }
 
 /// Waits until key `id` is listed with `pepper` (the upgrade runs in the background).
-pub async fn wait_for_pepper(svc: &KeyService, id: &str, pepper: &str) {
+pub(crate) async fn wait_for_pepper(svc: &KeyService, id: &str, pepper: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = svc.get(id).await.unwrap().unwrap().pepper;
@@ -633,7 +633,7 @@ pub async fn wait_for_pepper(svc: &KeyService, id: &str, pepper: &str) {
 /// Pepper rotation: a key hashed under pepper A still verifies under `[B, A]`, is then
 /// re-hashed under B by its use, and so verifies under `[B]` alone; A alone or an unknown
 /// pepper verify nothing; revocation works throughout; a running service takes a new list.
-pub async fn pepper_rotation(store: &TestStore) {
+pub(crate) async fn pepper_rotation(store: &TestStore) {
     const A: &str = "rotation-pepper-A-0123456789abcdef";
     const B: &str = "rotation-pepper-B-0123456789abcdef";
     const C: &str = "rotation-pepper-C-0123456789abcdef";
