@@ -32,6 +32,7 @@ pub(crate) struct Running {
     pub bound: Bound,
 }
 
+/// The addresses actually bound (a config may ask for port 0).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bound {
     pub http: Option<SocketAddr>,
@@ -71,10 +72,11 @@ impl Running {
     /// when the new config fails to load or build.
     pub(crate) async fn reload(&self) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let built = match Config::load_with_env_file(&self.config_path, self.env_file.as_deref()) {
-            Ok(config) => self.stores.build(config, &self.metrics).await,
-            Err(error) => Err(error),
-        };
+        let built = async {
+            let config = Config::load_with_env_file(&self.config_path, self.env_file.as_deref())?;
+            self.stores.build(config, &self.metrics).await
+        }
+        .await;
         match built {
             Ok(pipeline) => {
                 warn_about_listener_changes(&pipeline.config, self.bound);
