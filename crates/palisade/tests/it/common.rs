@@ -117,3 +117,14 @@ pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, u16) {
     let port = socket.local_addr().unwrap().port();
     (socket, port)
 }
+
+/// Waits for a log line whose message contains `text`; panics otherwise.
+pub(crate) fn wait_for_message(gw: &GatewayProcess, text: &str) {
+    tokio::task::block_in_place(|| {
+        gw.wait_for_log(
+            |l| l["message"].as_str().is_some_and(|m| m.contains(text)),
+            Duration::from_secs(30),
+        )
+    })
+    .unwrap_or_else(|| panic!("no log line saying {text:?}\n{}", gw.stdout()));
+}

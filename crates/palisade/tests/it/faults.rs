@@ -388,17 +388,6 @@ fn wrong_secret(key: &str) -> String {
     format!("{}{last}", &key[..key.len() - 1])
 }
 
-/// Waits for a log line whose message contains `text`; panics otherwise.
-fn wait_for_message(gw: &GatewayProcess, text: &str) {
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |l| l["message"].as_str().is_some_and(|m| m.contains(text)),
-            Duration::from_secs(30),
-        )
-    })
-    .unwrap_or_else(|| panic!("no log line saying {text:?}\n{}", gw.stdout()));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() {
     let database = PostgresServer::start();
@@ -408,7 +397,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
         .start();
     // The gateway clears its key cache when its LISTEN connection comes up, and nothing
     // makes that happen before `ready`: a key verified before then would not stay cached.
-    wait_for_message(&gw, "listening for key revocations");
+    common::wait_for_message(&gw, "listening for key revocations");
     let (cached, _) = common::create_key(
         &gw,
         ADMIN_TOKEN,
@@ -430,7 +419,7 @@ async fn postgres_down_keeps_cached_keys_fails_closed_for_others_and_recovers() 
     database.stop();
     // The gateway sees the database go when its LISTEN connection drops; from then on every
     // key is read from the store before use, and the read fails.
-    wait_for_message(&gw, "lost the key revocation feed");
+    common::wait_for_message(&gw, "lost the key revocation feed");
     // A key it has never verified cannot be: 503, never 401 (which would tell a client its
     // valid key is wrong), never 200.
     wait_for_status(

@@ -502,15 +502,7 @@ async fn a_refused_reload_keeps_revocations_arriving() {
         .secret_file("secrets/pepper", random_secret())
         .file("schemas/broken.json", r#"{"type": 5}"#)
         .start();
-    tokio::task::block_in_place(|| {
-        gw.wait_for_log(
-            |l| {
-                (l["message"].as_str()).is_some_and(|m| m.contains("listening for key revocations"))
-            },
-            Duration::from_secs(30),
-        )
-    })
-    .unwrap_or_else(|| panic!("the revocation feed never started\n{}", gw.stdout()));
+    common::wait_for_message(&gw, "listening for key revocations");
     let (key, id) = common::create_key(&gw, &admin, json!({"name": "k", "subject": "svc"})).await;
     assert_ok(
         &gw,
