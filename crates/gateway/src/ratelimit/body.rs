@@ -13,11 +13,11 @@
 //! refused. Values are trimmed and lower-cased, so `Alice` and ` alice` share a bucket.
 
 use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
 use super::BodyFields;
 use crate::body::{self, Body, read_limited};
+use crate::headers::{is_json_media, media_essence};
 use crate::json::{parse_strict, values_at};
 use crate::rejection::Rejection;
 
@@ -123,17 +123,8 @@ fn ambiguous() -> Rejection {
 }
 
 fn format_of(headers: &HeaderMap) -> Option<Format> {
-    let essence = headers
-        .get(CONTENT_TYPE)?
-        .to_str()
-        .ok()?
-        .split(';')
-        .next()?
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    let essence = media_essence(headers)?;
+    if is_json_media(&essence) {
         Some(Format::Json)
     } else if essence == "application/x-www-form-urlencoded" {
         Some(Format::Form)
@@ -159,6 +150,7 @@ fn normalize(value: &str) -> String {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use http::header::CONTENT_TYPE;
     use http_body_util::BodyExt;
 
     fn headers(content_type: &str) -> HeaderMap {
